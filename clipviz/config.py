@@ -1,0 +1,44 @@
+"""One place for clipviz's defaults and limits.
+
+Every default used by the library, the CLI and the web app comes from
+:data:`SETTINGS`; each field says what it is and why it has that value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Defaults and hard limits (read-only)."""
+
+    # --- the paper's one-unit setting (section 2.4, Figure 3) ---------------
+    steps: int = 50  # T: the paper plots E_50
+    x0: float = 0.5  # initial state x_0 used in Figure 3
+    target: float = 0.7  # target for sigma(x_T) in Figure 3
+    activation: str = "sigmoid"  # sigma of equation (14) in Figure 3
+    bifurcation_w: float = 5.0  # w fixed at 5.0 in Figure 4
+
+    # --- the error-surface window shown by default --------------------------
+    w_min: float = -2.0  # includes w < 4 (one attractor) ...
+    w_max: float = 12.0  # ... and w > 4, where the sigmoid map is bistable
+    b_min: float = -8.0  # the wall lies around b ~ -w/2 for x0 = 0.5
+    b_max: float = 2.0
+    resolution: int = 256  # grid points per axis (web default)
+
+    # --- hard limits enforced by the library API ----------------------------
+    max_steps: int = 100_000  # longest unroll T accepted anywhere
+    max_grid: int = 2048  # largest grid side accepted (2048 x 2048)
+    max_descent_steps: int = 100_000  # longest gradient-descent trajectory
+    divergence_bound: float = 1e6  # |w| or |b| beyond this ends a descent as diverged
+
+    # --- clipping defaults ---------------------------------------------------
+    clip_threshold: float = 1.0  # tau for norm/value clipping in the UI
+    autoclip_percentile: float = 10.0  # p used by AutoClip's paper by default
+
+
+SETTINGS = Settings()
+
+ACTIVATIONS = ("sigmoid", "tanh")
+"""Activations of the one-unit model (codes 0 and 1 in the kernels)."""

@@ -1,0 +1,1 @@
+"""The Dash web app: app factory, one module per page, shared components."""
