@@ -45,7 +45,8 @@ class Settings:
     dyn_max_abs_param: float = 1000.0  # |w|, |b|, |x0| accepted by the dynamics API
     dyn_max_orbit_values: int = 8_000_000  # x0s * bs * keep cap (64 MB of float64)
     dyn_max_branch_points: int = 100_000  # continuation buffer per branch
-    dyn_ds_fraction: float = 0.01  # largest arclength step, as a fraction of the window diagonal
+    dyn_ds_fraction: float = 0.005  # largest arclength step, as a fraction of the window diagonal
+    dyn_max_turn: float = 0.05  # radians the branch tangent may turn per step (plot smoothness)
     dyn_max_units: int = 500  # n-unit model: largest n accepted
     dyn_max_unit_steps: int = 5000  # n-unit model: longest unroll accepted
 

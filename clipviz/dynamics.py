@@ -242,8 +242,8 @@ def _trace(eq, w, act, x0, b0, ox, ob, b_min, b_max, ds_max, close):
     cap = SETTINGS.dyn_max_branch_points
     xs = np.empty(cap)
     bs = np.empty(cap)
-    n, status = k.continue_curve(eq, w, act, x0, b0, ox, ob, b_min, b_max, ds_max, 0.1,
-                                 xs, bs, close)
+    n, status = k.continue_curve(eq, w, act, x0, b0, ox, ob, b_min, b_max, ds_max,
+                                 SETTINGS.dyn_max_turn, xs, bs, close)
     if status >= 2:
         log.warning("continuation stopped early (status %d) at w=%g after %d points", status, w, n)
     return xs[:n].copy(), bs[:n].copy(), status
@@ -352,9 +352,19 @@ def bifurcation_diagram(w: float, b_min: float, b_max: float,
                 bs = np.concatenate([pieces[1][1][::-1], pieces[0][1][1:]])
             else:
                 xs, bs = pieces[0]
+            # the other period-doubling points the loop passes through (where F(x) - x
+            # changes sign on it): mark them done and put them in as exact vertices
+            gap = np.array([_F(x, w, b, act) - x for x, b in zip(xs, bs)])
             for j, q in enumerate(pds):
-                if not visited[j] and np.min(np.hypot(xs - q.x, bs - q.b)) <= 2 * ds_max:
-                    visited[j] = True
+                if visited[j] or np.min(np.hypot(xs - q.x, bs - q.b)) > 2 * ds_max:
+                    continue
+                visited[j] = True
+                flips = np.nonzero(np.sign(gap[:-1]) * np.sign(gap[1:]) < 0)[0]
+                if flips.size:
+                    near = flips[np.argmin(np.hypot(xs[flips] - q.x, bs[flips] - q.b))]
+                    xs = np.insert(xs, near + 1, q.x)
+                    bs = np.insert(bs, near + 1, q.b)
+                    gap = np.insert(gap, near + 1, 0.0)
             partner = np.array([_F(x, w, b, act) for x, b in zip(xs, bs)])
             mult = np.array([w * w * _dsigma(x, act) * _dsigma(y, act)
                              for x, y in zip(xs, partner)])
