@@ -200,3 +200,17 @@ def test_curvature_alignment_rejects_bad_grid():
         dyn.curvature_alignment([], [0.0])
     with pytest.raises(ValueError, match="too few grid points"):
         dyn.curvature_alignment([5.0], [0.0])
+
+
+def test_curvature_claims_in_docstring_hold():
+    """The qualitative findings written in curvature_alignment's docstring, at a small grid."""
+    c = dyn.curvature_alignment(np.linspace(-2, 12, 96), np.linspace(-8, 2, 96))
+    s = c.summary
+    assert c.spearman > 0.9  # curvature along g grows with ||g||
+    assert 0.8 < c.loglog_slope < 1.1
+    assert s["median_curv_top1pct"] > 50 * s["median_curv_all"]
+    assert s["median_angle_all_deg"] < 1.0  # aligned almost everywhere ...
+    assert s["median_angle_top1pct_deg"] > 5.0  # ... but less so where ||g|| is largest
+    assert s["median_curv_over_lead_top1pct"] > 0.9
+    # the deciles tell the same story: angle and curvature rise with ||g||
+    assert np.all(np.diff(c.decile_curv) > 0) and c.decile_angle[-1] > 10 * c.decile_angle[0]
