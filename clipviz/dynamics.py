@@ -270,6 +270,64 @@ def _insert_specials(xs, bs, act, w, m, kind, specials):
     return np.array(new_x), np.array(new_b)
 
 
+def _period2_branches(w, act, b_min, b_max, ds_max, pds) -> list[Branch]:
+    """Period-2 branches in the window: from each period-doubling point (both ways, or
+    once round a closed loop) and from period-2 orbits on the window's edges (for a
+    window that cuts the period-2 loop without containing a period-doubling point)."""
+    seeds = [("pd", p.x, p.b, 0.0) for p in pds]
+    if w < 0:
+        for be, ob in ((b_min, 1.0), (b_max, -1.0)):
+            (fp,) = [q for q in fixed_points(w, be, ACTIVATIONS[act])][:1] or [None]
+            if fp is not None and fp.slope < -1.0:
+                pnt = k.period2_point(w, be, fp.x, act)
+                if math.isfinite(pnt):
+                    seeds += [("edge", pnt, be, ob), ("edge", _F(pnt, w, be, act), be, ob)]
+    done = [False] * len(seeds)
+    out = []
+    for i, (kind, x0, b0, ob) in enumerate(seeds):
+        if done[i]:
+            continue
+        done[i] = True
+        if kind == "pd":
+            pieces = []
+            for ox in (+1.0, -1.0):
+                xs, bs, status = _trace(1, w, act, x0, b0, ox, 0.0, b_min, b_max, ds_max, True)
+                pieces.append((xs, bs))
+                if status == 1:  # closed loop: one direction covers it
+                    break
+            if len(pieces) == 2:  # join the two halves through the start point
+                xs = np.concatenate([pieces[1][0][::-1], pieces[0][0][1:]])
+                bs = np.concatenate([pieces[1][1][::-1], pieces[0][1][1:]])
+            else:
+                xs, bs = pieces[0]
+        else:
+            xs, bs, _status = _trace(1, w, act, x0, b0, 0.0, ob, b_min, b_max, ds_max, False)
+        # other seeds on this curve: edge seeds are its exits; period-doubling points it
+        # passes (F(x) - x changes sign there) are marked and put in as exact vertices
+        gap = np.array([_F(x, w, b, act) - x for x, b in zip(xs, bs)])
+        for j, (kj, xj, bj, _o) in enumerate(seeds):
+            if done[j]:
+                continue
+            if kj == "edge":
+                ends = ((xs[0], bs[0]), (xs[-1], bs[-1]))
+                if any(be == bj and abs(xe - xj) <= 1e-6 * (1 + abs(xj)) for xe, be in ends):
+                    done[j] = True
+                continue
+            if np.min(np.hypot(xs - xj, bs - bj)) > 2 * ds_max:
+                continue
+            done[j] = True
+            flips = np.nonzero(np.sign(gap[:-1]) * np.sign(gap[1:]) < 0)[0]
+            if flips.size:
+                near = flips[np.argmin(np.hypot(xs[flips] - xj, bs[flips] - bj))]
+                xs = np.insert(xs, near + 1, xj)
+                bs = np.insert(bs, near + 1, bj)
+                gap = np.insert(gap, near + 1, 0.0)
+        partner = np.array([_F(x, w, b, act) for x, b in zip(xs, bs)])
+        mult = np.array([w * w * _dsigma(x, act) * _dsigma(y, act) for x, y in zip(xs, partner)])
+        out.append(Branch(bs, xs, np.abs(mult) < 1.0, mult, "period2", partner))
+    return out
+
+
 def bifurcation_diagram(w: float, b_min: float, b_max: float,
                         activation: str = "sigmoid", *,
                         period2: bool = True) -> BifurcationDiagram:
@@ -335,40 +393,8 @@ def bifurcation_diagram(w: float, b_min: float, b_max: float,
         branches.append(Branch(bs, xs, stable, mult, "fixed"))
 
     if period2:
-        pds = [p for p in special if p.kind == "period_doubling"]
-        visited = [False] * len(pds)
-        for i, p in enumerate(pds):
-            if visited[i]:
-                continue
-            visited[i] = True
-            pieces = []
-            for ox in (+1.0, -1.0):
-                xs, bs, status = _trace(1, w, act, p.x, p.b, ox, 0.0, b_min, b_max, ds_max, True)
-                pieces.append((xs, bs))
-                if status == 1:  # closed loop: one direction covers it
-                    break
-            if len(pieces) == 2:  # join the two halves through the start point
-                xs = np.concatenate([pieces[1][0][::-1], pieces[0][0][1:]])
-                bs = np.concatenate([pieces[1][1][::-1], pieces[0][1][1:]])
-            else:
-                xs, bs = pieces[0]
-            # the other period-doubling points the loop passes through (where F(x) - x
-            # changes sign on it): mark them done and put them in as exact vertices
-            gap = np.array([_F(x, w, b, act) - x for x, b in zip(xs, bs)])
-            for j, q in enumerate(pds):
-                if visited[j] or np.min(np.hypot(xs - q.x, bs - q.b)) > 2 * ds_max:
-                    continue
-                visited[j] = True
-                flips = np.nonzero(np.sign(gap[:-1]) * np.sign(gap[1:]) < 0)[0]
-                if flips.size:
-                    near = flips[np.argmin(np.hypot(xs[flips] - q.x, bs[flips] - q.b))]
-                    xs = np.insert(xs, near + 1, q.x)
-                    bs = np.insert(bs, near + 1, q.b)
-                    gap = np.insert(gap, near + 1, 0.0)
-            partner = np.array([_F(x, w, b, act) for x, b in zip(xs, bs)])
-            mult = np.array([w * w * _dsigma(x, act) * _dsigma(y, act)
-                             for x, y in zip(xs, partner)])
-            branches.append(Branch(bs, xs, np.abs(mult) < 1.0, mult, "period2", partner))
+        branches += _period2_branches(w, act, b_min, b_max, ds_max,
+                                      [p for p in special if p.kind == "period_doubling"])
 
     special.sort(key=lambda s: (s.b, s.x))
     return BifurcationDiagram(w, b_min, b_max, activation, branches, special)

@@ -531,3 +531,51 @@ def test_input_driven_far_from_boundary_stays_together():
 def test_bad_arguments_raise_value_error(call, msg):
     with pytest.raises(ValueError, match=msg):
         call()
+
+
+@pytest.mark.parametrize("window,pieces", [((2.0, 6.0), 2), ((2.0, 11.0), 1), ((-3.0, 3.0), 1)])
+def test_period_two_branch_when_window_cuts_the_loop(window, pieces):
+    """A window that cuts the period-2 loop still gets its period-2 branch(es), from the edges."""
+    w = -8.0
+    bd = dyn.bifurcation_diagram(w, *window)
+    p2 = [br for br in bd.branches if br.kind == "period2"]
+    assert len(p2) == pieces
+    for br in p2:
+        assert np.all(np.abs(F(F(br.x, w, br.b, "sigmoid"), w, br.b, "sigmoid") - br.x) < 1e-9)
+        assert br.b.min() >= window[0] - 1e-12 and br.b.max() <= window[1] + 1e-12
+    # every period-2 point in the window is on a traced branch
+    for b in np.linspace(window[0] + 0.05, min(window[1], 8.5), 7):
+        (fp,) = dyn.fixed_points(w, b)
+        if fp.slope >= -1:
+            continue
+        xa = iterate(fp.x + 1e-2, w, b, "sigmoid", 5000)
+        for xo in (float(xa), float(F(xa, w, b, "sigmoid"))):
+            assert min(_dist_to_curve(br.b, br.x, b, xo) for br in p2) < 1e-3
+
+
+_rng = np.random.default_rng(2024)
+_CASES = [(str(_rng.choice(ACTS)), float(_rng.uniform(-15, 15)), float(_rng.uniform(-12, 6)),
+           float(_rng.uniform(0.05, 12))) for _ in range(30)]
+
+
+@pytest.mark.parametrize("act,w,b_min,width", _CASES)
+def test_diagram_random_windows(act, w, b_min, width):
+    """Random (w, window, activation): branches are exact, complete, and special points exact."""
+    b_max = b_min + width
+    bd = dyn.bifurcation_diagram(w, b_min, b_max, act)
+    fixed = [br for br in bd.branches if br.kind == "fixed"]
+    for br in fixed:
+        assert np.all(np.abs(F(br.x, w, br.b, act) - br.x) < 1e-10)
+    for br in bd.branches:
+        if br.kind == "period2":
+            assert np.all(np.abs(F(F(br.x, w, br.b, act), w, br.b, act) - br.x) < 1e-9)
+    for b in np.linspace(b_min, b_max, 9):
+        for p in dyn.fixed_points(w, b, act):
+            assert min(_dist_to_curve(br.b, br.x, b, p.x) for br in fixed) < 1e-3
+    for sp in bd.special:
+        m = 1 if sp.kind == "fold" else -1
+        assert abs(w * dsig(sp.x, act) - m) < 1e-12 and abs(F(sp.x, w, sp.b, act) - sp.x) < 1e-12
+        assert b_min <= sp.b <= b_max
+    expect = [p for p in dyn.fold_points(w, act) + dyn.period_doubling_points(w, act)
+              if b_min < p[0] < b_max]
+    assert len(bd.special) == len(expect)
