@@ -579,3 +579,22 @@ def test_diagram_random_windows(act, w, b_min, width):
     expect = [p for p in dyn.fold_points(w, act) + dyn.period_doubling_points(w, act)
               if b_min < p[0] < b_max]
     assert len(bd.special) == len(expect)
+
+
+def _child_basins(q):
+    q.put(dyn.basins(5.0, np.linspace(-3, -2, 16), np.linspace(-3, 3, 16), steps=100).tolist())
+
+
+def test_parallel_kernels_work_in_forked_child():
+    """gunicorn / Celery prefork: a parallel kernel ran in the parent, then the child forks."""
+    import multiprocessing as mp
+
+    parent = dyn.basins(5.0, np.linspace(-3, -2, 16), np.linspace(-3, 3, 16), steps=100)
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_basins, args=(q,))
+    p.start()
+    child = q.get(timeout=60)
+    p.join(timeout=60)
+    assert p.exitcode == 0
+    assert child == parent.tolist()
