@@ -47,7 +47,10 @@ class Settings:
     dyn_max_branch_points: int = 100_000  # continuation buffer per branch
     dyn_ds_fraction: float = 0.005  # largest arclength step, as a fraction of the window diagonal
     dyn_max_turn: float = 0.05  # radians the branch tangent may turn per step (plot smoothness)
+    dyn_max_work: int = 4_000_000_000  # grid points x steps per basins/sensitivity/orbit call (~seconds)
+    dyn_max_sensitivity_points: int = 1 << 20  # b values accepted by the 1-D sensitivity
     dyn_max_units: int = 500  # n-unit model: largest n accepted
+    dyn_max_unit_work: float = 2e10  # n^3 x steps cap for jacobian_norms (matrix products + SVDs)
     dyn_max_unit_steps: int = 5000  # n-unit model: longest unroll accepted
 
 

@@ -84,6 +84,13 @@ def _params_array(name: str, values, max_len: int) -> np.ndarray:
     return a
 
 
+def _work(points: int, steps: int) -> None:
+    lim = SETTINGS.dyn_max_work
+    if points * steps > lim:
+        raise ValueError(f"grid points x steps = {points * steps:.3g} exceeds the limit {lim:.3g}; "
+                         "use a smaller grid or fewer steps")
+
+
 def _sigma_np(x: np.ndarray, act: int) -> np.ndarray:
     if act == k.SIGMOID:
         return 0.5 * (1.0 + np.tanh(0.5 * x))
@@ -443,6 +450,7 @@ def orbit_diagram(w: float, bs, *, x0s=(-4.0, -1.0, 0.0, 1.0, 4.0),
     if total > SETTINGS.dyn_max_orbit_values:
         raise ValueError(f"len(x0s) * len(bs) * keep = {total} exceeds the limit "
                          f"{SETTINGS.dyn_max_orbit_values}; use fewer b values or keep fewer states")
+    _work(x0s.size * bs.size, transient + keep)
     act = _act(activation)
     out = np.empty((x0s.size, bs.size, keep))
     k.orbits(w, bs, x0s, transient, keep, act, out)
@@ -501,6 +509,7 @@ def basins(w: float, bs, x0s, *, steps: int = SETTINGS.basin_steps,
     tol = v.finite("tol", tol)
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol:g}")
+    _work(x0s.size * bs.size, steps)
     act = _act(activation)
     att = attractors(w, bs, activation)
     out = np.empty((x0s.size, bs.size), dtype=np.int8)
@@ -543,9 +552,10 @@ def sensitivity(w: float, bs, *, x0: float = SETTINGS.x0, steps: int = SETTINGS.
     (section 2.5) made visible.  Overflowing derivatives come back as inf.
     """
     w = _param("w", w)
-    bs = _params_array("bs", bs, 1 << 20)
+    bs = _params_array("bs", bs, SETTINGS.dyn_max_sensitivity_points)
     x0 = _param("x0", x0)
     steps = v.integer("steps", steps, 1, SETTINGS.max_steps)
+    _work(bs.size, steps)
     act = _act(activation)
     xT = np.empty((1, bs.size))
     db = np.empty((1, bs.size))
@@ -574,6 +584,7 @@ def sensitivity_grid(w: float, bs, x0s, *, steps: int = SETTINGS.basin_steps,
     bs = _params_array("bs", bs, SETTINGS.max_grid)
     x0s = _params_array("x0s", x0s, SETTINGS.max_grid)
     steps = v.integer("steps", steps, 1, SETTINGS.max_steps)
+    _work(x0s.size * bs.size, steps)
     act = _act(activation)
     shape = (x0s.size, bs.size)
     xT, db, d0 = np.empty(shape), np.empty(shape), np.empty(shape)
@@ -738,6 +749,9 @@ def jacobian_norms(*, n: int = 50, rho: float = 1.2, steps: int = 200,
     if not 0 < rho <= 100:
         raise ValueError(f"rho must be in (0, 100], got {rho:g}")
     steps = v.integer("steps", steps, 1, SETTINGS.dyn_max_unit_steps)
+    if float(n) ** 3 * steps > SETTINGS.dyn_max_unit_work:
+        raise ValueError(f"n^3 x steps = {float(n) ** 3 * steps:.3g} exceeds the limit "
+                         f"{SETTINGS.dyn_max_unit_work:.3g}; use fewer units or steps")
     act = _NU_CODE[v.choice("activation", activation, N_UNIT_ACTIVATIONS)]
     n_in = v.integer("n_in", n_in, 1, SETTINGS.dyn_max_units)
     input_scale = v.finite("input_scale", input_scale)

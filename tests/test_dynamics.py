@@ -527,6 +527,11 @@ def test_input_driven_far_from_boundary_stays_together():
     (lambda: dyn.input_driven(5, 0, inputs=[1.0, float("inf")]), "inputs must contain only finite"),
     (lambda: dyn.input_driven(5, 0, input_scale=-1), "input_scale must be >= 0"),
     (lambda: dyn.attractors(5, [0.0], "tanhh"), "activation must be one of"),
+    (lambda: dyn.basins(5, np.zeros(2048), np.zeros(2048), steps=100_000), "exceeds the limit"),
+    (lambda: dyn.sensitivity_grid(5, np.zeros(2048), np.zeros(2048), steps=10_000), "exceeds the limit"),
+    (lambda: dyn.sensitivity(5, np.zeros(1 << 20), steps=100_000), "exceeds the limit"),
+    (lambda: dyn.orbit_diagram(5, np.zeros(2048), x0s=np.zeros(64), transient=100_000, keep=1),
+     "exceeds the limit"),
 ])
 def test_bad_arguments_raise_value_error(call, msg):
     with pytest.raises(ValueError, match=msg):

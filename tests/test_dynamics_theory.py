@@ -154,6 +154,7 @@ def test_long_term_share_and_norm_properties():
     (dict(steps=0), "steps must be between"),
     (dict(input_scale=-1.0), "input_scale and x0_scale must be >= 0"),
     (dict(seed=-1), "seed must be between"),
+    (dict(n=500, steps=5000), "exceeds the limit"),
 ])
 def test_jacobian_norms_bad_arguments(kwargs, msg):
     with pytest.raises(ValueError, match=msg):
