@@ -328,25 +328,28 @@ def test_orbit_diagram_shows_both_attractors_and_period_two():
 
 
 # ---------------------------------------------------------------- 4. basins
-def test_basins_agree_with_direct_iteration_off_boundary():
-    w = 5.0
-    bs = np.linspace(-3.2, -1.8, 57)
-    x0s = np.linspace(-4.0, 4.0, 41)
-    lab = dyn.basins(w, bs, x0s, steps=200)
+@pytest.mark.parametrize("act,w,b_lo,b_hi", [("sigmoid", 5.0, -3.2, -1.8), ("sigmoid", 8.0, -5.5, -2.5),
+                                          ("tanh", 2.0, -1.2, 1.2)])
+def test_basins_agree_with_direct_iteration_off_boundary(act, w, b_lo, b_hi):
+    bs = np.linspace(b_lo, b_hi, 57)
+    x0s = np.linspace(-w + b_lo, w + b_hi, 41)
+    lab = dyn.basins(w, bs, x0s, steps=200, activation=act)
     assert lab.shape == (41, 57) and lab.dtype.kind == "i"
     db = bs[1] - bs[0]
     dx = x0s[1] - x0s[0]
-    # direct iteration for much longer; lower attractor < 0 < upper attractor at w = 5
-    X = iterate(np.broadcast_to(x0s[:, None], lab.shape), w, bs[None, :], "sigmoid", 5000)
+    # direct iteration for much longer; every stable fixed point lies outside [-c, c]
+    # (c: the fold's |x|), so lower attractor < 0 < upper attractor
+    X = iterate(np.broadcast_to(x0s[:, None], lab.shape), w, bs[None, :], act, 5000)
     direct = (X > 0).astype(int)
-    (bf1, _), (bf2, _) = closed_form_folds(w, "sigmoid")
+    (bf1, xf1), (bf2, xf2) = closed_form_folds(w, act)
+    c = abs(xf1)
     checked = 0
     for j, b in enumerate(bs):
         if min(abs(b - bf1), abs(b - bf2)) <= db:
             continue  # one grid step from a bifurcation boundary
         u = None
         if bf1 < b < bf2:  # the unstable fixed point is the basin boundary
-            u = brentq(lambda x: float(F(x, w, b, "sigmoid") - x), -0.96, 0.96)
+            u = brentq(lambda x: float(F(x, w, b, act) - x), -c, c)
         for i, x0 in enumerate(x0s):
             if u is not None and abs(x0 - u) <= dx:
                 continue
