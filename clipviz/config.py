@@ -43,6 +43,7 @@ class Settings:
     orbit_transient: int = 500  # iterations discarded before the orbit diagram keeps states
     orbit_keep: int = 32  # states kept per (x0, b) in the orbit diagram (shows period 2)
     dyn_max_abs_param: float = 1000.0  # |w|, |b|, |x0| accepted by the dynamics API
+    dyn_max_diagram_w: float = 100.0  # |w| accepted by bifurcation_diagram (checked to this size)
     dyn_max_orbit_values: int = 8_000_000  # x0s * bs * keep cap (64 MB of float64)
     dyn_max_branch_points: int = 100_000  # continuation buffer per branch
     dyn_ds_fraction: float = 0.005  # largest arclength step, as a fraction of the window diagonal

@@ -361,6 +361,9 @@ def bifurcation_diagram(w: float, b_min: float, b_max: float,
         Also continue the period-2 branch born at period doubling.
     """
     w = _param("w", w)
+    if abs(w) > SETTINGS.dyn_max_diagram_w:
+        raise ValueError(f"w must lie in [-{SETTINGS.dyn_max_diagram_w:g}, "
+                         f"{SETTINGS.dyn_max_diagram_w:g}] for the bifurcation diagram, got {w:g}")
     b_min = _param("b_min", b_min)
     b_max = _param("b_max", b_max)
     if not b_min < b_max:

@@ -512,6 +512,7 @@ def test_input_driven_far_from_boundary_stays_together():
     (lambda: dyn.bifurcation_diagram(5, 1, 1), "b_min must be smaller than b_max"),
     (lambda: dyn.bifurcation_diagram(5, -6, 2, "softplus"), "activation must be one of"),
     (lambda: dyn.bifurcation_diagram(None, -6, 2), "w must be a finite number"),
+    (lambda: dyn.bifurcation_diagram(150, -6, 2), "for the bifurcation diagram"),
     (lambda: dyn.basins(5, [], [0.0]), "bs must be a non-empty"),
     (lambda: dyn.basins(5, [0.0], [[0.0]]), "x0s must be a non-empty 1-D"),
     (lambda: dyn.basins(5, [0.0], [0.0], steps=0), "steps must be between"),
@@ -564,6 +565,8 @@ def test_period_two_branch_when_window_cuts_the_loop(window, pieces):
 _rng = np.random.default_rng(2024)
 _CASES = [(str(_rng.choice(ACTS)), float(_rng.uniform(-15, 15)), float(_rng.uniform(-12, 6)),
            float(_rng.uniform(0.05, 12))) for _ in range(30)]
+# the largest |w| accepted, with windows much wider than the S-shape (sharp folds)
+_CASES += [(a, w, -2 * abs(w), 4 * abs(w)) for a in ACTS for w in (100.0, -100.0)]
 
 
 @pytest.mark.parametrize("act,w,b_min,width", _CASES)
@@ -577,9 +580,11 @@ def test_diagram_random_windows(act, w, b_min, width):
     for br in bd.branches:
         if br.kind == "period2":
             assert np.all(np.abs(F(F(br.x, w, br.b, act), w, br.b, act) - br.x) < 1e-9)
+    # polyline (chord) tolerance: 1e-3, or 2e-5 of the window for very wide windows
+    tol = max(1e-3, 2e-5 * math.hypot(width, width + 2 * abs(w)))
     for b in np.linspace(b_min, b_max, 9):
         for p in dyn.fixed_points(w, b, act):
-            assert min(_dist_to_curve(br.b, br.x, b, p.x) for br in fixed) < 1e-3
+            assert min(_dist_to_curve(br.b, br.x, b, p.x) for br in fixed) < tol
     for sp in bd.special:
         m = 1 if sp.kind == "fold" else -1
         assert abs(w * dsig(sp.x, act) - m) < 1e-12 and abs(F(sp.x, w, sp.b, act) - sp.x) < 1e-12

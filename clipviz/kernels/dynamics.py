@@ -330,14 +330,15 @@ def continue_curve(eq: int, w: float, act: int, x0: float, b0: float, orient_x: 
     x = x0
     b = b0
     e, ex, eb = _equation(eq, x, b, w, act)
-    tx = -eb
-    tb = ex
+    # The natural tangent (-E_b, E_x) keeps det[[E_x, E_b], [t_x, t_b]] = |grad E| > 0, so
+    # its orientation is consistent along a regular curve: fix the sign once, never flip
+    # (flipping by a dot product would let a large step jump across a sharp fold).
+    sgn = 1.0 if (-eb * orient_x + ex * orient_b) >= 0.0 else -1.0
+    tx = -eb * sgn
+    tb = ex * sgn
     nrm = math.hypot(tx, tb)
     tx /= nrm
     tb /= nrm
-    if tx * orient_x + tb * orient_b < 0.0:
-        tx = -tx
-        tb = -tb
     out_x[0] = x
     out_b[0] = b
     n = 1
@@ -368,25 +369,26 @@ def continue_curve(eq: int, w: float, act: int, x0: float, b0: float, orient_x: 
                 break
         if ok:
             e, ex, eb = _equation(eq, xi, bi, w, act)
-            ok = abs(e) <= 1e-10
+            # converged, on the curve, and not pulled far from the predictor (another part
+            # of the curve)
+            ok = abs(e) <= 1e-10 and math.hypot(xi - xp, bi - bp) <= 0.5 * ds
         if not ok:
             ds *= 0.5
             if ds < ds_min:
                 return n, 3
             continue
-        nx = -eb
-        nb = ex
+        nx = -eb * sgn
+        nb = ex * sgn
         nrm = math.hypot(nx, nb)
         nx /= nrm
         nb /= nrm
         c = nx * tx + nb * tb
-        if c < 0.0:
-            nx = -nx
-            nb = -nb
-            c = -c
-        if c < cos_max and ds > ds_min * 16.0:
-            ds *= 0.5
-            continue
+        if c < cos_max:
+            if ds > ds_min * 16.0:
+                ds *= 0.5
+                continue
+            if c <= 0.0:
+                return n, 3
         step = math.hypot(xi - x, bi - b)
         travelled += step
         x = xi
