@@ -478,17 +478,19 @@ class Attractors:
     bs: np.ndarray
     x: np.ndarray  #: (len(bs), 2)
     label: np.ndarray  #: (len(bs), 2) int8, -1 for padding
+    boundary: np.ndarray  #: (len(bs),) the unstable fixed point between the two attractors, NaN if one
 
 
 def attractors(w: float, bs, activation: str = "sigmoid") -> Attractors:
-    """The attractors used to label :func:`basins`, at every b in ``bs``."""
+    """The attractors used to label :func:`basins`, and the basin boundary, at every b in ``bs``."""
     w = _param("w", w)
     bs = _params_array("bs", bs, SETTINGS.max_grid)
     act = _act(activation)
     ax = np.empty((bs.size, 2))
     al = np.empty((bs.size, 2), dtype=np.int8)
-    k.attractors(w, bs, act, ax, al)
-    return Attractors(bs, ax, al)
+    bnd = np.empty(bs.size)
+    k.attractors(w, bs, act, ax, al, bnd)
+    return Attractors(bs, ax, al, bnd)
 
 
 def basins(w: float, bs, x0s, *, steps: int = SETTINGS.basin_steps,

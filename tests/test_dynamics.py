@@ -393,6 +393,8 @@ def test_attractors():
     assert att.label[2].tolist() == [1, -1]
     fps = dyn.fixed_points(5.0, -2.5)
     assert att.x[1].tolist() == [fps[0].x, fps[2].x]
+    assert np.isnan(att.boundary[0]) and np.isnan(att.boundary[2])
+    assert att.boundary[1] == fps[1].x and not fps[1].stable
 
 
 # ---------------------------------------------------------------- 5. sensitivity

@@ -425,14 +425,16 @@ def continue_curve(eq: int, w: float, act: int, x0: float, b0: float, orient_x: 
 
 @njit(cache=True)
 def attractors(w: float, bs: np.ndarray, act: int, att_x: np.ndarray,
-               att_lab: np.ndarray) -> None:
+               att_lab: np.ndarray, boundary: np.ndarray) -> None:
     """Attractors of F at every b, for basin labelling.
 
     att_x[j, :] holds up to 2 attractor points at b = bs[j] (NaN where
     none), att_lab[j, :] their labels: stable fixed points are labelled 1 if
     they lie on the upper branch (x > 0, only possible with folds present)
     and 0 otherwise; a period-2 orbit (negative w, fixed point past period
-    doubling) puts both its points in with label 0.
+    doubling) puts both its points in with label 0.  boundary[j] is the
+    unstable fixed point between two stable ones (the basin boundary), NaN
+    where there is only one attractor.
     """
     roots = np.empty(3)
     folds = w * dmax(act) > 1.0
@@ -442,6 +444,7 @@ def attractors(w: float, bs: np.ndarray, act: int, att_x: np.ndarray,
         att_lab[j, 0] = -1
         att_lab[j, 1] = -1
         n = fixed_points(w, bs[j], act, roots)
+        boundary[j] = np.nan
         k = 0
         for i in range(n):
             _s, d1, _d2 = act_d2(roots[i], act)
@@ -449,6 +452,8 @@ def attractors(w: float, bs: np.ndarray, act: int, att_x: np.ndarray,
                 att_x[j, k] = roots[i]
                 att_lab[j, k] = 1 if (folds and roots[i] > 0.0) else 0
                 k += 1
+        if n == 3 and k == 2:
+            boundary[j] = roots[1]
         if k == 0 and w < 0.0 and n == 1:
             p = period2_point(w, bs[j], roots[0], act)
             if math.isfinite(p):
