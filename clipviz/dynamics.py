@@ -52,7 +52,7 @@ __all__ = [
     "OrbitDiagram", "orbit_diagram", "basins", "Attractors", "attractors",
     "Sensitivity", "sensitivity", "SensitivityGrid", "sensitivity_grid",
     "VectorField", "vector_field", "InputDriven", "input_driven",
-    "JacobianNorms", "jacobian_norms", "CurvatureAlignment", "curvature_alignment",
+    "JacobianNorms", "jacobian_norms", "CurvatureAlignment", "curvature_alignment", "warm_up",
 ]
 
 N_UNIT_ACTIVATIONS = ("identity", "tanh", "sigmoid")
@@ -905,3 +905,21 @@ def curvature_alignment(ws, bs, *, steps: int = SETTINGS.steps, x0: float = SETT
         "median_curv_over_lead_top1pct": float(np.median(cu[top] / np.abs(lead[ok][top]))),
     }
     return CurvatureAlignment(s.ws, s.bs, gn, angle, curv, lead, dg, da, dc, slope, rs, summary)
+
+
+def warm_up() -> None:
+    """Compile (or load from Numba's cache) every dynamics kernel on tiny inputs.
+
+    Without a cache the first calls compile for several seconds each; call
+    this at build or start-up time (e.g. in a Docker build step or a worker's
+    start hook) so that no user request pays for it.
+    """
+    small = np.linspace(-3.0, 1.0, 4)
+    for act in ACTIVATIONS:
+        bifurcation_diagram(-8.0 if act == "sigmoid" else -3.0, -2.0, 10.0, act)
+        basins(5.0, small, small, steps=3, activation=act)
+        sensitivity_grid(5.0, small, small, steps=3, activation=act)
+        orbit_diagram(5.0, small, x0s=small, transient=2, keep=2, activation=act)
+        input_driven(5.0, 0.0, steps=3, activation=act)
+    for act in N_UNIT_ACTIVATIONS:
+        jacobian_norms(n=3, steps=3, activation=act)

@@ -215,3 +215,7 @@ def test_curvature_claims_in_docstring_hold():
     assert s["median_curv_over_lead_top1pct"] > 0.9
     # the deciles tell the same story: angle and curvature rise with ||g||
     assert np.all(np.diff(c.decile_curv) > 0) and c.decile_angle[-1] > 10 * c.decile_angle[0]
+
+
+def test_warm_up_runs():
+    dyn.warm_up()  # compiles / loads every kernel; must not raise
