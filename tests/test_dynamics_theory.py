@@ -218,4 +218,7 @@ def test_curvature_claims_in_docstring_hold():
 
 
 def test_warm_up_runs():
-    dyn.warm_up()  # compiles / loads every kernel; must not raise
+    dyn.warm_up()
+    for f in (k.continue_curve, k.fixed_points, k.refine_special, k.attractors, k.basins_grid,
+              k.orbits, k.sensitivity_grid, k.driven, k.n_unit_states, k.jacobian_products):
+        assert f.signatures, f  # compiled (or loaded from the cache) for use
