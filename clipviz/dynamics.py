@@ -518,7 +518,7 @@ def basins(w: float, bs, x0s, *, steps: int = SETTINGS.basin_steps,
     act = _act(activation)
     att = attractors(w, bs, activation)
     out = np.empty((x0s.size, bs.size), dtype=np.int8)
-    k.basins_grid(w, bs, x0s, steps, act, att.x, att.label, tol, out)
+    k.basins_grid(w, bs, x0s, steps, act, att.x, att.label, tol, out, True, np.empty((1, 0)))
     return out
 
 

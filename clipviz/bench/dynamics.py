@@ -8,9 +8,9 @@
    (the reference is given the attractors for free), run alternately so
    load drift on the shared machine cancels in the per-pair ratios; also
    with one Numba thread (code quality per core); target >= 3x.  The
-   kernel retires points that reached an exact (bitwise) fixed point, so a
-   second grid where nothing converges to a fixed point (period-2 regime,
-   w = -8) shows the raw per-step throughput as well.
+   kernel retires points whose orbit became exactly periodic (period 1 or 2,
+   bitwise), so the period-2 regime (w = -8) and the raw loop with
+   retirement switched off are timed as well.
 3. Cold start of the first bifurcation diagram in a fresh process.
 """
 
@@ -56,6 +56,14 @@ COLD = (
 )
 
 
+def _raw_basins(w, bs, x0s, att):
+    from ..kernels import dynamics as k
+
+    out = np.empty((x0s.size, bs.size), dtype=np.int8)
+    k.basins_grid(w, bs, x0s, T, 0, att.x, att.label, 1e-3, out, False, np.empty((1, 0)))
+    return out
+
+
 def _interleaved(ours, ref, reps: int) -> tuple[float, float, float]:
     """Median times of ours() and ref() run alternately, and the median per-pair ratio.
 
@@ -93,15 +101,19 @@ def run(quick: bool = False) -> list[str]:
     bs = np.linspace(-6.0, 2.0, N)
     x0s = np.linspace(-6.0, 8.0, N)
     reps = 3 if quick else 5
-    for title, w, grid in (
-        (f"basins {N}x{N} grid, T={T}, sigmoid, w={W}, b in [-6, 2], x0 in [-6, 8]", W, bs),
-        # worst case for retiring converged points: inside the period-2 bubble at w = -8
-        # no point is ever a fixed point, so every cell runs all T steps
-        (f"basins worst case {N}x{N}, T={T}, w=-8, b in [0, 8] (period-2 attractor: no point "
-         "retires early)", -8.0, np.linspace(0.0, 8.0, N)),
-    ):
+    cases = (
+        (f"basins {N}x{N} grid, T={T}, sigmoid, w={W}, b in [-6, 2], x0 in [-6, 8]", W, bs, False),
+        (f"basins {N}x{N}, T={T}, w=-8, b in [0, 8] (period-2 attractor)", -8.0,
+         np.linspace(0.0, 8.0, N), False),
+        # the raw loop: no retirement of exactly periodic points, every cell runs T steps
+        (f"basins raw kernel (retirement off) {N}x{N}, T={T}, w={W}, b in [-6, 2]", W, bs, True),
+    )
+    for title, w, grid, raw in cases:
         att = dyn.attractors(w, grid)
-        ours = lambda w=w, grid=grid: dyn.basins(w, grid, x0s, steps=T)  # noqa: E731
+        if raw:
+            ours = lambda w=w, grid=grid, att=att: _raw_basins(w, grid, x0s, att)  # noqa: E731
+        else:
+            ours = lambda w=w, grid=grid: dyn.basins(w, grid, x0s, steps=T)  # noqa: E731
         ref = lambda w=w, grid=grid, att=att: numpy_basins(  # noqa: E731
             w, grid, x0s, T, "sigmoid", att.x, att.label, 1e-3)
         same = np.array_equal(ours(), ref())

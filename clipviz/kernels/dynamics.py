@@ -572,15 +572,18 @@ def _steps_tanh(xa: np.ndarray, ba: np.ndarray, na: int, w: float, nsteps: int) 
 @njit(parallel=True, cache=True, fastmath={"contract"}, error_model="numpy")
 def basins_grid(w: float, bs: np.ndarray, x0s: np.ndarray, steps: int, act: int,
                 att_x: np.ndarray, att_lab: np.ndarray, tol: float,
-                out: np.ndarray) -> None:
+                out: np.ndarray, retire: bool, xT: np.ndarray) -> None:
     """out[i, j] = label of the attractor x_T reaches from x_0 = x0s[i] at b = bs[j].
 
-    -1 where x_T is farther than tol from every attractor at that b.
+    -1 where x_T is farther than tol from every attractor at that b.  If xT
+    has the shape of out, x_T is stored there too.
 
-    Every BLOCK steps, points with F(x) == x exactly (bitwise) are retired:
-    iterating them further cannot change them, so x_T is what full
-    iteration gives; the live points are kept packed (contiguous x and b)
-    so the inner loop still vectorises.
+    Every BLOCK steps, points whose orbit has become exactly periodic with
+    period 1 or 2 (F(F(x)) == x bitwise) are retired: their x_T follows from
+    the parity of the steps left, so x_T is what full iteration gives.  The
+    map is monotone, so every orbit converges to a fixed point or (w < 0) a
+    2-cycle, and only points near a bifurcation run all T steps.  The live
+    points are kept packed (contiguous x and b) so the inner loop vectorises.
     """
     nb = bs.shape[0]
     for i in prange(x0s.shape[0]):
@@ -590,26 +593,43 @@ def basins_grid(w: float, bs: np.ndarray, x0s: np.ndarray, steps: int, act: int,
         ia = np.arange(nb)
         na = nb
         done = 0
-        while done < steps and na > 0:
+        if not retire:  # plain iteration (reference / benchmark of the raw loop)
+            if act == SIGMOID:
+                _steps_sigmoid(xa, ba, na, w, steps)
+            else:
+                _steps_tanh(xa, ba, na, w, steps)
+            done = steps
+        while steps - done >= 2 and na > 0:
             blk = min(BLOCK, steps - done)
             if act == SIGMOID:
-                _steps_sigmoid(xa, ba, na, w, blk - 1)
+                _steps_sigmoid(xa, ba, na, w, blk - 2)
             else:
-                _steps_tanh(xa, ba, na, w, blk - 1)
+                _steps_tanh(xa, ba, na, w, blk - 2)
+            done += blk
+            left = steps - done
             m = 0
-            for a in range(na):  # last step of the block, retiring exact fixed points
-                y = w * _sig(xa[a], act) + ba[a]
-                if y == xa[a]:
-                    xf[ia[a]] = y
+            for a in range(na):  # the block's last two steps, retiring exact period <= 2
+                x0 = xa[a]
+                y1 = w * _sig(x0, act) + ba[a]
+                y2 = w * _sig(y1, act) + ba[a]
+                if y2 == x0:
+                    xf[ia[a]] = x0 if left % 2 == 0 else y1
                 else:
-                    xa[m] = y
+                    xa[m] = y2
                     ba[m] = ba[a]
                     ia[m] = ia[a]
                     m += 1
             na = m
-            done += blk
+        if steps - done == 1:
+            if act == SIGMOID:
+                _steps_sigmoid(xa, ba, na, w, 1)
+            else:
+                _steps_tanh(xa, ba, na, w, 1)
         for a in range(na):
             xf[ia[a]] = xa[a]
+        if xT.shape[0] == out.shape[0] and xT.shape[1] == nb:
+            for j in range(nb):
+                xT[i, j] = xf[j]
         for j in range(nb):
             lab = -1
             best = tol
