@@ -240,7 +240,10 @@ class BifurcationDiagram:
 
     @property
     def bistable(self) -> tuple[float, float] | None:
-        """The b-interval between the two folds (two attractors: the "rich" regime), or None."""
+        """The b-interval between the two folds (two attractors: the "rich" regime), or None.
+
+        None also when a fold lies outside the window; :func:`fold_points` gives both always.
+        """
         folds = sorted(p.b for p in self.special if p.kind == "fold")
         return (folds[0], folds[1]) if len(folds) == 2 else None
 
@@ -388,7 +391,7 @@ def bifurcation_diagram(w: float, b_min: float, b_max: float,
             for j, (xe, be, _o) in enumerate(entries):
                 if not done[j] and be == bs[-1] and abs(xe - xs[-1]) <= 1e-7 * (1 + abs(xe)):
                     done[j] = True
-        if ob < 0:  # keep every fixed branch ordered from low x to high x
+        if xs[-1] < xs[0]:  # x is monotone along a fixed branch: order it by increasing x
             xs, bs = xs[::-1], bs[::-1]
         xs, bs = _insert_specials(xs, bs, act, w, 1.0, "fold", special)
         xs, bs = _insert_specials(xs, bs, act, w, -1.0, "period_doubling", special)

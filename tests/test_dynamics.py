@@ -579,6 +579,7 @@ def test_diagram_random_windows(act, w, b_min, width):
     fixed = [br for br in bd.branches if br.kind == "fixed"]
     for br in fixed:
         assert np.all(np.abs(F(br.x, w, br.b, act) - br.x) < 1e-10)
+        assert np.all(np.diff(br.x) > 0)  # ordered by x (x is monotone along the curve)
     for br in bd.branches:
         if br.kind == "period2":
             assert np.all(np.abs(F(F(br.x, w, br.b, act), w, br.b, act) - br.x) < 1e-9)
