@@ -349,9 +349,11 @@ def bifurcation_diagram(w: float, b_min: float, b_max: float,
     b_max and continued until they leave the window.  Folds (F' = 1) and
     period-doubling points (F' = -1) are located by sign changes of
     F'(x) - 1 and F'(x) + 1 along the branch and refined by Newton on the
-    2x2 system; from each period-doubling point the period-2 branch is
-    continued on M(x, b) = 1 + w sigma[x, F(x)] = 0, i.e. F(F(x)) = x with
-    the period-1 factor divided out (see :mod:`clipviz.kernels.dynamics`).
+    2x2 system; from each period-doubling point (and from period-2 orbits on
+    the window's edges, when the window cuts the period-2 loop) the period-2
+    branch is continued on M(x, b) = 1 + w sigma[x, F(x)] = 0, i.e.
+    F(F(x)) = x with the period-1 factor divided out (see
+    :mod:`clipviz.kernels.dynamics`).
 
     Parameters
     ----------
