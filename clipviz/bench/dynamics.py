@@ -11,7 +11,8 @@
    kernel retires points whose orbit became exactly periodic (period 1 or 2,
    bitwise), so the period-2 regime (w = -8) and the raw loop with
    retirement switched off are timed as well.
-3. Cold start of the first bifurcation diagram in a fresh process.
+3. The n-unit Jacobian norms (section 2.2-2.3) at two sizes.
+4. Cold start of the first bifurcation diagram in a fresh process.
 """
 
 from __future__ import annotations
@@ -133,6 +134,12 @@ def run(quick: bool = False) -> list[str]:
             f"  one thread       : numba {t_nb1 * 1e3:.1f} ms vs numpy {t_np1 * 1e3:.1f} ms, "
             f"ratio {ratio1:.2f} x",
         ]
+
+    dyn.jacobian_norms(n=5, steps=5)
+    for n_, T_ in ((50, 200), (200, 1000)):
+        t_j = median_time(lambda: dyn.jacobian_norms(n=n_, rho=1.2, steps=T_, activation="tanh"),
+                          3 if quick else 5)
+        lines.append(f"jacobian_norms(n={n_}, steps={T_}, tanh, spectral) warm: {t_j * 1e3:.1f} ms")
 
     cold = []
     for _ in range(2 if quick else 3):
