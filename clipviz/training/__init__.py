@@ -44,13 +44,23 @@ from .tasks import MIN_TEMPORAL_LENGTH
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "RunRecord", "train", "TASKS", "EVENT_KEYS"]
+__all__ = ["TrainConfig", "RunRecord", "train", "TASKS", "EVENT_KEYS", "PRESETS"]
 
 TASKS = ("temporal_order", "music", "characters")
 DEFAULT_DATASET = {"temporal_order": None, "music": "jsb", "characters": "shakespeare"}
 EVENT_KEYS = ("update", "total", "loss", "grad_norm", "grad_norm_clipped", "clipped", "skipped",
               "rho", "valid", "elapsed")
 LN2 = math.log(2.0)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # the paper's models (section 4), with run lengths a laptop finishes
+    "temporal_order": {},  # SETTINGS defaults: 50 sigmoid units, length 20
+    "music": dict(activation="tanh", hidden=100, bias=True, lr=0.001, momentum=0.0,
+                  threshold=120.0, batch_size=1, seq_len=100),  # section 4.1
+    "characters": dict(activation="sigmoid", hidden=500, bias=False, lr=0.05, momentum=0.0,
+                       threshold=45.0, batch_size=32, seq_len=180),  # section 4.2 (PTB threshold)
+}
+"""Per-task settings of the paper, applied by :meth:`TrainConfig.for_task`."""
 
 
 @dataclass
@@ -119,6 +129,12 @@ class TrainConfig:
             raise ValueError(f"bias must be true or false, got {self.bias!r}")
         self.bias = bool(self.bias)
         return self
+
+    @classmethod
+    def for_task(cls, task: str, **overrides) -> "TrainConfig":
+        """A config with the paper's settings for ``task`` (:data:`PRESETS`), then ``overrides``."""
+        v.choice("task", task, TASKS)
+        return cls.from_dict({"task": task, **PRESETS[task], **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field."""
