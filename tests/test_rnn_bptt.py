@@ -124,3 +124,15 @@ def test_parameters_are_views_into_one_flat_vector():
     v["W"][0, 0] = 123.0
     assert m.theta[0] == 123.0
     assert sum(a.size for a in v.values()) == m.n_params == m.theta.size
+
+
+def test_vectorisable_log1p_matches_numpy():
+    from numba import njit
+
+    from clipviz.kernels.rnn import _log1p_unit
+
+    f = njit(lambda a: [_log1p_unit(x) for x in a])
+    xs = np.concatenate([np.linspace(0.0, 1.0, 20001), np.logspace(-300, 0, 600)])
+    got = np.array(f(xs))
+    ref = np.log1p(xs)
+    np.testing.assert_allclose(got, ref, rtol=2e-15, atol=0)

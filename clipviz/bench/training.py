@@ -8,7 +8,7 @@ in the same process (skipped when torch is not installed).  tanh units for
 every shape (``nn.RNN`` has no sigmoid).  Both sides run single-threaded
 (OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1)) in a fresh subprocess so
 that other load on a small machine does not favour either; medians of
-several timed batches after warm-up.  Cold start (fresh process, Numba
+several timed batches after warm-up, the engines timed in alternation.  Cold start (fresh process, Numba
 cache present: import + first update) is reported separately.
 """
 
@@ -39,10 +39,9 @@ def _data(I, O, B, T, out, rng, dtype):
     return X, Y
 
 
-def _clipviz_update(shape, dtype, repeats):
+def _clipviz_update(shape, dtype):
     import numpy as np
 
-    from clipviz.bench import median_time
     from clipviz.clipping import Clipper
     from clipviz.training.model import RNN
 
@@ -63,8 +62,7 @@ def _clipviz_update(shape, dtype, repeats):
         m.theta -= 1e-4 * o.g
         state[0] = s
 
-    n = max(1, int(0.2 / max(_once(update), 1e-6)))
-    return median_time(lambda: [update() for _ in range(n)], repeats) / n
+    return update
 
 
 def _once(fn):
@@ -73,11 +71,10 @@ def _once(fn):
     return time.perf_counter() - t
 
 
-def _torch_update(shape, dtype, repeats):
+def _torch_update(shape, dtype):
     import numpy as np
     import torch
 
-    from clipviz.bench import median_time
 
     _, I, H, O, B, T, out, bias = shape
     torch.manual_seed(0)
@@ -108,8 +105,26 @@ def _torch_update(shape, dtype, repeats):
         opt.step()
         h[0] = hn.detach()
 
-    n = max(1, int(0.2 / max(_once(update), 1e-6)))
-    return median_time(lambda: [update() for _ in range(n)], repeats) / n
+    return update
+
+
+def _interleaved(fns: dict, repeats: int) -> dict:
+    """Median seconds per call of each function, timed in alternation (so that
+    load changes on a shared machine hit every engine alike), after warm-up."""
+    import statistics
+
+    per = {}
+    for k, fn in fns.items():
+        fn()  # warm-up (JIT, allocation)
+        per[k] = max(1, int(0.15 / max(_once(fn), 1e-6)))
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(per[k]):
+                fn()
+            times[k].append((time.perf_counter() - t) / per[k])
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def measure(repeats: int) -> dict:
@@ -124,11 +139,10 @@ def measure(repeats: int) -> dict:
     res = {"torch": have_torch, "rows": []}
     for shape in SHAPES:
         for dtype in ("float32", "float64"):
-            row = {"shape": shape[0], "dtype": dtype,
-                   "clipviz": _clipviz_update(shape, dtype, repeats)}
+            fns = {"clipviz": _clipviz_update(shape, dtype)}
             if have_torch:
-                row["torch"] = _torch_update(shape, dtype, repeats)
-            res["rows"].append(row)
+                fns["torch"] = _torch_update(shape, dtype)
+            res["rows"].append({"shape": shape[0], "dtype": dtype, **_interleaved(fns, repeats)})
     return res
 
 
@@ -148,7 +162,7 @@ def _env():
 
 
 def run(quick: bool = False) -> list[str]:
-    repeats = 3 if quick else 7
+    repeats = 5 if quick else 11
     code = f"import json; from clipviz.bench.training import measure; print(json.dumps(measure({repeats})))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
                           check=True)
