@@ -144,3 +144,13 @@ def test_characters_training_beats_uniform(shared_data):
     r = rec.result
     assert r["vocab_size"] == 66  # 65 symbols + 'unknown'
     assert r["valid_bpc"] < 5.0 < math.log2(66) - 1  # uniform: 6.04 bits
+
+
+def test_options_and_presets_are_valid_configs():
+    from clipviz import datasets
+    from clipviz.training import OPTIONS, PRESETS
+
+    for task in PRESETS:
+        assert TrainConfig.for_task(task).task == task
+    assert set(OPTIONS["dataset_music"]) | set(OPTIONS["dataset_characters"]) == set(datasets.KNOWN)
+    assert TrainConfig.for_task("characters").bias is False

@@ -178,7 +178,7 @@ def rnn_window(W, U, b, V, c, act, out_kind, paper, s0, X, tgt_idx, tgt_bin, wts
     tgt_idx : (T*B,) int64 class targets (softmax).
     tgt_bin : (T*B, O) binary targets (sigmoid outputs; (0, 0) otherwise).
     wts : (T*B,) float64 weights per step; norm: divisor of the objective.
-    Z, Hs, Y, dY, dH, DZ : work arrays of shapes (T*B, H), ((T+1)*B, H),
+    Z, Hs, Y, dY, dH, DZ : work arrays (dY is written even without ``want_grad``) of shapes (T*B, H), ((T+1)*B, H),
         (T*B, O), (T*B, O), (T*B, H), (T*B, H), same dtype as W.
         Rows t*B..(t+1)*B-1 of Z hold step t+1's pre-activations, those of
         Hs hold a_t = sigma(x_t) (row block 0 is the initial state).

@@ -44,7 +44,7 @@ from .tasks import MIN_TEMPORAL_LENGTH
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "RunRecord", "train", "TASKS", "EVENT_KEYS", "PRESETS"]
+__all__ = ["TrainConfig", "RunRecord", "train", "TASKS", "EVENT_KEYS", "PRESETS", "OPTIONS"]
 
 TASKS = ("temporal_order", "music", "characters")
 DEFAULT_DATASET = {"temporal_order": None, "music": "jsb", "characters": "shakespeare"}
@@ -61,6 +61,14 @@ PRESETS: dict[str, dict[str, Any]] = {
                        threshold=45.0, batch_size=32, seq_len=180),  # section 4.2 (PTB threshold)
 }
 """Per-task settings of the paper, applied by :meth:`TrainConfig.for_task`."""
+
+OPTIONS: dict[str, tuple] = {
+    "task": TASKS, "parametrisation": PARAMETRISATIONS, "activation": ACTIVATIONS,
+    "clip": RULES, "init": INITS, "dtype": DTYPES,
+    "dataset_music": ("jsb", "nottingham", "piano", "musedata"),
+    "dataset_characters": ("ptb", "text8", "shakespeare"),
+}
+"""Allowed values of the choice fields (for forms and dropdowns)."""
 
 
 @dataclass

@@ -104,7 +104,14 @@ class MusicTask(_StreamTask):
 
 
 class CharacterTask(_StreamTask):
-    """Next character: bits per character (Table 2)."""
+    """Next character: bits per character (Table 2).
+
+    Training: the training text cut into ``batch_size`` contiguous segments,
+    one per lane, state carried across windows (reset when a lane starts a
+    segment again).  Evaluation: each split (at most
+    ``SETTINGS.max_eval_symbols`` characters) cut into ``SETTINGS.eval_lanes``
+    segments run side by side, each from a zero state.
+    """
 
     metric = "bpc"
     higher_is_better = False
