@@ -44,7 +44,8 @@ from .tasks import MIN_TEMPORAL_LENGTH
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "RunRecord", "train", "TASKS", "EVENT_KEYS", "PRESETS", "OPTIONS"]
+__all__ = ["TrainConfig", "RunRecord", "train", "TASKS", "EVENT_KEYS", "PRESETS", "OPTIONS",
+           "METRICS"]
 
 TASKS = ("temporal_order", "music", "characters")
 DEFAULT_DATASET = {"temporal_order": None, "music": "jsb", "characters": "shakespeare"}
@@ -69,6 +70,11 @@ OPTIONS: dict[str, tuple] = {
     "dataset_characters": ("ptb", "text8", "shakespeare"),
 }
 """Allowed values of the choice fields (for forms and dropdowns)."""
+
+METRICS = {"temporal_order": ("accuracy", "higher is better"),
+           "music": ("nll", "nats per time step, lower is better"),
+           "characters": ("bpc", "bits per character, lower is better")}
+"""The validation metric ("valid" in events) of each task."""
 
 
 @dataclass
@@ -244,6 +250,13 @@ def train(config: TrainConfig, callback: Callable[[dict], Any] | None = None) ->
     Returns
     -------
     RunRecord
+        ``result`` of a finished run: updates, skipped, clipped_fraction,
+        metric, final_loss, max_grad_norm, final_rho, elapsed and, for
+        temporal order, test_accuracy / test_nll on fresh sequences, solved
+        (1000 in a row), solved_at, best_valid; for music and characters,
+        train_/valid_/test_ nll or bpc with the parameters of the best
+        validation score and best_update.  A cancelled run's result holds the
+        counters only (no final evaluation, so cancelling is immediate).
     """
     from .runner import run
 

@@ -166,7 +166,10 @@ def _table(what: str, scale: str, spec: dict, args, log) -> tuple[list[str], lis
 def _figure7(scale: str, spec: dict, args, log) -> tuple[list[str], list]:
     from . import TrainConfig
 
-    lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else spec["lengths"]
+    try:
+        lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else spec["lengths"]
+    except ValueError:
+        raise ValueError(f"--lengths must be comma-separated integers, got {args.lengths!r}") from None
     jobs = []
     for T in lengths:
         for clip, label in METHODS:
@@ -217,6 +220,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(msg + "\n")
         sys.stderr.flush()
 
+    if args.scale == "paper":
+        log(f"--scale paper: runs of up to {spec['max_updates']} updates each with the paper's "
+            "sizes; expect hours to days on a laptop")
     t = time.perf_counter()
     if args.what == "figure7":
         lines, runs = _figure7(args.scale, spec, args, log)
