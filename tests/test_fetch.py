@@ -120,3 +120,33 @@ def test_cli_data_fetch_and_unpinned_download(server, tmp_path, capsys):
     assert main(["data", "fetch", "ptb", "--dest", str(tmp_path), "--mirror", url,
                  "--allow-unpinned"]) == 2
     assert "HTTP 404" in capsys.readouterr().err
+
+
+def test_unpinned_zip_is_extracted_and_found(tmp_path, monkeypatch):
+    import hashlib
+    import zipfile
+
+    from clipviz import datasets
+
+    served = tmp_path / "mirror"
+    (served / "text" / "text8").mkdir(parents=True)
+    zpath = served / "text" / "text8" / "text8.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        z.writestr("text8", " anarchism originated as a term of abuse" * 50)
+    handler = functools.partial(RangeHandler, directory=str(served))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.honour_range, srv.ranges = True, []
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        dest = tmp_path / "data"
+        [(path, what)] = fetch.fetch("text8", dest=dest, allow_unpinned=True,
+                                     mirror=f"http://127.0.0.1:{srv.server_address[1]}")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert hashlib.sha256(zpath.read_bytes()).hexdigest() in what and "unpinned" in what
+    monkeypatch.setenv("CLIPVIZ_DATA", str(dest))
+    p = datasets.resolve("text8", "characters")
+    assert p == dest / "text" / "text8" / "text8"
+    d = datasets.load_text(p)
+    assert d["train"].startswith(" anarchism") and len(d["test"]) > 0
