@@ -55,7 +55,7 @@ LN2 = math.log(2.0)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the paper's models (section 4), with run lengths a laptop finishes
-    "temporal_order": {},  # SETTINGS defaults: 50 sigmoid units, length 20
+    "temporal_order": {},  # SETTINGS defaults: 50 tanh units, length 20, momentum .9
     "music": dict(activation="tanh", hidden=100, bias=True, lr=0.001, momentum=0.0,
                   threshold=120.0, batch_size=1, seq_len=100),  # section 4.1
     "characters": dict(activation="sigmoid", hidden=500, bias=False, lr=0.05, momentum=0.0,
