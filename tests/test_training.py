@@ -154,3 +154,20 @@ def test_options_and_presets_are_valid_configs():
         assert TrainConfig.for_task(task).task == task
     assert set(OPTIONS["dataset_music"]) | set(OPTIONS["dataset_characters"]) == set(datasets.KNOWN)
     assert TrainConfig.for_task("characters").bias is False
+
+
+def test_music_training_from_a_pickle_path(tmp_path):
+    import pickle
+
+    rng = np.random.default_rng(0)
+
+    def song(n):
+        return [sorted(set(rng.integers(21, 109, 3).tolist())) for _ in range(n)]
+
+    p = tmp_path / "tiny.pickle"
+    p.write_bytes(pickle.dumps({"train": [song(30), song(12)], "valid": [song(9)],
+                                "test": [song(7)]}, protocol=2))
+    rec = train(TrainConfig(task="music", dataset=str(p), hidden=6, activation="tanh",
+                            threshold=120, batch_size=2, seq_len=10, max_updates=4, eval_every=2))
+    r = rec.result
+    assert r["source"] == str(p) and all(math.isfinite(r[f"{s}_nll"]) for s in ("train", "valid", "test"))
