@@ -142,8 +142,8 @@ def _table(what: str, scale: str, spec: dict, args, log) -> tuple[list[str], lis
              + ", ".join(f"{n} {dict(jobs)[f'{n} Rescaling seed 0']['threshold']:g}" for n in usable),
              "",
              f"{'data set':15s} {'fold':5s} | {'BPTT':>11s} {'Rescaling':>11s} | "
-             f"{'paper BPTT':>12s} {'paper Resc.':>12s} | clipped",
-             "-" * 84]
+             f"{'paper BPTT':>12s} {'paper Resc.':>12s} | clipped | median ||g||",
+             "-" * 99]
     for n in usable:
         for fold in ("train", "test"):
             cells = []
@@ -153,13 +153,17 @@ def _table(what: str, scale: str, spec: dict, args, log) -> tuple[list[str], lis
             pp = paper.get(n, {}).get(fold)
             frac = np.mean([r["clipped_fraction"] for lab, c, r in runs
                             if c["dataset"] == n and c["clip"] == "norm"])
+            gmed = [np.median([r["median_grad_norm"] or np.nan for lab, c, r in runs
+                               if c["dataset"] == n and c["clip"] == clip]) for clip, _ in METHODS]
             lines.append(f"{NAMES.get(n, n):15s} {fold:5s} | {cells[0]:>11s} {cells[1]:>11s} | "
                          f"{_paper(pp[0]) if pp else '—':>12s} {_paper(pp[1]) if pp else '—':>12s} | "
-                         + (f"{100 * frac:.0f}%" if fold == "train" else ""))
+                         + (f"{100 * frac:>6.0f}% | {gmed[0]:.3g} / {gmed[1]:.3g}"
+                            if fold == "train" else ""))
     if missing:
         lines.append("not run (absent): " + "; ".join(missing))
     lines.append("clipviz columns: mean±std over seeds of the parameters with the best validation "
-                 "score; 'clipped': share of rescaling updates where Algorithm 1 fired.")
+                 "score; 'clipped': share of rescaling updates where Algorithm 1 fired; median ||g||: "
+                 "median gradient norm before clipping over a run's updates (BPTT / Rescaling).")
     return lines, runs
 
 

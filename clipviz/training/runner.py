@@ -221,6 +221,8 @@ def run(cfg, callback):
               "metric": task.metric, "final_loss": series["loss"][-1] if series["loss"] else None,
               "max_grad_norm": _num(max((x for x in series["grad_norm"] if x is not None),
                                         default=math.nan)),
+              "median_grad_norm": _num(np.median([x for x in series["grad_norm"] if x is not None]))
+              if any(x is not None for x in series["grad_norm"]) else None,
               "final_rho": spectral_radius(model.W_rec)}
     if status == "finished":
         if cfg.task == "temporal_order":
