@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import subprocess
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -37,9 +36,9 @@ import numpy as np
 
 from .. import __version__
 from .. import _validate as v
-from ..clipping import RULES, Clipper, check_rule
+from ..clipping import RULES, check_rule
 from ..config import SETTINGS
-from .model import ACTIVATIONS, DTYPES, INITS, PARAMETRISATIONS, RNN, spectral_radius
+from .model import ACTIVATIONS, DTYPES, INITS, PARAMETRISATIONS
 from .tasks import MIN_TEMPORAL_LENGTH
 
 log = logging.getLogger(__name__)
