@@ -171,3 +171,23 @@ def test_music_training_from_a_pickle_path(tmp_path):
                             threshold=120, batch_size=2, seq_len=10, max_updates=4, eval_every=2))
     r = rec.result
     assert r["source"] == str(p) and all(math.isfinite(r[f"{s}_nll"]) for s in ("train", "valid", "test"))
+
+
+def _child(q):
+    rec = train(small(max_updates=5, seed=7))
+    q.put(rec.to_json())
+
+
+def test_training_runs_in_a_forked_child_after_the_parent_trained():
+    import multiprocessing as mp
+
+    parent = train(small(max_updates=5, seed=7))
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(q,))
+    p.start()
+    out = q.get(timeout=60)
+    p.join(timeout=60)
+    assert p.exitcode == 0
+    child = RunRecord.from_json(out)
+    assert child.series["loss"] == pytest.approx(parent.series["loss"], rel=1e-12)

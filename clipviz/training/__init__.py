@@ -50,7 +50,6 @@ TASKS = ("temporal_order", "music", "characters")
 DEFAULT_DATASET = {"temporal_order": None, "music": "jsb", "characters": "shakespeare"}
 EVENT_KEYS = ("update", "total", "loss", "grad_norm", "grad_norm_clipped", "clipped", "skipped",
               "rho", "valid", "elapsed")
-LN2 = math.log(2.0)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the paper's models (section 4), with run lengths a laptop finishes
