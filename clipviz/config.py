@@ -53,6 +53,31 @@ class Settings:
     dyn_max_units: int = 500  # n-unit model: largest n accepted
     dyn_max_unit_work: float = 2e10  # n^3 x steps cap for jacobian_norms (matrix products + SVDs)
     dyn_max_unit_steps: int = 5000  # n-unit model: longest unroll accepted
+    # --- training engine (clipviz.training; issue 5) ---------------------------
+    train_task: str = "temporal_order"  # the cheapest of the paper's three task families
+    train_parametrisation: str = "paper"  # equation (2); "standard" is h_t = sigma(W h + U u + b)
+    train_activation: str = "tanh"  # the paper's sigmoid/N(0,.01) units learn nothing in a short run
+    train_hidden: int = 50  # the paper's temporal-order model has 50 units
+    train_lr: float = 0.1  # SGD step; the paper's .001 needs its 100k updates of 1000 sequences
+    train_momentum: float = 0.9  # with it a length-20 run solves in hundreds of updates (clipped)
+    train_clip: str = "norm"  # Algorithm 1
+    train_threshold: float = 1.0  # tau of Algorithm 1 for the temporal-order task (music: 120)
+    train_batch: int = 20  # sequences per update (the paper: 1000 for temporal order)
+    train_seq_len: int = 20  # temporal-order length / window (music 100, characters 180)
+    train_max_updates: int = 3000  # seconds on a laptop; BPTT vs clipping differ clearly by then
+    train_eval_every: int = 100  # K: rho(W_rec) and the validation metric every K updates
+    train_seed: int = 0  # seed of initialisation and data order
+    train_init: str = "default"  # sigmoid N(0, .01^2), tanh N(0, .1^2); or "smart_tanh"
+    train_dtype: str = "float64"  # float32 is about twice as fast on large models
+    temporal_order_valid: int = 1000  # fresh sequences per check: the paper's 1000-in-a-row criterion
+    max_hidden: int = 2000  # largest hidden layer accepted
+    max_batch: int = 4096  # largest mini-batch accepted
+    max_seq_len: int = 10_000  # longest window / temporal-order length accepted
+    max_updates: int = 10_000_000  # longest run accepted
+    max_vocab: int = 256  # characters beyond the 255 most frequent map to one 'unknown' symbol
+    max_eval_symbols: int = 1_000_000  # evaluation of a text split reads at most this many characters
+    eval_lanes: int = 32  # sequences evaluated side by side (songs or text segments)
+    data_dir: str = "~/.cache/clipviz/data"  # where `clipviz data fetch` stores data sets ($CLIPVIZ_DATA wins)
 
 
 SETTINGS = Settings()

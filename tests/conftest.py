@@ -4,14 +4,17 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+# Multi-threaded BLAS on the small training matrices is up to 10x slower on a
+# loaded 2-core machine (see README, Training).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
+def shared_data() -> Path:
     """../shared/data next to the checkout; tests that need it skip only where it is absent."""
     if not DATA.is_dir():
-        pytest.skip(f"data folder {DATA} is absent (CI has it; see README)")
+        pytest.skip(f"shared data folder {DATA} is absent (expected at ../shared/data; CI has it)")
     return DATA

@@ -15,6 +15,7 @@ from typing import Callable
 SECTIONS: dict[str, str] = {
     "one_unit": "clipviz.bench.one_unit",
     "dynamics": "clipviz.bench.dynamics",
+    "training": "clipviz.bench.training",
 }
 
 
