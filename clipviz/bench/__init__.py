@@ -14,6 +14,7 @@ from typing import Callable
 
 SECTIONS: dict[str, str] = {
     "one_unit": "clipviz.bench.one_unit",
+    "web": "clipviz.bench.web",
 }
 
 

@@ -42,10 +42,10 @@ def slider(prefix: str, spec: Num, value: Any, step: float, marks: dict | None =
                       tooltip={"placement": "bottom", "always_visible": False})
 
 
-def graph(id_: str, figure: Any, height: int | None = None) -> dcc.Graph:
+def graph(id_: str, figure: Any, height: int | None = None, modebar: bool = True) -> dcc.Graph:
     style = {"height": f"{height}px"} if height else None
-    return dcc.Graph(id=id_, figure=figure, mathjax=True, config=GRAPH_CONFIG, style=style,
-                     className="graph")
+    config = GRAPH_CONFIG if modebar else {**GRAPH_CONFIG, "displayModeBar": False}
+    return dcc.Graph(id=id_, figure=figure, mathjax=True, config=config, style=style, className="graph")
 
 
 def link_bar(prefix: str) -> html.Div:
