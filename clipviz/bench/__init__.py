@@ -14,6 +14,7 @@ from typing import Callable
 
 SECTIONS: dict[str, str] = {
     "one_unit": "clipviz.bench.one_unit",
+    "dynamics": "clipviz.bench.dynamics",
     "web": "clipviz.bench.web",
 }
 
