@@ -87,7 +87,7 @@ def bifurcation_figure(bd: dyn.BifurcationDiagram, orbit: dyn.OrbitDiagram, fiel
                           line=dict(color=FIRED, width=2, dash="dot")))
     layout = dict(
         template=TEMPLATE, font=FONT, height=640, uirevision=f"bif{bd.w}{bd.b_min}{bd.b_max}",
-        margin=dict(l=70, r=20, t=40, b=50), shapes=shapes, annotations=notes, hovermode="x",
+        margin=dict(l=70, r=20, t=95, b=50), shapes=shapes, annotations=notes, hovermode="x",
         title=dict(text=f"Bifurcation diagram of x ↦ {bd.w:g}·σ(x) + b  (click to choose b)", x=0.01,
                    font=dict(size=14)),
         xaxis=dict(domain=[0, 1], anchor="y", matches="x2", showticklabels=False,
@@ -96,7 +96,7 @@ def bifurcation_figure(bd: dyn.BifurcationDiagram, orbit: dyn.OrbitDiagram, fiel
         xaxis2=dict(domain=[0, 1], anchor="y2", title=dict(text=r"$b$"), range=[bd.b_min, bd.b_max]),
         yaxis2=dict(domain=[0, 0.3], type="log", title=dict(text=r"$|\partial x_T/\partial b|$"),
                     exponentformat="power"),
-        legend=dict(orientation="h", x=0, y=1.08, yanchor="bottom"),
+        legend=dict(orientation="h", x=0, y=1.03, yanchor="bottom"),
     )
     return go.Figure(data=traces, layout=layout)
 

@@ -29,7 +29,8 @@ SPECS = (
     Choice("act", "σ", ACTIVATIONS, "sigmoid", help="the unit's non-linearity"),
     Num("b", "b (current)", -40, 40, -2.5, help="marker on the diagram and the cobweb's b; or click the diagram"),
     Num("x0", "x₀", -20, 20, 0.5, help="initial state for |∂x_T/∂b| and the cobweb"),
-    Num("T", "T", 1, 2000, 200, integer=True, help="steps unrolled for |∂x_T/∂b|"),
+    Num("T", "T", 1, 2000, 20, integer=True,
+        help="steps unrolled for |∂x_T/∂b|; larger T: a taller, narrower spike (the b grid limits what shows)"),
     Num("res", "Basin grid", 40, 400, 160, integer=True, help="points per axis of the basin map"),
 )
 SPEC = {s.name: s for s in SPECS}
@@ -54,7 +55,7 @@ def compute(w, b_min, b_max, act, x0, T, res):
     x_lo, x_hi = float(np.min(xs_all)), float(np.max(xs_all))
     pad = 0.08 * (x_hi - x_lo + 1e-9)
     field = dyn.vector_field(w, np.linspace(b_min, b_max, 25), np.linspace(x_lo - pad, x_hi + pad, 15), act)
-    sens = dyn.sensitivity(w, np.linspace(b_min, b_max, 1200), x0=x0, steps=T, activation=act)
+    sens = dyn.sensitivity(w, np.linspace(b_min, b_max, 2000), x0=x0, steps=T, activation=act)
     bgrid = np.linspace(b_min, b_max, res)
     x0s = np.linspace(x_lo - pad, x_hi + pad, res)
     labels = dyn.basins(w, bgrid, x0s, activation=act)
