@@ -81,6 +81,11 @@ def create_app(cache_config: dict[str, Any] | None = None, warm: bool = True) ->
     def health():
         return jsonify(status="ok", version=__version__)
 
+    # Dash finishes its set-up (callback map, pages router) on the first request, without a
+    # lock: under a threaded worker two first requests race and one gets a 500.  Make that first
+    # request here, before the worker accepts connections.
+    with app.server.test_client() as client:
+        client.get("/health")
     if warm:
         log.info("warm-up took %.2f s", warm_up())
     return app

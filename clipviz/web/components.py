@@ -42,9 +42,14 @@ def slider(prefix: str, spec: Num, value: Any, step: float, marks: dict | None =
                       tooltip={"placement": "bottom", "always_visible": False})
 
 
-def graph(id_: str, figure: Any, height: int | None = None, modebar: bool = True) -> dcc.Graph:
+def graph(id_: str, figure: Any, height: int | None = None, modebar: bool = True,
+          static: bool = False) -> dcc.Graph:
+    """A dcc.Graph with MathJax and the export settings; ``static``: no interaction at all
+    (no drag or hover layers: cheaper to redraw, used for the path layer)."""
     style = {"height": f"{height}px"} if height else None
     config = GRAPH_CONFIG if modebar else {**GRAPH_CONFIG, "displayModeBar": False}
+    if static:
+        config = {**config, "staticPlot": True}
     return dcc.Graph(id=id_, figure=figure, mathjax=True, config=config, style=style, className="graph")
 
 

@@ -324,7 +324,7 @@ def layout(**kwargs) -> html.Div:
                     html.Div(className="col-wide", children=[
                         html.Div(className="overlay", children=[
                             html.Div(graph(f"{P}-surface", base, modebar=False), className="overlay-base"),
-                            html.Div(graph(f"{P}-paths", paths, modebar=False), className="overlay-top"),
+                            html.Div(graph(f"{P}-paths", paths, modebar=False, static=True), className="overlay-top"),
                         ]),
                         html.Div(className="buttons", children=[
                             html.Button("Download surface CSV", id=f"{P}-dl-surface-btn", className="dl"),
@@ -343,6 +343,7 @@ def layout(**kwargs) -> html.Div:
                 dcc.Download(id=f"{P}-dl-surface"),
                 html.Div(id=f"{P}-export-dummy", hidden=True),
                 dcc.Store(id=f"{P}-3d-gate"),
+                dcc.Store(id=f"{P}-diag-store"),
                 dcc.Download(id=f"{P}-dl-runs"),
             ]),
         ]),
@@ -416,11 +417,16 @@ def register(app: dash.Dash) -> None:
                        description="E_T(w, b) of the one-unit RNN with clipped and unclipped descent")
     app.callback(Output(f"{P}-surface", "figure"), *[Output(msg_id(P, k), "children") for k in SURFACE_MSGS],
                  *SURFACE_INPUTS, prevent_initial_call=True)(update_surface)
-    app.callback(Output(f"{P}-paths", "figure"), Output(f"{P}-diag", "figure"),
+    # the side figure goes through a store and is drawn after the path layer, so the paths
+    # (the main figure) appear without waiting for the slower two-panel log plot
+    app.callback(Output(f"{P}-paths", "figure"), Output(f"{P}-diag-store", "data"),
                  *[Output(msg_id(P, k), "children") for k in RUN_MSGS],
                  *RUN_INPUTS, *SURFACE_INPUTS[:2], *SURFACE_INPUTS[3:7],
                  State(f"{P}-res", "value"), State(f"{P}-log", "value"),
                  prevent_initial_call=True)(update_runs)
+    app.clientside_callback("function(fig) { return fig || window.dash_clientside.no_update; }",
+                            Output(f"{P}-diag", "figure"), Input(f"{P}-diag-store", "data"),
+                            prevent_initial_call=True)
     app.clientside_callback(EXPORT_JS, Output(f"{P}-export-dummy", "children"),
                             Input(f"{P}-png", "n_clicks"), Input(f"{P}-svg", "n_clicks"),
                             prevent_initial_call=True)
