@@ -52,7 +52,7 @@ __all__ = [
     "OrbitDiagram", "orbit_diagram", "basins", "Attractors", "attractors",
     "Sensitivity", "sensitivity", "SensitivityGrid", "sensitivity_grid",
     "VectorField", "vector_field", "InputDriven", "input_driven",
-    "JacobianNorms", "jacobian_norms", "CurvatureAlignment", "curvature_alignment",
+    "JacobianNorms", "jacobian_norms", "CurvatureAlignment", "curvature_alignment", "warm_up",
 ]
 
 N_UNIT_ACTIVATIONS = ("identity", "tanh", "sigmoid")
@@ -240,7 +240,10 @@ class BifurcationDiagram:
 
     @property
     def bistable(self) -> tuple[float, float] | None:
-        """The b-interval between the two folds (two attractors: the "rich" regime), or None."""
+        """The b-interval between the two folds (two attractors: the "rich" regime), or None.
+
+        None also when a fold lies outside the window; :func:`fold_points` gives both always.
+        """
         folds = sorted(p.b for p in self.special if p.kind == "fold")
         return (folds[0], folds[1]) if len(folds) == 2 else None
 
@@ -346,9 +349,11 @@ def bifurcation_diagram(w: float, b_min: float, b_max: float,
     b_max and continued until they leave the window.  Folds (F' = 1) and
     period-doubling points (F' = -1) are located by sign changes of
     F'(x) - 1 and F'(x) + 1 along the branch and refined by Newton on the
-    2x2 system; from each period-doubling point the period-2 branch is
-    continued on M(x, b) = 1 + w sigma[x, F(x)] = 0, i.e. F(F(x)) = x with
-    the period-1 factor divided out (see :mod:`clipviz.kernels.dynamics`).
+    2x2 system; from each period-doubling point (and from period-2 orbits on
+    the window's edges, when the window cuts the period-2 loop) the period-2
+    branch is continued on M(x, b) = 1 + w sigma[x, F(x)] = 0, i.e.
+    F(F(x)) = x with the period-1 factor divided out (see
+    :mod:`clipviz.kernels.dynamics`).
 
     Parameters
     ----------
@@ -388,7 +393,7 @@ def bifurcation_diagram(w: float, b_min: float, b_max: float,
             for j, (xe, be, _o) in enumerate(entries):
                 if not done[j] and be == bs[-1] and abs(xe - xs[-1]) <= 1e-7 * (1 + abs(xe)):
                     done[j] = True
-        if ob < 0:  # keep every fixed branch ordered from low x to high x
+        if xs[-1] < xs[0]:  # x is monotone along a fixed branch: order it by increasing x
             xs, bs = xs[::-1], bs[::-1]
         xs, bs = _insert_specials(xs, bs, act, w, 1.0, "fold", special)
         xs, bs = _insert_specials(xs, bs, act, w, -1.0, "period_doubling", special)
@@ -478,17 +483,19 @@ class Attractors:
     bs: np.ndarray
     x: np.ndarray  #: (len(bs), 2)
     label: np.ndarray  #: (len(bs), 2) int8, -1 for padding
+    boundary: np.ndarray  #: (len(bs),) the unstable fixed point between the two attractors, NaN if one
 
 
 def attractors(w: float, bs, activation: str = "sigmoid") -> Attractors:
-    """The attractors used to label :func:`basins`, at every b in ``bs``."""
+    """The attractors used to label :func:`basins`, and the basin boundary, at every b in ``bs``."""
     w = _param("w", w)
     bs = _params_array("bs", bs, SETTINGS.max_grid)
     act = _act(activation)
     ax = np.empty((bs.size, 2))
     al = np.empty((bs.size, 2), dtype=np.int8)
-    k.attractors(w, bs, act, ax, al)
-    return Attractors(bs, ax, al)
+    bnd = np.empty(bs.size)
+    k.attractors(w, bs, act, ax, al, bnd)
+    return Attractors(bs, ax, al, bnd)
 
 
 def basins(w: float, bs, x0s, *, steps: int = SETTINGS.basin_steps,
@@ -516,7 +523,7 @@ def basins(w: float, bs, x0s, *, steps: int = SETTINGS.basin_steps,
     act = _act(activation)
     att = attractors(w, bs, activation)
     out = np.empty((x0s.size, bs.size), dtype=np.int8)
-    k.basins_grid(w, bs, x0s, steps, act, att.x, att.label, tol, out)
+    k.basins_grid(w, bs, x0s, steps, act, att.x, att.label, tol, out, True, np.empty((1, 0)))
     return out
 
 
@@ -903,3 +910,21 @@ def curvature_alignment(ws, bs, *, steps: int = SETTINGS.steps, x0: float = SETT
         "median_curv_over_lead_top1pct": float(np.median(cu[top] / np.abs(lead[ok][top]))),
     }
     return CurvatureAlignment(s.ws, s.bs, gn, angle, curv, lead, dg, da, dc, slope, rs, summary)
+
+
+def warm_up() -> None:
+    """Compile (or load from Numba's cache) every dynamics kernel on tiny inputs.
+
+    Without a cache the first calls compile for several seconds each; call
+    this at build or start-up time (e.g. in a Docker build step or a worker's
+    start hook) so that no user request pays for it.
+    """
+    small = np.linspace(-3.0, 1.0, 4)
+    for act in ACTIVATIONS:
+        bifurcation_diagram(-8.0 if act == "sigmoid" else -3.0, -2.0, 10.0, act)
+        basins(5.0, small, small, steps=3, activation=act)
+        sensitivity_grid(5.0, small, small, steps=3, activation=act)
+        orbit_diagram(5.0, small, x0s=small, transient=2, keep=2, activation=act)
+        input_driven(5.0, 0.0, steps=3, activation=act)
+    for act in N_UNIT_ACTIVATIONS:
+        jacobian_norms(n=3, steps=3, activation=act)

@@ -393,6 +393,8 @@ def test_attractors():
     assert att.label[2].tolist() == [1, -1]
     fps = dyn.fixed_points(5.0, -2.5)
     assert att.x[1].tolist() == [fps[0].x, fps[2].x]
+    assert np.isnan(att.boundary[0]) and np.isnan(att.boundary[2])
+    assert att.boundary[1] == fps[1].x and not fps[1].stable
 
 
 # ---------------------------------------------------------------- 5. sensitivity
@@ -577,6 +579,7 @@ def test_diagram_random_windows(act, w, b_min, width):
     fixed = [br for br in bd.branches if br.kind == "fixed"]
     for br in fixed:
         assert np.all(np.abs(F(br.x, w, br.b, act) - br.x) < 1e-10)
+        assert np.all(np.diff(br.x) > 0)  # ordered by x (x is monotone along the curve)
     for br in bd.branches:
         if br.kind == "period2":
             assert np.all(np.abs(F(F(br.x, w, br.b, act), w, br.b, act) - br.x) < 1e-9)
@@ -611,3 +614,28 @@ def test_parallel_kernels_work_in_forked_child():
     p.join(timeout=60)
     assert p.exitcode == 0
     assert child == parent.tolist()
+
+
+@pytest.mark.parametrize("act,w,b_lo,b_hi", [("sigmoid", 5.0, -6.0, 2.0), ("sigmoid", -8.0, -2.0, 10.0),
+                                          ("tanh", 2.0, -1.5, 1.5), ("tanh", -3.0, -3.0, 3.0)])
+@pytest.mark.parametrize("steps", [1, 2, 3, 17, 200])
+def test_basins_retirement_is_exact(act, w, b_lo, b_hi, steps):
+    """Retiring exactly periodic points (period 1 or 2) gives the x_T of plain iteration."""
+    from clipviz.kernels import dynamics as k
+
+    bs = np.linspace(b_lo, b_hi, 37)
+    x0s = np.linspace(-6, 6, 23)
+    a = 0 if act == "sigmoid" else 1
+    att = dyn.attractors(w, bs, act)
+    outs = []
+    for retire in (True, False):
+        lab = np.empty((23, 37), dtype=np.int8)
+        xT = np.empty((23, 37))
+        k.basins_grid(w, bs, x0s, steps, a, att.x, att.label, 1e-3, lab, retire, xT)
+        outs.append((lab, xT))
+    assert np.array_equal(outs[0][0], outs[1][0])
+    # equal up to the last ulp (vector body and scalar check may round a contraction differently)
+    assert np.allclose(outs[0][1], outs[1][1], rtol=4e-15, atol=4e-15)
+    ref = iterate(np.broadcast_to(x0s[:, None], (23, 37)), w, bs[None, :], act, steps)
+    assert np.allclose(outs[0][1], ref, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(outs[0][0], dyn.basins(w, bs, x0s, steps=steps, activation=act))

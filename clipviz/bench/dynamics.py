@@ -5,11 +5,14 @@
 2. A 1000 x 1000 basin grid at T = 200 with :func:`clipviz.dynamics.basins`
    (end to end: attractors, iteration, labelling) against a plain-NumPy
    reference of the same iteration and labelling timed in the same run
-   (the reference is given the attractors for free); target >= 3x.  The
-   kernel retires points that reached an exact (bitwise) fixed point, so a
-   second grid where nothing converges to a fixed point (period-2 regime,
-   w = -8) shows the raw per-step throughput as well.
-3. Cold start of the first bifurcation diagram in a fresh process.
+   (the reference is given the attractors for free), run alternately so
+   load drift on the shared machine cancels in the per-pair ratios; also
+   with one Numba thread (code quality per core); target >= 3x.  The
+   kernel retires points whose orbit became exactly periodic (period 1 or 2,
+   bitwise), so the period-2 regime (w = -8) and the raw loop with
+   retirement switched off are timed as well.
+3. The n-unit Jacobian norms (section 2.2-2.3) at two sizes.
+4. Cold start of the first bifurcation diagram in a fresh process.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import subprocess
 import sys
 import time
 
+import numba
 import numpy as np
 
 from . import median_time
@@ -53,6 +57,34 @@ COLD = (
 )
 
 
+def _raw_basins(w, bs, x0s, att):
+    from ..kernels import dynamics as k
+
+    out = np.empty((x0s.size, bs.size), dtype=np.int8)
+    k.basins_grid(w, bs, x0s, T, 0, att.x, att.label, 1e-3, out, False, np.empty((1, 0)))
+    return out
+
+
+def _interleaved(ours, ref, reps: int) -> tuple[float, float, float]:
+    """Median times of ours() and ref() run alternately, and the median per-pair ratio.
+
+    Alternating keeps slow drifts of the machine's load (it is shared) out of the ratio.
+    """
+    ours()
+    t_a, t_b, ratios = [], [], []
+    for _ in range(reps):
+        t = time.perf_counter()
+        ours()
+        a = time.perf_counter() - t
+        t = time.perf_counter()
+        ref()
+        b = time.perf_counter() - t
+        t_a.append(a)
+        t_b.append(b)
+        ratios.append(b / a)
+    return float(np.median(t_a)), float(np.median(t_b)), float(np.median(ratios))
+
+
 def run(quick: bool = False) -> list[str]:
     from .. import dynamics as dyn
 
@@ -69,37 +101,45 @@ def run(quick: bool = False) -> list[str]:
 
     bs = np.linspace(-6.0, 2.0, N)
     x0s = np.linspace(-6.0, 8.0, N)
-    att = dyn.attractors(W, bs)
-    br = 2 if quick else 3
-    t_nb = median_time(lambda: dyn.basins(W, bs, x0s, steps=T), br)
-    t_np = median_time(lambda: numpy_basins(W, bs, x0s, T, "sigmoid", att.x, att.label, 1e-3),
-                       br, warmup=0)
-    same = np.array_equal(dyn.basins(W, bs, x0s, steps=T),
-                          numpy_basins(W, bs, x0s, T, "sigmoid", att.x, att.label, 1e-3))
-    ratio = t_np / t_nb
-    lines += [
-        f"basins {N}x{N} grid, T={T}, sigmoid, w={W}, median of {br} after warm-up:",
-        f"  numba  : {t_nb * 1e3:9.1f} ms  {N * N * T / t_nb / 1e6:8.1f} M point-steps/s",
-        f"  numpy  : {t_np * 1e3:9.1f} ms  {N * N * T / t_np / 1e6:8.1f} M point-steps/s",
-        f"  ratio  : {ratio:9.2f} x faster than NumPy (target >= 3x: {'PASS' if ratio >= 3 else 'FAIL'});"
-        f" labels identical: {same}",
-    ]
+    reps = 3 if quick else 5
+    cases = (
+        (f"basins {N}x{N} grid, T={T}, sigmoid, w={W}, b in [-6, 2], x0 in [-6, 8]", W, bs, False),
+        (f"basins {N}x{N}, T={T}, w=-8, b in [0, 8] (period-2 attractor)", -8.0,
+         np.linspace(0.0, 8.0, N), False),
+        # the raw loop: no retirement of exactly periodic points, every cell runs T steps
+        (f"basins raw kernel (retirement off) {N}x{N}, T={T}, w={W}, b in [-6, 2]", W, bs, True),
+    )
+    for title, w, grid, raw in cases:
+        att = dyn.attractors(w, grid)
+        if raw:
+            ours = lambda w=w, grid=grid, att=att: _raw_basins(w, grid, x0s, att)  # noqa: E731
+        else:
+            ours = lambda w=w, grid=grid: dyn.basins(w, grid, x0s, steps=T)  # noqa: E731
+        ref = lambda w=w, grid=grid, att=att: numpy_basins(  # noqa: E731
+            w, grid, x0s, T, "sigmoid", att.x, att.label, 1e-3)
+        same = np.array_equal(ours(), ref())
+        t_nb, t_np, ratio = _interleaved(ours, ref, reps)
+        numba.set_num_threads(1)
+        try:
+            t_nb1, t_np1, ratio1 = _interleaved(ours, ref, 3 if quick else 3)
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        lines += [
+            title + f"; interleaved runs, medians of {reps}:",
+            f"  numba ({numba.config.NUMBA_NUM_THREADS} threads): {t_nb * 1e3:9.1f} ms "
+            f"({N * N * T / t_nb / 1e6:7.1f} M nominal point-steps/s)",
+            f"  numpy            : {t_np * 1e3:9.1f} ms ({N * N * T / t_np / 1e6:7.1f} M point-steps/s)",
+            f"  ratio            : {ratio:9.2f} x faster than NumPy (median of per-pair ratios; "
+            f"target >= 3x: {'PASS' if ratio >= 3 else 'FAIL'}); labels identical: {same}",
+            f"  one thread       : numba {t_nb1 * 1e3:.1f} ms vs numpy {t_np1 * 1e3:.1f} ms, "
+            f"ratio {ratio1:.2f} x",
+        ]
 
-    # worst case for the retirement of converged points: inside the period-2 bubble at
-    # w = -8 no point is ever a fixed point, so every cell runs all T steps
-    bs2 = np.linspace(0.0, 8.0, N)
-    att2 = dyn.attractors(-8.0, bs2)
-    t_nb2 = median_time(lambda: dyn.basins(-8.0, bs2, x0s, steps=T), br)
-    t_np2 = median_time(lambda: numpy_basins(-8.0, bs2, x0s, T, "sigmoid", att2.x, att2.label, 1e-3),
-                        br, warmup=0)
-    same2 = np.array_equal(dyn.basins(-8.0, bs2, x0s, steps=T),
-                           numpy_basins(-8.0, bs2, x0s, T, "sigmoid", att2.x, att2.label, 1e-3))
-    lines += [
-        f"basins worst case (w=-8, b in [0, 8]: period-2 attractor, no point retires early), {N}x{N}, T={T}:",
-        f"  numba  : {t_nb2 * 1e3:9.1f} ms  {N * N * T / t_nb2 / 1e6:8.1f} M point-steps/s",
-        f"  numpy  : {t_np2 * 1e3:9.1f} ms  {N * N * T / t_np2 / 1e6:8.1f} M point-steps/s",
-        f"  ratio  : {t_np2 / t_nb2:9.2f} x; labels identical: {same2}",
-    ]
+    dyn.jacobian_norms(n=5, steps=5)
+    for n_, T_ in ((50, 200), (200, 1000)):
+        t_j = median_time(lambda: dyn.jacobian_norms(n=n_, rho=1.2, steps=T_, activation="tanh"),
+                          3 if quick else 5)
+        lines.append(f"jacobian_norms(n={n_}, steps={T_}, tanh, spectral) warm: {t_j * 1e3:.1f} ms")
 
     cold = []
     for _ in range(2 if quick else 3):

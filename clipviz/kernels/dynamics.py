@@ -425,14 +425,16 @@ def continue_curve(eq: int, w: float, act: int, x0: float, b0: float, orient_x: 
 
 @njit(cache=True)
 def attractors(w: float, bs: np.ndarray, act: int, att_x: np.ndarray,
-               att_lab: np.ndarray) -> None:
+               att_lab: np.ndarray, boundary: np.ndarray) -> None:
     """Attractors of F at every b, for basin labelling.
 
     att_x[j, :] holds up to 2 attractor points at b = bs[j] (NaN where
     none), att_lab[j, :] their labels: stable fixed points are labelled 1 if
     they lie on the upper branch (x > 0, only possible with folds present)
     and 0 otherwise; a period-2 orbit (negative w, fixed point past period
-    doubling) puts both its points in with label 0.
+    doubling) puts both its points in with label 0.  boundary[j] is the
+    unstable fixed point between two stable ones (the basin boundary), NaN
+    where there is only one attractor.
     """
     roots = np.empty(3)
     folds = w * dmax(act) > 1.0
@@ -442,6 +444,7 @@ def attractors(w: float, bs: np.ndarray, act: int, att_x: np.ndarray,
         att_lab[j, 0] = -1
         att_lab[j, 1] = -1
         n = fixed_points(w, bs[j], act, roots)
+        boundary[j] = np.nan
         k = 0
         for i in range(n):
             _s, d1, _d2 = act_d2(roots[i], act)
@@ -449,6 +452,8 @@ def attractors(w: float, bs: np.ndarray, act: int, att_x: np.ndarray,
                 att_x[j, k] = roots[i]
                 att_lab[j, k] = 1 if (folds and roots[i] > 0.0) else 0
                 k += 1
+        if n == 3 and k == 2:
+            boundary[j] = roots[1]
         if k == 0 and w < 0.0 and n == 1:
             p = period2_point(w, bs[j], roots[0], act)
             if math.isfinite(p):
@@ -567,15 +572,18 @@ def _steps_tanh(xa: np.ndarray, ba: np.ndarray, na: int, w: float, nsteps: int) 
 @njit(parallel=True, cache=True, fastmath={"contract"}, error_model="numpy")
 def basins_grid(w: float, bs: np.ndarray, x0s: np.ndarray, steps: int, act: int,
                 att_x: np.ndarray, att_lab: np.ndarray, tol: float,
-                out: np.ndarray) -> None:
+                out: np.ndarray, retire: bool, xT: np.ndarray) -> None:
     """out[i, j] = label of the attractor x_T reaches from x_0 = x0s[i] at b = bs[j].
 
-    -1 where x_T is farther than tol from every attractor at that b.
+    -1 where x_T is farther than tol from every attractor at that b.  If xT
+    has the shape of out, x_T is stored there too.
 
-    Every BLOCK steps, points with F(x) == x exactly (bitwise) are retired:
-    iterating them further cannot change them, so x_T is what full
-    iteration gives; the live points are kept packed (contiguous x and b)
-    so the inner loop still vectorises.
+    Every BLOCK steps, points whose orbit has become exactly periodic with
+    period 1 or 2 (F(F(x)) == x bitwise) are retired: their x_T follows from
+    the parity of the steps left, so x_T is what full iteration gives.  The
+    map is monotone, so every orbit converges to a fixed point or (w < 0) a
+    2-cycle, and only points near a bifurcation run all T steps.  The live
+    points are kept packed (contiguous x and b) so the inner loop vectorises.
     """
     nb = bs.shape[0]
     for i in prange(x0s.shape[0]):
@@ -585,26 +593,43 @@ def basins_grid(w: float, bs: np.ndarray, x0s: np.ndarray, steps: int, act: int,
         ia = np.arange(nb)
         na = nb
         done = 0
-        while done < steps and na > 0:
+        if not retire:  # plain iteration (reference / benchmark of the raw loop)
+            if act == SIGMOID:
+                _steps_sigmoid(xa, ba, na, w, steps)
+            else:
+                _steps_tanh(xa, ba, na, w, steps)
+            done = steps
+        while steps - done >= 2 and na > 0:
             blk = min(BLOCK, steps - done)
             if act == SIGMOID:
-                _steps_sigmoid(xa, ba, na, w, blk - 1)
+                _steps_sigmoid(xa, ba, na, w, blk - 2)
             else:
-                _steps_tanh(xa, ba, na, w, blk - 1)
+                _steps_tanh(xa, ba, na, w, blk - 2)
+            done += blk
+            left = steps - done
             m = 0
-            for a in range(na):  # last step of the block, retiring exact fixed points
-                y = w * _sig(xa[a], act) + ba[a]
-                if y == xa[a]:
-                    xf[ia[a]] = y
+            for a in range(na):  # the block's last two steps, retiring exact period <= 2
+                x0 = xa[a]
+                y1 = w * _sig(x0, act) + ba[a]
+                y2 = w * _sig(y1, act) + ba[a]
+                if y2 == x0:
+                    xf[ia[a]] = x0 if left % 2 == 0 else y1
                 else:
-                    xa[m] = y
+                    xa[m] = y2
                     ba[m] = ba[a]
                     ia[m] = ia[a]
                     m += 1
             na = m
-            done += blk
+        if steps - done == 1:
+            if act == SIGMOID:
+                _steps_sigmoid(xa, ba, na, w, 1)
+            else:
+                _steps_tanh(xa, ba, na, w, 1)
         for a in range(na):
             xf[ia[a]] = xa[a]
+        if xT.shape[0] == out.shape[0] and xT.shape[1] == nb:
+            for j in range(nb):
+                xT[i, j] = xf[j]
         for j in range(nb):
             lab = -1
             best = tol
@@ -723,17 +748,44 @@ def n_unit_states(W: np.ndarray, Win: np.ndarray, b: np.ndarray, U: np.ndarray,
 
 
 @njit(cache=True)
+def _top_singular(P: np.ndarray, u: np.ndarray, maxit: int) -> float:
+    """Largest singular value of P by power iteration on P P^T, warm-started from u (updated).
+
+    ||P^T u|| for a unit u rises monotonically to sigma_max; iterate until it
+    stops changing at rounding level.  Products P_l = P_{l-1} A_l keep their
+    leading left singular vector nearly fixed from one l to the next, so the
+    warm start makes this a few matrix-vector products per l.
+    """
+    prev = -1.0
+    s2 = 0.0
+    for _ in range(maxit):
+        v = P.T @ u
+        s2 = np.dot(v, v)
+        nu = P @ v
+        m = math.sqrt(np.dot(nu, nu))
+        if m == 0.0:
+            return 0.0
+        u[:] = nu / m
+        if abs(s2 - prev) <= 1e-15 * s2:
+            break
+        prev = s2
+    return math.sqrt(s2)
+
+
+@njit(cache=True)
 def jacobian_products(W: np.ndarray, D: np.ndarray, e: np.ndarray, spectral: bool) -> tuple:
     """log ||dx_T/dx_{T-l}|| and log ||e^T dx_T/dx_{T-l}|| for l = 0..T (equation (5)).
 
     P_0 = I, P_l = P_{l-1} W diag(sigma'(x_{T-l})); the product is renormalised
     every step and its log scale carried, so nothing overflows.  The norm is
-    the spectral norm (largest singular value) or, if not spectral, Frobenius.
+    the spectral norm (largest singular value, by warm-started power
+    iteration) or, if not spectral, Frobenius.
     The row vector e stands for dE_T/dx_T; delta_l = e^T P_l is carried the
     same way (equation (4)'s temporal contributions without d+x_k/dtheta).
     """
     T = D.shape[0] - 1
     n = W.shape[0]
+    u = np.ones(n) / math.sqrt(n)
     lognorm = np.empty(T + 1)
     logdelta = np.empty(T + 1)
     P = np.eye(n)
@@ -762,8 +814,7 @@ def jacobian_products(W: np.ndarray, D: np.ndarray, e: np.ndarray, spectral: boo
                 d = d / g
                 dscale += math.log(g)
         if spectral:
-            sv = np.linalg.svd(P)[1]
-            lognorm[l] = math.log(sv[0]) + scale
+            lognorm[l] = math.log(_top_singular(P, u, 5000)) + scale
         else:
             lognorm[l] = math.log(math.sqrt(np.sum(P * P))) + scale
         g = math.sqrt(np.sum(d * d))
