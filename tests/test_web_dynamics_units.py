@@ -42,6 +42,11 @@ def test_bifurcation_callbacks():
     assert bf.update_b("far", 5.0, "sigmoid", 0.5)[3].startswith("b (current)")
     csv = bf.download(1, 5.0, -6.0, 2.0, "sigmoid", 0.5, 50, 40)["content"]
     assert csv.startswith("what,b,x_or_value,stable,multiplier") and "fold," in csv
+    rows = bf.download_basins(1, 5.0, -6.0, 2.0, "sigmoid", 0.5, 50, 40)["content"].splitlines()
+    assert rows[0] == "b,x0,label" and len(rows) == 1 + 40 * 40
+    assert {r.split(",")[2] for r in rows[1:]} <= {"-1", "0", "1"}
+    cob = bf.download_cobweb(1, -2.5, 5.0, "sigmoid", 0.5)["content"].splitlines()
+    assert cob[0] == "t,x_t" and cob[1] == "0,0.5" and len(cob) == 42
 
 
 def test_cobweb_marks_fixed_points_by_stability():
@@ -75,3 +80,5 @@ def test_theory_callbacks_and_figures():
     cfig = th.update_curv(20, 32)[0]
     assert cfig.data[0].type == "heatmap" and "Spearman" in cfig.layout.annotations[0].text
     assert th.update_curv(20, 1000)[0] is no_update
+    rows = th.download_curv(1, 20, 32)["content"].splitlines()
+    assert rows[0] == "w,b,grad_norm,angle_deg,curv_along_grad,lead_eig" and len(rows) == 1 + 32 * 32

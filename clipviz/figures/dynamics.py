@@ -299,3 +299,25 @@ def curvature_figure(c: dyn.CurvatureAlignment) -> go.Figure:
         yaxis3=dict(anchor="x2", overlaying="y2", side="right", range=[0, 90], showgrid=False,
                     title=dict(text="angle °")),
         legend=dict(orientation="h", x=0.56, y=1.02, yanchor="bottom")))
+
+
+def basins_csv(bs: np.ndarray, x0s: np.ndarray, labels: np.ndarray) -> str:
+    """One row per (b, x_0) cell: the attractor label (-1: not settled)."""
+    B, X = np.meshgrid(bs, x0s)
+    return csv_text(["b", "x0", "label"], [B.ravel(), X.ravel(), labels.ravel().astype(float)])
+
+
+def cobweb_csv(w: float, b: float, x0: float, activation: str, steps: int = 40) -> str:
+    """The iteration behind the cobweb: t, x_t."""
+    x = [x0]
+    for _ in range(steps):
+        x.append(float(w * _sigma(np.array(x[-1]), activation) + b))
+    return csv_text(["t", "x_t"], [np.arange(len(x)), np.array(x)])
+
+
+def curvature_csv(c: dyn.CurvatureAlignment) -> str:
+    """One row per (w, b) grid point: ‖g‖, angle to the leading eigenvector, curvature along g."""
+    W, B = np.meshgrid(c.ws, c.bs)
+    return csv_text(["w", "b", "grad_norm", "angle_deg", "curv_along_grad", "lead_eig"],
+                    [W.ravel(), B.ravel(), c.grad_norm.ravel(), c.angle_deg.ravel(),
+                     c.curv_along_grad.ravel(), c.lead_eig.ravel()])

@@ -114,6 +114,27 @@ def download(n, w, b_min, b_max, act, x0, T, res):
     return dict(content=fd.bifurcation_csv(bd, sens), filename="clipviz-bifurcation.csv", type="text/csv")
 
 
+def download_basins(n, w, b_min, b_max, act, x0, T, res):
+    if not n:
+        return no_update
+    values, errors = check_all(SPECS, dict(w=w, b_min=b_min, b_max=b_max, act=act, x0=x0, T=T, res=res, b=0))
+    _window_error(values, errors)
+    if errors:
+        return no_update
+    *_, bgrid, x0s, labels = compute(*_args(values))
+    return dict(content=fd.basins_csv(bgrid, x0s, labels), filename="clipviz-basins.csv", type="text/csv")
+
+
+def download_cobweb(n, b, w, act, x0):
+    if not n:
+        return no_update
+    values, errors = check_all(SPECS, dict(b=b, w=w, act=act, x0=x0, b_min=-1, b_max=1, T=1, res=40))
+    if errors:
+        return no_update
+    return dict(content=fd.cobweb_csv(values["w"], values["b"], values["x0"], values["act"]),
+                filename="clipviz-cobweb.csv", type="text/csv")
+
+
 def layout(**kwargs) -> html.Div:
     values, errors = parse(SPECS, kwargs)
     _window_error(values, errors)
@@ -137,10 +158,14 @@ def layout(**kwargs) -> html.Div:
                 graph(f"{P}-diagram", diagram),
                 html.Button("Download diagram CSV", id=f"{P}-dl-btn", className="dl"),
                 html.Div(className="row", children=[
-                    html.Div(graph(f"{P}-basins", basins), className="col"),
-                    html.Div(graph(f"{P}-cobweb", cob), className="col"),
+                    html.Div([graph(f"{P}-basins", basins),
+                              html.Button("Download basins CSV", id=f"{P}-dl-basins-btn", className="dl")],
+                             className="col"),
+                    html.Div([graph(f"{P}-cobweb", cob),
+                              html.Button("Download cobweb CSV", id=f"{P}-dl-cobweb-btn", className="dl")],
+                             className="col"),
                 ]),
-                dcc.Download(id=f"{P}-dl"),
+                dcc.Download(id=f"{P}-dl"), dcc.Download(id=f"{P}-dl-basins"), dcc.Download(id=f"{P}-dl-cobweb"),
             ]),
         ]),
     ])
@@ -173,6 +198,11 @@ def register(app: dash.Dash) -> None:
                  Input(f"{P}-x0", "value"), prevent_initial_call=True)(update_b)
     app.callback(Output(f"{P}-dl", "data"), Input(f"{P}-dl-btn", "n_clicks"),
                  *[State(f"{P}-{k}", "value") for k in MAIN], prevent_initial_call=True)(download)
+    app.callback(Output(f"{P}-dl-basins", "data"), Input(f"{P}-dl-basins-btn", "n_clicks"),
+                 *[State(f"{P}-{k}", "value") for k in MAIN], prevent_initial_call=True)(download_basins)
+    app.callback(Output(f"{P}-dl-cobweb", "data"), Input(f"{P}-dl-cobweb-btn", "n_clicks"),
+                 *[State(f"{P}-{k}", "value") for k in ("b", "w", "act", "x0")],
+                 prevent_initial_call=True)(download_cobweb)
     app.clientside_callback(CLICK_JS, Output(f"{P}-b", "value"), Input(f"{P}-diagram", "clickData"),
                             prevent_initial_call=True)
     app.clientside_callback(url_sync_js([s.name for s in SPECS]), Output(f"{P}-link", "value"),

@@ -90,6 +90,16 @@ def download(n, *vals):
                 type="text/csv")
 
 
+def download_curv(n, cT, cres):
+    if not n:
+        return no_update
+    values, errors = check_all(CURV_SPECS, dict(cT=cT, cres=cres))
+    if errors:
+        return no_update
+    c = curvature(int(values["cT"]), int(values["cres"]))
+    return dict(content=fd.curvature_csv(c), filename="clipviz-curvature.csv", type="text/csv")
+
+
 def layout(**kwargs) -> html.Div:
     values, errors = parse(SPECS, kwargs)
     unknown = sorted(k for k in kwargs if k not in SPEC)
@@ -116,7 +126,8 @@ def layout(**kwargs) -> html.Div:
                 graph(f"{P}-jac", jfig),
                 html.Button("Download norms CSV", id=f"{P}-dl-btn", className="dl"),
                 graph(f"{P}-curv", cfig),
-                dcc.Download(id=f"{P}-dl"),
+                html.Button("Download curvature CSV", id=f"{P}-dl-curv-btn", className="dl"),
+                dcc.Download(id=f"{P}-dl"), dcc.Download(id=f"{P}-dl-curv"),
             ]),
         ]),
     ])
@@ -138,5 +149,7 @@ def register(app: dash.Dash) -> None:
                  *[Input(f"{P}-{k}", "value") for k in CURV], prevent_initial_call=True)(update_curv)
     app.callback(Output(f"{P}-dl", "data"), Input(f"{P}-dl-btn", "n_clicks"),
                  *[State(f"{P}-{k}", "value") for k in JAC], prevent_initial_call=True)(download)
+    app.callback(Output(f"{P}-dl-curv", "data"), Input(f"{P}-dl-curv-btn", "n_clicks"),
+                 *[State(f"{P}-{k}", "value") for k in CURV], prevent_initial_call=True)(download_curv)
     app.clientside_callback(url_sync_js([s.name for s in SPECS]), Output(f"{P}-link", "value"),
                             *[Input(f"{P}-{s.name}", "value") for s in SPECS])
