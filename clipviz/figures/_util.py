@@ -28,11 +28,6 @@ def typed(a: np.ndarray, dtype: str = "f4") -> dict:
     return spec
 
 
-def finite_or_none(a: np.ndarray) -> list:
-    """A list of floats with non-finite entries as None (Plotly draws gaps)."""
-    return [float(x) if np.isfinite(x) else None for x in np.asarray(a, dtype=float)]
-
-
 def csv_text(header: Sequence[str], columns: Sequence[np.ndarray]) -> str:
     """CSV with a header line; floats with 9 significant digits, inf as 'inf'."""
     cols = [np.asarray(c) for c in columns]

@@ -18,7 +18,6 @@ import math
 from typing import Any
 
 import dash
-import numpy as np
 from dash import Input, Output, State, dcc, html, no_update
 
 from ... import one_unit
@@ -353,10 +352,6 @@ def layout(**kwargs) -> html.Div:
 # ---------------------------------------------------------------------------
 # registration
 # ---------------------------------------------------------------------------
-def _ids(names) -> list[str]:
-    return [f"{P}-{n}" for n in names]
-
-
 SURFACE_INPUTS = [Input(f"{P}-w_range", "value"), Input(f"{P}-b_range", "value"), Input(f"{P}-res", "value"),
                   Input(f"{P}-T", "value"), Input(f"{P}-x0", "value"), Input(f"{P}-target", "value"),
                   Input(f"{P}-act", "value"), Input(f"{P}-log", "value")]
