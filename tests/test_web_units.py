@@ -388,3 +388,27 @@ def test_cli_serve_is_registered():
 
     args = build_parser().parse_args(["serve", "--port", "8123"])
     assert args.port == 8123 and args._module == "clipviz.web.serve"
+
+
+def test_window_change_does_not_resend_the_side_figure(make_app):
+    app = make_app(warm=False)
+    key = next(k for k in app.callback_map if "es-paths.figure" in k)
+    vals = dict(w0=4.0, b0=-3.6, lr=1.5, n=40, clip="norm", tau=0.0, p=10, w_range=[-2, 10], b_range=[-8, 2],
+                T=30, x0=0.5, target=0.7, act="sigmoid")
+    outputs = [{"id": "es-paths", "property": "figure"}, {"id": "es-diag-store", "property": "data"}]
+    outputs += [{"id": f"es-msg-{m}", "property": "children"} for m in page.RUN_MSGS]
+
+    def post(changed):
+        body = {"output": key, "outputs": outputs, "changedPropIds": [changed],
+                "inputs": [{"id": f"es-{k}", "property": "value", "value": v} for k, v in vals.items()],
+                "state": [{"id": "es-res", "property": "value", "value": 32},
+                          {"id": "es-log", "property": "value", "value": ["log"]}]}
+        r = app.server.test_client().post("/_dash-update-component", json=body)
+        assert r.status_code == 200
+        return r.get_json()["response"]
+
+    window = post("es-w_range.value")
+    assert window["es-paths"]["figure"]["layout"]["xaxis"]["range"] == [-2.0, 10.0]
+    assert "es-diag-store" not in window
+    start = post("es-w0.value")
+    assert "es-diag-store" in start and "es-paths" in start

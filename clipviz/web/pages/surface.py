@@ -185,7 +185,18 @@ def update_runs(w0, b0, lr, n, clip, tau_log, p, w_range, b_range, T, x0, target
         u, c = runs(*_run_args({**sv, **rv}))
     except ValueError as exc:
         return [no_update, no_update, str(exc), *out_msgs[1:]]
-    return [fs.paths_dict(_window(sv), u, c), fs.diagnostics_dict(u, c), *out_msgs]
+    # a window change moves the paths' axes but leaves the runs (and the side figure) as they were
+    diag = no_update if _triggered_only_by(f"{P}-w_range", f"{P}-b_range") else fs.diagnostics_dict(u, c)
+    return [fs.paths_dict(_window(sv), u, c), diag, *out_msgs]
+
+
+def _triggered_only_by(*ids: str) -> bool:
+    """Whether every input that fired this callback is one of ``ids`` (False outside a callback)."""
+    try:
+        fired = [t["prop_id"].split(".")[0] for t in dash.callback_context.triggered]
+    except Exception:  # called as a plain function: no callback context
+        return False
+    return bool(fired) and all(f in ids for f in fired)
 
 
 def update_3d(view3d, w_range, b_range, res, T, x0, target, act, log_flags):
