@@ -159,3 +159,14 @@ def test_typed_bad_value_keeps_figure_and_explains(dash_duo, make_app):
     wait_until(lambda: gd_eval(dash_duo, "es-surface", ZSUM) != before,
                what="surface redrawn")
     assert severe_logs(dash_duo) == []
+
+
+def test_3d_view_on_demand(dash_duo, make_app):
+    open_surface(dash_duo, make_app, "?res=64")
+    assert not dash_duo.find_element("#es-3d-box").is_displayed()
+    dash_duo.find_element("#es-view3d input").click()
+    wait_until(lambda: gd_eval(dash_duo, "es-3d", "gd._fullData.length ? gd._fullData[0].type : null") == "surface",
+               timeout=15, what="the 3-D surface")
+    assert dash_duo.find_element("#es-3d-box").is_displayed()
+    wait_until(lambda: "view3d=1" in dash_duo.find_element("#es-link").get_attribute("value"), what="link")
+    assert severe_logs(dash_duo) == []
