@@ -37,6 +37,11 @@ class Settings:
     clip_threshold: float = 1.0  # tau for norm/value clipping in the UI
     autoclip_percentile: float = 10.0  # p used by AutoClip's paper by default
 
+    # --- web app ---------------------------------------------------------------
+    data_dir: str = "clipviz-data"  # files the app keeps (cache); overridden by $CLIPVIZ_DATA_DIR
+    cache_timeout_s: int = 24 * 3600  # memoised results live a day (they never go stale)
+    cache_max_items: int = 5000  # filesystem cache prunes beyond this many entries
+
     # --- dynamics (clipviz.dynamics, section 2.5) ----------------------------
     basin_steps: int = 200  # T for basins / sensitivity: long enough to settle off the boundary
     basin_tol: float = 1e-3  # x_T within this of an attractor counts as having reached it

@@ -16,6 +16,7 @@ SECTIONS: dict[str, str] = {
     "one_unit": "clipviz.bench.one_unit",
     "dynamics": "clipviz.bench.dynamics",
     "training": "clipviz.bench.training",
+    "web": "clipviz.bench.web",
 }
 
 
