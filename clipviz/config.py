@@ -37,6 +37,19 @@ class Settings:
     clip_threshold: float = 1.0  # tau for norm/value clipping in the UI
     autoclip_percentile: float = 10.0  # p used by AutoClip's paper by default
 
+    # --- run store and background jobs (issue 6) -----------------------------
+    # Environment variables override these at run time (see clipviz.runstore
+    # and clipviz.jobs): CLIPVIZ_DATA_DIR, CLIPVIZ_REDIS_URL, CLIPVIZ_LOCAL_WORKERS.
+    data_dir: str = "./clipviz-data"  # where runs.sqlite lives; relative to the working directory
+    db_name: str = "runs.sqlite"  # the SQLite run store inside data_dir
+    heartbeat_s: float = 2.0  # a running job refreshes its heartbeat at least this often
+    heartbeat_timeout_s: float = 60.0  # no heartbeat for this long -> the run is shown as failed
+    metrics_flush_s: float = 0.25  # telemetry rows are written in batches at most this far apart
+    cancel_poll_s: float = 0.1  # how often a running job checks its cancel flag (cancel < 1 s)
+    local_workers: int = 2  # concurrent runs of the embedded (no-service) job layer
+    max_sweep_runs: int = 1000  # largest sweep one request may fan out
+    max_metric_rows: int = 1_000_000  # telemetry rows kept per run (the engine's max_updates bound it anyway)
+
 
 SETTINGS = Settings()
 
