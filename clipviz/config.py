@@ -40,7 +40,7 @@ class Settings:
     # --- run store and background jobs (issue 6) -----------------------------
     # Environment variables override these at run time (see clipviz.runstore
     # and clipviz.jobs): CLIPVIZ_DATA_DIR, CLIPVIZ_REDIS_URL, CLIPVIZ_LOCAL_WORKERS.
-    data_dir: str = "./clipviz-data"  # where runs.sqlite lives; relative to the working directory
+    store_dir: str = "./clipviz-data"  # run store directory ($CLIPVIZ_DATA_DIR wins); relative to the cwd
     db_name: str = "runs.sqlite"  # the SQLite run store inside data_dir
     heartbeat_s: float = 2.0  # a running job refreshes its heartbeat at least this often
     heartbeat_timeout_s: float = 60.0  # no heartbeat for this long -> the run is shown as failed
@@ -49,6 +49,32 @@ class Settings:
     local_workers: int = 2  # concurrent runs of the embedded (no-service) job layer
     max_sweep_runs: int = 1000  # largest sweep one request may fan out
     max_metric_rows: int = 1_000_000  # telemetry rows kept per run (the engine's max_updates bound it anyway)
+
+    # --- training engine (clipviz.training; issue 5) ---------------------------
+    train_task: str = "temporal_order"  # the cheapest of the paper's three task families
+    train_parametrisation: str = "paper"  # equation (2); "standard" is h_t = sigma(W h + U u + b)
+    train_activation: str = "sigmoid"  # the paper's temporal-order and character models use sigmoid
+    train_hidden: int = 50  # the paper's temporal-order model has 50 units
+    train_lr: float = 0.1  # SGD step; the paper's .001 needs its 100k updates of 1000 sequences
+    train_momentum: float = 0.0  # plain SGD as in the paper
+    train_clip: str = "norm"  # Algorithm 1
+    train_threshold: float = 1.0  # tau of Algorithm 1 for the temporal-order task (music: 120)
+    train_batch: int = 20  # sequences per update (the paper: 1000 for temporal order)
+    train_seq_len: int = 20  # temporal-order length / window (music 100, characters 180)
+    train_max_updates: int = 2000  # a run that finishes in seconds on a laptop
+    train_eval_every: int = 100  # K: rho(W_rec) and the validation metric every K updates
+    train_seed: int = 0  # seed of initialisation and data order
+    train_init: str = "default"  # sigmoid N(0, .01^2), tanh N(0, .1^2); or "smart_tanh"
+    train_dtype: str = "float64"  # float32 is about twice as fast on large models
+    temporal_order_valid: int = 1000  # fresh sequences per check: the paper's 1000-in-a-row criterion
+    max_hidden: int = 2000  # largest hidden layer accepted
+    max_batch: int = 4096  # largest mini-batch accepted
+    max_seq_len: int = 10_000  # longest window / temporal-order length accepted
+    max_updates: int = 10_000_000  # longest run accepted
+    max_vocab: int = 256  # characters beyond the 255 most frequent map to one 'unknown' symbol
+    max_eval_symbols: int = 1_000_000  # evaluation of a text split reads at most this many characters
+    eval_lanes: int = 32  # sequences evaluated side by side (songs or text segments)
+    data_dir: str = "~/.cache/clipviz/data"  # where `clipviz data fetch` stores data sets ($CLIPVIZ_DATA wins)
 
 
 SETTINGS = Settings()

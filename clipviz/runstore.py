@@ -96,8 +96,8 @@ CREATE TABLE IF NOT EXISTS runners (
 
 
 def data_dir() -> Path:
-    """The data directory: ``$CLIPVIZ_DATA_DIR`` or :attr:`Settings.data_dir`."""
-    return Path(os.environ.get("CLIPVIZ_DATA_DIR") or SETTINGS.data_dir)
+    """The data directory: ``$CLIPVIZ_DATA_DIR`` or :attr:`Settings.store_dir`."""
+    return Path(os.environ.get("CLIPVIZ_DATA_DIR") or SETTINGS.store_dir)
 
 
 def default_path() -> Path:

@@ -1,0 +1,222 @@
+"""Kernels for a vanilla RNN trained by exact back-propagation through time.
+
+Two parametrisations (``paper`` flag):
+
+* the paper's equation (2), state x (pre-activation)::
+
+      x_t = W_rec sigma(x_{t-1}) + W_in u_t + b
+
+* the usual one, state h (activation)::
+
+      h_t = sigma(W h_{t-1} + U u_t + b)
+
+Footnote 1 of the paper: the two describe the same map with h_t = sigma(x_t),
+so one recursion serves both.  They differ in the state carried between
+windows (x_T or h_T) and in how the initial state enters: equation (2)
+starts from sigma(x_0), the usual form from h_0 itself.  Outputs read
+a_t = sigma(x_t) (= h_t):  y_t = W_out a_t + c, followed by a softmax
+(``out_kind`` 0, one class index per step) or independent sigmoids
+(``out_kind`` 1, a binary vector per step, e.g. 88 piano keys).
+
+Layout: time major, batch, then units, i.e. arrays of shape (T, B, n) in
+C order.  The batch rows of one step are contiguous, so every step's
+recurrent product is one matrix product (``np.dot`` calls BLAS) and the
+weight gradients are single (T*B)-row matrix products after the backward
+sweep (BPTT, equations (3)-(5) of the paper, truncated at the window start:
+the carried-in state is a constant of the window).
+
+Losses per (t, b): softmax cross-entropy -log p(target) or, for sigmoid
+outputs, the binary cross-entropy summed over output units; both in nats.
+The objective of a window is  sum_{t,b} w_{t,b} loss_{t,b} / norm  with
+per-step weights w (0 masks padding or steps without a target).
+
+Activation codes: 0 = logistic sigmoid, 1 = tanh.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .fastmath import fexp
+
+SIGMOID = 0
+TANH = 1
+SOFTMAX = 0
+SIGMOIDS = 1
+
+
+@njit(inline="always", cache=True, fastmath={"contract"})
+def _sigma(z: float, act: int) -> float:
+    if act == SIGMOID:
+        e = fexp(-abs(z))
+        inv = 1.0 / (1.0 + e)
+        return inv if z >= 0.0 else e * inv
+    e = fexp(-2.0 * abs(z))
+    a = (1.0 - e) / (1.0 + e)
+    return a if z >= 0.0 else -a
+
+
+@njit(cache=True, fastmath={"contract"})
+def activate(Z, A, act):
+    """A = sigma(Z) element-wise (2-D arrays of the same shape)."""
+    n, m = Z.shape
+    for i in range(n):
+        for j in range(m):
+            A[i, j] = _sigma(Z[i, j], act)
+
+
+@njit(cache=True, fastmath={"contract"})
+def _loss_rows(Y, out_kind, tgt_idx, tgt_bin, wts, norm, dY, want_grad):
+    """Per-row losses of logits Y (N, O); dY = d(objective)/dY if want_grad.
+
+    Returns (weighted loss sum, weight sum, number of correct argmax
+    predictions among weighted rows (softmax only)).
+    """
+    N, O = Y.shape
+    total = 0.0
+    wsum = 0.0
+    correct = 0.0
+    for r in range(N):
+        w = wts[r]
+        if w == 0.0:
+            if want_grad:
+                for o in range(O):
+                    dY[r, o] = 0.0
+            continue
+        wsum += w
+        if out_kind == SOFTMAX:
+            m = Y[r, 0]
+            am = 0
+            for o in range(1, O):
+                if Y[r, o] > m:
+                    m = Y[r, o]
+                    am = o
+            k = tgt_idx[r]
+            if am == k:
+                correct += w
+            s = 0.0
+            for o in range(O):
+                s += fexp(Y[r, o] - m)
+            lse = m + math.log(s)
+            total += w * (lse - Y[r, k])
+            if want_grad:
+                f = w / norm
+                for o in range(O):
+                    dY[r, o] = f * fexp(Y[r, o] - lse)
+                dY[r, k] -= f
+        else:
+            rl = 0.0
+            for o in range(O):
+                y = Y[r, o]
+                t = tgt_bin[r, o]
+                e = fexp(-abs(y))
+                rl += max(y, 0.0) - t * y + math.log1p(e)
+                if want_grad:
+                    inv = 1.0 / (1.0 + e)
+                    s = inv if y >= 0.0 else e * inv
+                    dY[r, o] = (s - t) * (w / norm)
+            total += w * rl
+    return total, wsum, correct
+
+
+@njit(cache=True, fastmath={"contract"})
+def rnn_window(W, U, b, V, c, act, out_kind, paper, s0, X, tgt_idx, tgt_bin, wts, norm,
+               Z, Hs, Y, dY, dH, DZ, want_grad, gW, gU, gb, gV, gc, s_out):
+    """Forward pass over one window and, if ``want_grad``, exact BPTT.
+
+    Parameters
+    ----------
+    W : (H, H) recurrent weights W_rec.   U : (H, I) input weights W_in.
+    b : (H,) bias (zeros when the model has none).
+    V : (O, H) output weights.   c : (O,) output bias.
+    act : 0 sigmoid, 1 tanh.   out_kind : 0 softmax, 1 independent sigmoids.
+    paper : True for equation (2) (state x), False for h_t = sigma(...).
+    s0 : (B, H) carried-in state (x_0 for equation (2), h_0 otherwise).
+    X : (T*B, I) inputs u_t, row t*B + b.
+    tgt_idx : (T*B,) int64 class targets (softmax).
+    tgt_bin : (T*B, O) binary targets (sigmoid outputs; (0, 0) otherwise).
+    wts : (T*B,) float64 weights per step; norm: divisor of the objective.
+    Z, Hs, Y, dY, dH, DZ : work arrays of shapes (T*B, H), ((T+1)*B, H),
+        (T*B, O), (T*B, O), (T*B, H), (T*B, H), same dtype as W.
+        Rows t*B..(t+1)*B-1 of Z hold step t+1's pre-activations, those of
+        Hs hold a_t = sigma(x_t) (row block 0 is the initial state).
+    gW, gU, gb, gV, gc : gradient outputs (overwritten), same shapes as the
+        parameters; gb and gc are left at zero by the caller when the model
+        has no biases (the caller ignores them).
+    s_out : (B, H) receives the state to carry into the next window.
+
+    Returns
+    -------
+    (weighted loss sum, weight sum, weighted correct count)
+    """
+    TB, I = X.shape
+    B = s0.shape[0]
+    T = TB // B
+    H = W.shape[0]
+    O = V.shape[0]
+    # initial state
+    if paper:
+        for i in range(B):
+            for j in range(H):
+                Hs[i, j] = _sigma(s0[i, j], act)
+    else:
+        for i in range(B):
+            for j in range(H):
+                Hs[i, j] = s0[i, j]
+    # input projections for all steps at once: Z = X U^T + b
+    np.dot(X, U.T, Z)
+    for r in range(TB):
+        for j in range(H):
+            Z[r, j] += b[j]
+    rec = np.empty((B, H), dtype=W.dtype)
+    for t in range(T):
+        np.dot(Hs[t * B:(t + 1) * B], W.T, rec)
+        for i in range(B):
+            r = t * B + i
+            for j in range(H):
+                z = Z[r, j] + rec[i, j]
+                Z[r, j] = z
+                Hs[r + B, j] = _sigma(z, act)
+    # carried state
+    for i in range(B):
+        for j in range(H):
+            s_out[i, j] = Z[(T - 1) * B + i, j] if paper else Hs[T * B + i, j]
+    # outputs
+    Ha = Hs[B:]
+    np.dot(Ha, V.T, Y)
+    for r in range(TB):
+        for o in range(O):
+            Y[r, o] += c[o]
+    total, wsum, correct = _loss_rows(Y, out_kind, tgt_idx, tgt_bin, wts, norm, dY, want_grad)
+    if not want_grad:
+        return total, wsum, correct
+    # output layer gradients
+    np.dot(dY.T, Ha, gV)
+    for o in range(O):
+        gc[o] = 0.0
+    for r in range(TB):
+        for o in range(O):
+            gc[o] += dY[r, o]
+    np.dot(dY, V, dH)
+    # backward through time (equation (5)): dz_t = sigma'(z_t) (dh_t + W^T dz_{t+1})
+    back = np.zeros((B, H), dtype=W.dtype)
+    for t in range(T - 1, -1, -1):
+        for i in range(B):
+            r = t * B + i
+            for j in range(H):
+                a = Hs[r + B, j]
+                d = a * (1.0 - a) if act == SIGMOID else 1.0 - a * a
+                DZ[r, j] = (dH[r, j] + back[i, j]) * d
+        if t > 0:
+            np.dot(DZ[t * B:(t + 1) * B], W, back)
+    np.dot(DZ.T, Hs[:TB], gW)
+    np.dot(DZ.T, X, gU)
+    for j in range(H):
+        gb[j] = 0.0
+    for r in range(TB):
+        for j in range(H):
+            gb[j] += DZ[r, j]
+    return total, wsum, correct

@@ -1,0 +1,229 @@
+"""Training engine: vanilla RNNs, exact BPTT, SGD with every clipping rule.
+
+The paper's experiments (section 4) in one call::
+
+    from clipviz.training import TrainConfig, train
+    rec = train(TrainConfig(task="temporal_order", seq_len=20, clip="norm", threshold=1.0),
+                callback=lambda ev: print(ev["update"], ev["loss"]))
+    rec.result, rec.series["grad_norm"], rec.to_json()
+
+Per update: one window of BPTT (equations (3)-(5)), then
+:meth:`clipviz.clipping.Clipper.step` on the flat gradient (the same code
+path as the one-unit descent; Algorithm 1 for ``clip="norm"``), then SGD
+with optional momentum.  A gradient with a non-finite component is never
+applied: the update is skipped and counted.
+
+The objective of a window is the sum over its steps of the per-step loss,
+averaged over the sequences of the mini-batch (so thresholds scale with the
+window length as in the paper: 120 for 100-step music windows).  Telemetry
+reports losses per scored step: nats for temporal order and music (music:
+negative log-likelihood per time step summed over the 88 keys, Table 1),
+nats per character for text (bits per character in results, Table 2).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import __version__
+from .. import _validate as v
+from ..clipping import RULES, Clipper, check_rule
+from ..config import SETTINGS
+from .model import ACTIVATIONS, DTYPES, INITS, PARAMETRISATIONS, RNN, spectral_radius
+from .tasks import MIN_TEMPORAL_LENGTH
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "RunRecord", "train", "TASKS", "EVENT_KEYS"]
+
+TASKS = ("temporal_order", "music", "characters")
+DEFAULT_DATASET = {"temporal_order": None, "music": "jsb", "characters": "shakespeare"}
+EVENT_KEYS = ("update", "total", "loss", "grad_norm", "grad_norm_clipped", "clipped", "skipped",
+              "rho", "valid", "elapsed")
+LN2 = math.log(2.0)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (defaults from :data:`clipviz.config.SETTINGS`)."""
+
+    task: str = SETTINGS.train_task  #: "temporal_order" | "music" | "characters"
+    dataset: str | None = None  #: known name (see clipviz.datasets.KNOWN) or a path; None: task default
+    parametrisation: str = SETTINGS.train_parametrisation  #: "paper" (equation 2) | "standard"
+    activation: str = SETTINGS.train_activation  #: "sigmoid" | "tanh"
+    hidden: int = SETTINGS.train_hidden  #: hidden units
+    lr: float = SETTINGS.train_lr  #: SGD learning rate
+    momentum: float = SETTINGS.train_momentum  #: classical momentum in [0, 1)
+    clip: str = SETTINGS.train_clip  #: "none" | "norm" | "value" | "autoclip"
+    threshold: float | None = SETTINGS.train_threshold  #: tau for norm / value
+    percentile: float | None = SETTINGS.autoclip_percentile  #: p for autoclip
+    batch_size: int = SETTINGS.train_batch  #: sequences (lanes) per update
+    seq_len: int = SETTINGS.train_seq_len  #: temporal-order length, or BPTT window
+    max_updates: int = SETTINGS.train_max_updates  #: number of updates
+    eval_every: int = SETTINGS.train_eval_every  #: K: rho(W_rec) and validation every K updates
+    seed: int = SETTINGS.train_seed  #: seed of initialisation, data order and generated data
+    init: str = SETTINGS.train_init  #: "default" | "smart_tanh"
+    dtype: str = SETTINGS.train_dtype  #: "float64" | "float32"
+    bias: bool = True  #: biases b and c (the paper's character model has none)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> "TrainConfig":
+        """Check every field in place (ValueError saying what is allowed)."""
+        v.choice("task", self.task, TASKS)
+        if self.dataset is not None and not isinstance(self.dataset, str):
+            raise ValueError(f"dataset must be a name, a path or None; got {self.dataset!r}")
+        if self.task == "temporal_order" and self.dataset not in (None, ""):
+            raise ValueError("the temporal_order task generates its data; dataset must be None")
+        if self.dataset == "":
+            self.dataset = None
+        v.choice("parametrisation", self.parametrisation, PARAMETRISATIONS)
+        v.choice("activation", self.activation, ACTIVATIONS)
+        self.hidden = v.integer("hidden", self.hidden, 1, SETTINGS.max_hidden)
+        self.lr = v.finite("lr", self.lr)
+        if not 0.0 < self.lr <= 100.0:
+            raise ValueError(f"lr must be in (0, 100], got {self.lr}")
+        self.momentum = v.finite("momentum", self.momentum)
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        v.choice("clip", self.clip, RULES)
+        tau, p = check_rule(self.clip, self.threshold, self.percentile)
+        if self.clip in ("norm", "value"):
+            self.threshold = tau
+        elif self.threshold is not None:
+            self.threshold = v.finite("threshold", self.threshold)
+        if self.clip == "autoclip":
+            self.percentile = p
+        elif self.percentile is not None:
+            self.percentile = v.finite("percentile", self.percentile)
+        self.batch_size = v.integer("batch_size", self.batch_size, 1, SETTINGS.max_batch)
+        lo = MIN_TEMPORAL_LENGTH if self.task == "temporal_order" else 1
+        self.seq_len = v.integer("seq_len", self.seq_len, lo, SETTINGS.max_seq_len)
+        self.max_updates = v.integer("max_updates", self.max_updates, 1, SETTINGS.max_updates)
+        self.eval_every = v.integer("eval_every", self.eval_every, 1, SETTINGS.max_updates)
+        self.seed = v.integer("seed", self.seed, 0, 2**32 - 1)
+        v.choice("init", self.init, INITS)
+        v.choice("dtype", self.dtype, DTYPES)
+        if not isinstance(self.bias, (bool, np.bool_)):
+            raise ValueError(f"bias must be true or false, got {self.bias!r}")
+        self.bias = bool(self.bias)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """Build and validate from a dict; unknown keys are an error naming the allowed ones."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a training config must be a dict, got {type(d).__name__}")
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in d if k not in names]
+        if unknown:
+            raise ValueError(f"unknown config key(s) {', '.join(map(repr, unknown))}; "
+                             f"allowed: {', '.join(names)}")
+        return cls(**d)
+
+
+@dataclass
+class RunRecord:
+    """A finished (or cancelled) run: config, per-update series, final results."""
+
+    config: dict[str, Any]
+    status: str  #: "finished" | "cancelled"
+    series: dict[str, list] = field(default_factory=dict)  #: one list per EVENT_KEYS key
+    result: dict[str, Any] = field(default_factory=dict)
+    code_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": dict(self.config), "status": self.status,
+                "series": {k: list(x) for k, x in self.series.items()},
+                "result": dict(self.result), "code_version": self.code_version}
+
+    def to_json(self, **kw) -> str:
+        """Strict JSON (non-finite numbers are stored as null)."""
+        return json.dumps(_finite_or_none(self.to_dict()), allow_nan=False, **kw)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunRecord":
+        try:
+            return cls(config=dict(d["config"]), status=str(d["status"]),
+                       series={k: list(x) for k, x in d.get("series", {}).items()},
+                       result=dict(d.get("result", {})), code_version=str(d.get("code_version", "")))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a run record: {exc}") from None
+
+    @classmethod
+    def from_json(cls, s: str) -> "RunRecord":
+        return cls.from_dict(json.loads(s))
+
+
+def _finite_or_none(x):
+    if isinstance(x, dict):
+        return {k: _finite_or_none(y) for k, y in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_none(y) for y in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """clipviz version plus the git commit of the source tree when available."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5,
+                               cwd=Path(__file__).resolve().parent)
+        if rev.returncode == 0:
+            return f"{__version__}+g{rev.stdout.strip()}" + (".dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return __version__
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def train(config: TrainConfig, callback: Callable[[dict], Any] | None = None) -> RunRecord:
+    """Train a vanilla RNN on ``config.task`` and return its run record.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    callback : callable, optional
+        Called after every update with a dict of :data:`EVENT_KEYS`:
+        update (1-based), total (max_updates), loss (per scored step, before
+        the update), grad_norm (before clipping; None if not finite),
+        grad_norm_clipped, clipped (bool), skipped (cumulative count of
+        non-finite gradients not applied), rho (spectral radius of W_rec
+        every K updates, else None), valid (validation metric every K
+        updates, else None), elapsed (seconds).  Returning ``False`` stops
+        training after that update (status "cancelled").
+
+    Returns
+    -------
+    RunRecord
+    """
+    from .runner import run
+
+    if not isinstance(config, TrainConfig):
+        raise ValueError("config must be a TrainConfig (use TrainConfig.from_dict for dicts)")
+    config.validate()
+    return run(config, callback)
