@@ -141,6 +141,17 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
+def _cell(key: str, v: Any) -> float | int | None:
+    """One telemetry value for its column: clipped a 0/1 flag, skipped a (cumulative) count."""
+    if v is None:
+        return None
+    if key == "clipped":
+        return int(bool(v))
+    if key == "skipped":
+        return int(v)
+    return _num(v)
+
+
 @dataclass(frozen=True)
 class Run:
     """One run as the store shows it (after reaping)."""
@@ -317,9 +328,7 @@ class RunStore:
 
         Returns True if a cancel was requested for this run (the worker should stop).
         """
-        rows = [(run_id, int(e["update"]), *(_num(e.get(k)) if k not in ("clipped", "skipped")
-                                             else (None if e.get(k) is None else int(bool(e[k])))
-                                             for k in METRIC_COLUMNS))
+        rows = [(run_id, int(e["update"]), *(_cell(k, e.get(k)) for k in METRIC_COLUMNS))
                 for e in events]
         now = time.time()
         with self._tx() as c:

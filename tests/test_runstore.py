@@ -18,7 +18,7 @@ CFG = {"task": "temporal_order", "hidden": 8, "max_updates": 10}
 
 def _event(i, loss=1.0, clipped=False):
     return {"update": i, "total": 100, "loss": loss, "grad_norm": 2.0 * i, "grad_norm_clipped": 1.0,
-            "clipped": clipped, "skipped": False, "rho": 0.5 if i % 10 == 0 else None,
+            "clipped": clipped, "skipped": i // 4, "rho": 0.5 if i % 10 == 0 else None,
             "valid": None, "elapsed": 0.01 * i}
 
 
@@ -35,6 +35,7 @@ def test_lifecycle_and_series(tmp_path):
     m = st.metrics(rid)
     assert m["update"] == [1, 2, 3, 4, 5]
     assert m["clipped"] == [0, 0, 1, 0, 0]
+    assert m["skipped"] == [0, 0, 0, 1, 1]  # a cumulative count, kept as such
     assert m["rho"] == [None] * 5 and m["grad_norm"] == [2.0, 4.0, 6.0, 8.0, 10.0]
     assert st.metrics(rid, since=3)["update"] == [4, 5]
     r = st.get(rid)
