@@ -149,6 +149,14 @@ FORK_SCRIPT = textwrap.dedent("""
 
     assert psum(np.ones(100000)) == 100000.0  # the parallel backend is now initialised
     print("layer", numba.threading_layer())
+    import clipviz.training as tr
+    _train = tr.train
+
+    def train(config, callback=None):  # the forked runner runs a parallel kernel too
+        assert psum(np.ones(1000)) == 1000.0
+        return _train(config, callback)
+
+    tr.train = train
     j = Jobs(RunStore(sys.argv[1]), backend="local")
     rid = j.submit({"task": "temporal_order", "hidden": 8, "seq_len": 10, "batch_size": 10,
                     "max_updates": 50, "eval_every": 25})
