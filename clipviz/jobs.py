@@ -228,6 +228,32 @@ def celery_app(url: str):
     return app
 
 
+def sweep_summary(store: RunStore, sweep_id: str) -> dict:
+    """Success rate per (method, length) of a temporal-order sweep (Figure 7).
+
+    A run counts as a success when its result says ``solved`` (the paper's
+    criterion: 1000 consecutive fresh sequences right); the rate is over the
+    runs of that cell that finished.  Returns ``{"spec", "lengths", "methods",
+    "rate": {method: [rate or None per length]}, "finished", "failed", "active",
+    "total"}``.
+    """
+    spec = store.sweep(sweep_id)
+    runs = store.list(sweep_id=sweep_id, limit=SETTINGS.max_sweep_runs)
+    lengths, methods = list(spec["lengths"]), list(spec["methods"])
+    cells: dict[tuple[str, int], list[bool]] = {}
+    for r in runs:
+        if r.status == "finished" and r.result is not None:
+            key = (r.config.get("clip"), int(r.config.get("seq_len")))
+            cells.setdefault(key, []).append(bool(r.result.get("solved")))
+    rate = {m: [(sum(cells[(m, L)]) / len(cells[(m, L)])) if cells.get((m, L)) else None
+                for L in lengths] for m in methods}
+    count = {s: sum(r.status == s for r in runs) for s in ("finished", "failed", "cancelled")}
+    return {"spec": spec, "lengths": lengths, "methods": methods, "rate": rate,
+            "finished": count["finished"], "failed": count["failed"],
+            "cancelled": count["cancelled"], "active": sum(r.active for r in runs),
+            "total": len(runs)}
+
+
 # --------------------------------------------------------------------------
 # the public face used by the web app, the CLI and tests
 # --------------------------------------------------------------------------

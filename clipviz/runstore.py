@@ -536,3 +536,19 @@ class RunStore:
         for g in gone:
             conn.execute("DELETE FROM runners WHERE id = ?", (g,))
         return alive
+
+
+_SHARED: dict[tuple[str, int], RunStore] = {}
+
+
+def shared_store() -> RunStore:
+    """This process's store for the current ``CLIPVIZ_DATA_DIR`` (opened once, not per request).
+
+    Only connections are cached here; every read goes to the database, so
+    several web processes always agree.
+    """
+    key = (str(default_path().resolve()), os.getpid())
+    st = _SHARED.get(key)
+    if st is None:
+        st = _SHARED[key] = RunStore(default_path())
+    return st

@@ -17,6 +17,10 @@ def create_app() -> dash.Dash:
         html.P("The exploding-gradient problem of recurrent networks, made visible."),
     ])
 
+    from .api import register_api
+
+    register_api(app.server)  # /api/runs, /api/sweeps: the training jobs (clipviz.jobs)
+
     @app.server.route("/health")
     def health():
         return jsonify(status="ok", version=__version__)
