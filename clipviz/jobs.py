@@ -181,6 +181,24 @@ def runner_main(db_path: str, runner_id: str, heartbeat_timeout_s: float | None 
         store.runner_unregister(runner_id)
 
 
+@functools.lru_cache(maxsize=1)
+def warm_up() -> float:
+    """Load the training kernels in this process once (a 2-update run); seconds it took.
+
+    Runners forked afterwards inherit the compiled code instead of each loading
+    it again from Numba's cache (about a second per runner).
+    """
+    from .training import TrainConfig, train
+
+    t = time.perf_counter()
+    try:
+        train(TrainConfig.from_dict({"task": "temporal_order", "hidden": 2, "seq_len": 4,
+                                     "batch_size": 1, "max_updates": 2, "eval_every": 2}))
+    except Exception:  # pragma: no cover - warming is an optimisation, never an error
+        log.exception("training warm-up failed")
+    return time.perf_counter() - t
+
+
 def _fork_runner(db_path: str, runner_id: str, heartbeat_timeout_s: float) -> None:
     """Start a detached runner by double fork (no zombie is left in the web process)."""
     pid = os.fork()
@@ -305,6 +323,7 @@ class Jobs:
             runner_id = self.store.reserve_runner(local_workers())
             if runner_id is None:
                 break
+            warm_up()  # forked runners inherit the loaded kernels
             try:
                 _fork_runner(str(self.store.path), runner_id, self.store.heartbeat_timeout_s)
             except OSError:

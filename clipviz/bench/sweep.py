@@ -94,7 +94,7 @@ def run(quick: bool = False) -> list[str]:
     lines = [f"sweep throughput: {n_runs} temporal-order runs per sweep (hidden {BASE['hidden']}, "
              f"batch {BASE['batch_size']}, {BASE['max_updates']} updates, T in {LENGTHS}, "
              f"BPTT and rescaling), median of {repeats} after a warm-up sweep; "
-             f"{os.cpu_count()} CPUs"]
+             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"]
     results: dict[tuple[str, int], float] = {}
     tmp = Path(tempfile.mkdtemp(prefix="clipviz-bench-sweep-"))
     saved = {k: os.environ.get(k) for k in ("CLIPVIZ_REDIS_URL", "CLIPVIZ_DATA_DIR",
@@ -152,4 +152,5 @@ def run(quick: bool = False) -> list[str]:
                              f"{n_runs / t:6.2f} runs/s  {updates / t:8.0f} updates/s")
         if one and two:
             lines.append(f"  {backend:6s} scaling 2 vs 1: {one / two:5.2f} x")
+    lines.append(f"  load average at the end: {os.getloadavg()[0]:.1f} (other processes share the CPUs)")
     return lines
