@@ -40,8 +40,8 @@ class Settings:
     # --- run store and background jobs (issue 6) -----------------------------
     # Environment variables override these at run time (see clipviz.runstore
     # and clipviz.jobs): CLIPVIZ_DATA_DIR, CLIPVIZ_REDIS_URL, CLIPVIZ_LOCAL_WORKERS.
-    store_dir: str = "./clipviz-data"  # run store directory ($CLIPVIZ_DATA_DIR wins); relative to the cwd
-    db_name: str = "runs.sqlite"  # the SQLite run store inside data_dir
+    store_dir: str = "clipviz-data"  # files the app keeps: run store, web cache ($CLIPVIZ_DATA_DIR wins)
+    db_name: str = "runs.sqlite"  # the SQLite run store inside store_dir
     heartbeat_s: float = 2.0  # a running job refreshes its heartbeat at least this often
     heartbeat_timeout_s: float = 60.0  # no heartbeat for this long -> the run is shown as failed
     metrics_flush_s: float = 0.25  # telemetry rows are written in batches at most this far apart
@@ -75,6 +75,10 @@ class Settings:
     max_eval_symbols: int = 1_000_000  # evaluation of a text split reads at most this many characters
     eval_lanes: int = 32  # sequences evaluated side by side (songs or text segments)
     data_dir: str = "~/.cache/clipviz/data"  # where `clipviz data fetch` stores data sets ($CLIPVIZ_DATA wins)
+
+    # --- web app ---------------------------------------------------------------
+    cache_timeout_s: int = 24 * 3600  # memoised results live a day (they never go stale)
+    cache_max_items: int = 5000  # filesystem cache prunes beyond this many entries
 
 
 SETTINGS = Settings()

@@ -1,21 +1,81 @@
-"""Dash app factory."""
+"""Dash app factory: pages, cache, warm-up and the ``/health`` endpoint.
+
+``create_app()`` builds a fresh app each call (tests make several); pages are
+registered explicitly (``use_pages`` with no pages folder) so that every app
+gets every page's callbacks.  Nothing per-user is kept in the process: state
+lives in the URL and in the browser, computed results in the shared cache,
+so any gunicorn worker can serve any request.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
 import dash
-from dash import html
+from dash import dcc, html
 from flask import jsonify
 
 from .. import __version__
+from .cache import init_cache
+
+log = logging.getLogger(__name__)
+
+PAGE_MODULES = ("home", "surface")
+"""Page modules under :mod:`clipviz.web.pages`, in menu order."""
+
+ASSETS = Path(__file__).parent / "assets"
 
 
-def create_app() -> dash.Dash:
-    """Build the clipviz Dash app (placeholder home page until the web-app issue)."""
-    app = dash.Dash(__name__, title="clipviz")
-    app.layout = html.Main([
-        html.H1("clipviz"),
-        html.P("The exploding-gradient problem of recurrent networks, made visible."),
+def warm_up() -> float:
+    """Compile (or load from Numba's on-disk cache) every kernel the pages use and import
+    Plotly's validators, so no user waits for them.  Returns the seconds it took."""
+    t = time.perf_counter()
+    from .. import one_unit
+    from ..figures import surface as fs
+
+    grid = fs.compute_surface(-1.0, 1.0, -1.0, 1.0, 8, steps=3)
+    fs.compute_surface(-1.0, 1.0, -1.0, 1.0, 8, steps=3, activation="tanh")
+    u = one_unit.descend(1.0, 0.0, lr=0.1, n_steps=2)
+    c = one_unit.descend(1.0, 0.0, lr=0.1, n_steps=2, clip="autoclip", percentile=10)
+    fs.surface_figure(grid, u, c)
+    fs.diagnostics_figure(u, c)
+    for name in PAGE_MODULES:
+        mod = import_module(f"{__package__}.pages.{name}")
+        if hasattr(mod, "warm_up"):
+            mod.warm_up()
+    return time.perf_counter() - t
+
+
+def _nav() -> html.Nav:
+    return html.Nav(className="nav", children=[
+        dcc.Link("clipviz", href="/", className="brand"),
+        *[dcc.Link(p["name"], href=p["relative_path"], className="navlink")
+          for p in dash.page_registry.values() if p["path"] != "/"],
     ])
+
+
+def create_app(cache_config: dict[str, Any] | None = None, warm: bool = True) -> dash.Dash:
+    """Build the clipviz Dash app.
+
+    Parameters
+    ----------
+    cache_config : dict, optional
+        flask-caching configuration; default from the environment
+        (:func:`clipviz.web.cache.cache_config`).
+    warm : bool
+        Compile the kernels before serving (:func:`warm_up`).
+    """
+    app = dash.Dash(__name__, use_pages=True, pages_folder="", assets_folder=str(ASSETS),
+                    title="clipviz", suppress_callback_exceptions=True,
+                    meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}])
+    init_cache(app.server, cache_config)
+    for name in PAGE_MODULES:
+        import_module(f"{__package__}.pages.{name}").register(app)
+    app.layout = lambda: html.Div([_nav(), html.Main(dash.page_container)])
 
     from .api import register_api
 
@@ -25,4 +85,6 @@ def create_app() -> dash.Dash:
     def health():
         return jsonify(status="ok", version=__version__)
 
+    if warm:
+        log.info("warm-up took %.2f s", warm_up())
     return app

@@ -1,0 +1,284 @@
+"""Figures of the error-surface page: the paper's Figure 3 with descent paths on it.
+
+The surface is E_T(w, b) of equation (14) over a window, drawn as a heatmap of
+log10 E (the wall is orders of magnitude above the valley floor) with contour
+lines; on it the unclipped and the clipped gradient-descent paths from one
+start, each step marked, the steps where clipping fired marked differently,
+and a divergence annotated instead of a line to infinity.  Beside it: the
+gradient norm per step on a log axis with the threshold, and E per step.
+
+Trace layout of :func:`surface_figure` (fixed, so the web app can patch parts):
+0 heatmap, 1 contour lines, 2 unclipped path, 3 clipped path, 4 clip fired,
+5 start, 6 divergence points.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..config import SETTINGS
+from ..one_unit import Trajectory, error_surface
+from ._util import CLIPPED, FIRED, FONT, TEMPLATE, UNCLIPPED, csv_text, typed
+
+E_FLOOR = 1e-12  #: E below this is drawn as this on the log colour scale
+N_TRAJ_TRACES = 5  #: traces 2..6
+CONTOUR_MAX = 128  #: the contour-line trace uses at most this many points per axis
+
+
+@dataclass
+class SurfaceGrid:
+    """E_T over a (w, b) grid; E has shape (len(bs), len(ws))."""
+
+    ws: np.ndarray
+    bs: np.ndarray
+    E: np.ndarray
+    steps: int
+    x0: float
+    target: float
+    activation: str
+
+
+def compute_surface(w_min: float, w_max: float, b_min: float, b_max: float, resolution: int, *,
+                    steps: int = SETTINGS.steps, x0: float = SETTINGS.x0,
+                    target: float = SETTINGS.target,
+                    activation: str = SETTINGS.activation) -> SurfaceGrid:
+    """E_T of equation (14) on a ``resolution`` x ``resolution`` grid over the window."""
+    if not (w_min < w_max and b_min < b_max):
+        raise ValueError(f"the window needs w_min < w_max and b_min < b_max; got "
+                         f"w in [{w_min:g}, {w_max:g}], b in [{b_min:g}, {b_max:g}]")
+    ws = np.linspace(w_min, w_max, int(resolution))
+    bs = np.linspace(b_min, b_max, int(resolution))
+    s = error_surface(ws, bs, steps=steps, x0=x0, target=target, activation=activation)
+    return SurfaceGrid(ws, bs, s.E, int(steps), float(x0), float(target), activation)
+
+
+def colour_values(E: np.ndarray, log_colour: bool) -> np.ndarray:
+    """What the colour scale shows: log10 E (floored at E_FLOOR) or E, as float32."""
+    if log_colour:
+        return np.log10(np.maximum(E, E_FLOOR)).astype(np.float32)
+    return E.astype(np.float32)
+
+
+def _colorbar(z: np.ndarray, log_colour: bool) -> dict:
+    cb = dict(title=dict(text="E<sub>T</sub>", side="right"), thickness=14, len=0.9)
+    if log_colour:
+        lo, hi = int(np.floor(np.nanmin(z))), int(np.ceil(np.nanmax(z)))
+        step = max(1, (hi - lo) // 6)
+        ticks = list(range(lo, hi + 1, step))
+        cb.update(tickvals=ticks, ticktext=[f"1e{t}" for t in ticks])
+    return cb
+
+
+def _downsample(n: int) -> slice:
+    return slice(None, None, max(1, int(np.ceil(n / CONTOUR_MAX))))
+
+
+def surface_traces(grid: SurfaceGrid, log_colour: bool = True) -> tuple[dict, dict]:
+    """The heatmap and contour-line traces (as plain dicts with typed arrays)."""
+    z = colour_values(grid.E, log_colour)
+    zmin, zmax = float(z.min()), float(z.max())
+    name = "log10 E" if log_colour else "E"
+    heat = dict(
+        type="heatmap", x=typed(grid.ws), y=typed(grid.bs), z=typed(z), zmin=zmin, zmax=zmax,
+        colorscale="Viridis", colorbar=_colorbar(z, log_colour), name=name, zsmooth=False,
+        hovertemplate="w=%{x:.3f}<br>b=%{y:.3f}<br>" + name + "=%{z:.3g}<extra></extra>",
+    )
+    sr, sc = _downsample(grid.bs.size), _downsample(grid.ws.size)
+    lines = dict(
+        type="contour", x=typed(grid.ws[sc]), y=typed(grid.bs[sr]), z=typed(z[sr, sc]),
+        contours=dict(coloring="none", showlines=True, start=zmin, end=zmax,
+                      size=max((zmax - zmin) / 12, 1e-9)),
+        line=dict(color="rgba(255,255,255,0.55)", width=0.8), showscale=False,
+        hoverinfo="skip", name="contours", showlegend=False,
+    )
+    return heat, lines
+
+
+def _hover(t: Trajectory, label: str) -> list[str]:
+    out = []
+    for i in range(t.params.shape[0]):
+        g = f"{t.grad_norm[i]:.3g}" if i < t.grad_norm.size else "–"
+        out.append(f"{label} step {i}<br>w={t.params[i, 0]:.4g}, b={t.params[i, 1]:.4g}"
+                   f"<br>E={t.loss[i]:.3g}, ‖g‖={g}")
+    return out
+
+
+def trajectory_traces(unclipped: Trajectory, clipped: Trajectory) -> tuple[list[dict], list[dict]]:
+    """Traces 2..6 and the divergence annotations of :func:`surface_figure`."""
+    label_c = _clip_label(clipped)
+    tr_u = dict(type="scatter", mode="lines+markers", name="no clipping",
+                x=unclipped.params[:, 0].tolist(), y=unclipped.params[:, 1].tolist(),
+                line=dict(color=UNCLIPPED, width=2), marker=dict(size=5, color=UNCLIPPED),
+                text=_hover(unclipped, "unclipped"), hoverinfo="text")
+    tr_c = dict(type="scatter", mode="lines+markers", name=label_c,
+                x=clipped.params[:, 0].tolist(), y=clipped.params[:, 1].tolist(),
+                line=dict(color=CLIPPED, width=2), marker=dict(size=5, color=CLIPPED),
+                text=_hover(clipped, "clipped"), hoverinfo="text")
+    idx = np.flatnonzero(clipped.clipped[: clipped.params.shape[0]])
+    tr_f = dict(type="scatter", mode="markers", name="clipping fired",
+                x=clipped.params[idx, 0].tolist(), y=clipped.params[idx, 1].tolist(),
+                marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(color=FIRED, width=2.5)),
+                hoverinfo="skip")
+    tr_s = dict(type="scatter", mode="markers", name="start",
+                x=[float(unclipped.params[0, 0])], y=[float(unclipped.params[0, 1])],
+                marker=dict(size=15, symbol="star", color="white", line=dict(color="black", width=1.5)),
+                hovertemplate="start w=%{x:.4g}, b=%{y:.4g}<extra></extra>")
+    dx, dy, notes = [], [], []
+    for t, colour, who in ((unclipped, UNCLIPPED, "unclipped"), (clipped, CLIPPED, "clipped")):
+        if t.diverged_at is not None:
+            w, b = (float(v) for v in t.params[-1])
+            dx.append(w)
+            dy.append(b)
+            notes.append(dict(x=w, y=b, text=f"{who}: diverged at step {t.diverged_at}",
+                              showarrow=True, arrowhead=2, ax=40, ay=-30 if who == "unclipped" else 30,
+                              font=dict(color=colour, size=12), bgcolor="rgba(255,255,255,0.85)"))
+    tr_d = dict(type="scatter", mode="markers", name="diverged", x=dx, y=dy,
+                marker=dict(size=14, symbol="x", color="black"), hoverinfo="skip",
+                showlegend=bool(dx))
+    return [tr_u, tr_c, tr_f, tr_s, tr_d], notes
+
+
+def _clip_label(t: Trajectory) -> str:
+    if t.clip == "none":
+        return "second run (no clipping)"
+    if t.clip == "autoclip":
+        return "autoclip"
+    return f"{t.clip} clipping, τ={t.threshold:g}"
+
+
+def surface_layout(grid: SurfaceGrid, uirevision: str) -> dict:
+    return dict(
+        template=TEMPLATE, font=FONT, uirevision=uirevision, height=560,
+        margin=dict(l=60, r=20, t=40, b=55), clickmode="event",
+        title=dict(text=f"Error surface E<sub>{grid.steps}</sub>(w, b)   (click to set the start)",
+                   x=0.01, font=dict(size=14)),
+        xaxis=dict(title=dict(text=r"$w$"), range=[float(grid.ws[0]), float(grid.ws[-1])],
+                   showgrid=False, zeroline=False),
+        yaxis=dict(title=dict(text=r"$b$"), range=[float(grid.bs[0]), float(grid.bs[-1])],
+                   showgrid=False, zeroline=False),
+        legend=dict(orientation="h", x=0, y=-0.12, yanchor="top"),
+    )
+
+
+def window_revision(grid: SurfaceGrid) -> str:
+    """uirevision: the user's zoom survives updates until the window itself changes."""
+    return f"{grid.ws[0]:g},{grid.ws[-1]:g},{grid.bs[0]:g},{grid.bs[-1]:g}"
+
+
+def surface_figure(grid: SurfaceGrid, unclipped: Trajectory, clipped: Trajectory, *,
+                   log_colour: bool = True) -> go.Figure:
+    """Figure 3 of the paper with both descent paths (traces as in the module docstring)."""
+    heat, lines = surface_traces(grid, log_colour)
+    traj, notes = trajectory_traces(unclipped, clipped)
+    layout = surface_layout(grid, window_revision(grid))
+    layout["annotations"] = notes
+    return go.Figure(data=[heat, lines, *traj], layout=layout)
+
+
+def surface3d_figure(grid: SurfaceGrid, log_colour: bool = True, max_side: int = 128) -> go.Figure:
+    """The same surface as a 3-D plot (downsampled to at most ``max_side`` per axis)."""
+    sr = slice(None, None, max(1, int(np.ceil(grid.bs.size / max_side))))
+    sc = slice(None, None, max(1, int(np.ceil(grid.ws.size / max_side))))
+    z = colour_values(grid.E[sr, sc], log_colour)
+    ztitle = "log10 E" if log_colour else "E"
+    return go.Figure(
+        data=[dict(type="surface", x=typed(grid.ws[sc]), y=typed(grid.bs[sr]), z=typed(z),
+                   colorscale="Viridis", showscale=False)],
+        layout=dict(template=TEMPLATE, font=FONT, height=520, uirevision="3d",
+                    margin=dict(l=0, r=0, t=30, b=0),
+                    title=dict(text=f"E_{grid.steps}(w, b), 3-D", x=0.01, font=dict(size=14)),
+                    scene=dict(xaxis_title="w", yaxis_title="b", zaxis_title=ztitle)),
+    )
+
+
+def diagnostics_figure(unclipped: Trajectory, clipped: Trajectory) -> go.Figure:
+    """‖g‖ per step (log axis, threshold line) above E per step (log axis), both runs."""
+    return go.Figure(diagnostics_dict(unclipped, clipped))
+
+
+def diagnostics_dict(unclipped: Trajectory, clipped: Trajectory) -> dict:
+    """:func:`diagnostics_figure` as a plain figure dict (no validation cost, for callbacks)."""
+    traces = []
+    shapes = []
+    notes = []
+    for t, colour, name in ((unclipped, UNCLIPPED, "no clipping"), (clipped, CLIPPED, _clip_label(clipped))):
+        g = np.where(np.isfinite(t.grad_norm), t.grad_norm, np.nan)
+        g = np.maximum(g, E_FLOOR)
+        steps = np.arange(g.size)
+        traces.append(dict(type="scatter", mode="lines+markers", name=name, x=steps.tolist(),
+                           y=[None if not np.isfinite(v) else float(v) for v in g],
+                           line=dict(color=colour, width=1.5), marker=dict(size=4, color=colour),
+                           legendgroup=name, xaxis="x", yaxis="y",
+                           hovertemplate="step %{x}: ‖g‖=%{y:.3g}<extra>" + name + "</extra>"))
+        e = np.maximum(t.loss, E_FLOOR)
+        traces.append(dict(type="scatter", mode="lines", name=name, x=np.arange(e.size).tolist(),
+                           y=e.tolist(), line=dict(color=colour, width=1.5), legendgroup=name,
+                           showlegend=False, xaxis="x2", yaxis="y2",
+                           hovertemplate="after %{x} steps: E=%{y:.3g}<extra>" + name + "</extra>"))
+        if t.diverged_at is not None:
+            k = t.diverged_at
+            for yref in ("y domain", "y2 domain"):
+                shapes.append(dict(type="line", xref="x" if yref[1] == " " else "x2", yref=yref,
+                                   x0=k, x1=k, y0=0, y1=1, line=dict(color=colour, dash="dot", width=1.5)))
+            notes.append(dict(x=k, y=1, xref="x", yref="y domain", yanchor="bottom", showarrow=False,
+                              text=f"diverged at step {k}", font=dict(color=colour, size=11)))
+    idx = np.flatnonzero(clipped.clipped)
+    traces.append(dict(type="scatter", mode="markers", name="clipping fired", x=idx.tolist(),
+                       y=[float(clipped.grad_norm[i]) if np.isfinite(clipped.grad_norm[i]) else None
+                          for i in idx],
+                       marker=dict(size=9, color="rgba(0,0,0,0)", line=dict(color=FIRED, width=2)),
+                       xaxis="x", yaxis="y", hoverinfo="skip"))
+    if clipped.threshold is not None:
+        shapes.append(dict(type="line", xref="x domain", yref="y", x0=0, x1=1,
+                           y0=clipped.threshold, y1=clipped.threshold,
+                           line=dict(color=FIRED, dash="dash", width=1.5)))
+        notes.append(dict(x=1, y=float(np.log10(clipped.threshold)), xref="x domain", yref="y",
+                          xanchor="right", yanchor="bottom", showarrow=False,
+                          text=f"threshold τ = {clipped.threshold:g}", font=dict(color=FIRED, size=11)))
+    n = max(unclipped.grad_norm.size, clipped.grad_norm.size, 1)
+    layout = dict(
+        template=TEMPLATE, font=FONT, height=560, uirevision="diag",
+        margin=dict(l=70, r=20, t=40, b=55), shapes=shapes, annotations=notes,
+        title=dict(text="Gradient norm and error per step", x=0.01, font=dict(size=14)),
+        xaxis=dict(domain=[0, 1], anchor="y", matches="x2", showticklabels=False, range=[-0.5, n + 0.5]),
+        yaxis=dict(domain=[0.55, 1], type="log", title=dict(text=r"$\|g\|$"), exponentformat="power"),
+        xaxis2=dict(domain=[0, 1], anchor="y2", title=dict(text=r"$\text{step}$")),
+        yaxis2=dict(domain=[0, 0.45], type="log", title=dict(text=r"$E_T$"), exponentformat="power"),
+        legend=dict(orientation="h", x=0, y=-0.12, yanchor="top"),
+    )
+    return {"data": traces, "layout": layout}
+
+
+def surface_csv(grid: SurfaceGrid) -> str:
+    """The grid behind the heatmap: one row per (w, b) point."""
+    W, B = np.meshgrid(grid.ws, grid.bs)
+    buf = io.StringIO()
+    np.savetxt(buf, np.column_stack([W.ravel(), B.ravel(), grid.E.ravel()]), fmt="%.9g", delimiter=",",
+               header=f"w,b,E_{grid.steps}", comments="")
+    return buf.getvalue()
+
+
+def trajectories_csv(unclipped: Trajectory, clipped: Trajectory) -> str:
+    """Both runs, one row per visited point: run, step, w, b, E, ‖g‖ of the step taken, fired."""
+    runs, steps, w, b, e, g, f = [], [], [], [], [], [], []
+    for name, t in (("unclipped", unclipped), ("clipped", clipped)):
+        n = t.params.shape[0]
+        gn = np.full(n, np.nan)
+        fired = np.zeros(n, dtype=bool)
+        m = min(n, t.grad_norm.size)
+        gn[:m] = t.grad_norm[:m]
+        fired[:m] = t.clipped[:m]
+        runs += [name] * n
+        steps.append(np.arange(n))
+        w.append(t.params[:, 0])
+        b.append(t.params[:, 1])
+        e.append(t.loss)
+        g.append(gn)
+        f.append(fired)
+    return csv_text(["run", "step", "w", "b", "E", "grad_norm", "clip_fired"],
+                    [np.array(runs), np.concatenate(steps), np.concatenate(w), np.concatenate(b),
+                     np.concatenate(e), np.concatenate(g), np.concatenate(f)])

@@ -1,0 +1,71 @@
+"""Memoisation of page computations with flask-caching.
+
+Filesystem cache under the data directory by default (shared by all gunicorn
+workers on one host); Redis when ``CLIPVIZ_REDIS_URL`` is set.  Cached
+functions take only rounded scalars (flask-caching builds keys from ``repr``
+of the arguments, under which numpy arrays collide), see
+:func:`clipviz.web.params.round_sig`.
+
+Outside a Flask application context (unit tests, notebooks) a memoised
+function simply runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from flask import Flask, current_app, has_app_context
+from flask_caching import Cache
+
+from ..config import SETTINGS
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The extension object only records configuration; each Flask app gets its own
+# backend in app.extensions, and all cached data lives in the backend.
+cache = Cache()
+
+
+def data_dir() -> Path:
+    """Where clipviz keeps files: ``$CLIPVIZ_DATA_DIR`` or ``SETTINGS.store_dir``."""
+    return Path(os.environ.get("CLIPVIZ_DATA_DIR", SETTINGS.store_dir)).expanduser()
+
+
+def cache_config() -> dict[str, Any]:
+    """The flask-caching configuration chosen from the environment."""
+    url = os.environ.get("CLIPVIZ_REDIS_URL", "").strip()
+    common = {"CACHE_DEFAULT_TIMEOUT": SETTINGS.cache_timeout_s, "CACHE_KEY_PREFIX": "clipviz:"}
+    if url:
+        return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, **common}
+    path = data_dir() / "web-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(path),
+            "CACHE_THRESHOLD": SETTINGS.cache_max_items, **common}
+
+
+def init_cache(server: Flask, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Attach the cache to ``server``; returns the configuration used."""
+    cfg = config if config is not None else cache_config()
+    cache.init_app(server, config=cfg)
+    log.info("web cache: %s", cfg["CACHE_TYPE"])
+    return cfg
+
+
+def memoized(fn: F) -> F:
+    """``cache.memoize`` when running inside an app that has the cache, else a plain call."""
+    cached = cache.memoize(timeout=SETTINGS.cache_timeout_s)(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if has_app_context() and cache in current_app.extensions.get("cache", {}):
+            return cached(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    wrapper.uncached = fn  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,69 @@
+"""Shared page components: labelled controls with help and message lines, graphs, link bar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import dcc, html
+
+from .params import Choice, Flag, Num
+
+GRAPH_CONFIG = {
+    "displaylogo": False,
+    # The toolbar's camera button: a figure at a size fit for a slide or paper.
+    "toImageButtonOptions": {"format": "png", "width": 1400, "height": 900, "scale": 2},
+}
+
+
+def msg_id(prefix: str, name: str) -> str:
+    return f"{prefix}-msg-{name}"
+
+
+def control(prefix: str, spec: Num | Choice | Flag, component: Any, error: str | None = None) -> html.Div:
+    """A control with its label, its one-line explanation and a message line for bad input."""
+    return html.Div(className="control", children=[
+        html.Label(spec.label, htmlFor=f"{prefix}-{spec.name}"),
+        component,
+        html.Div(spec.help, className="help"),
+        html.Div(error or "", id=msg_id(prefix, spec.name), className="msg", role="alert"),
+    ])
+
+
+def number_input(prefix: str, spec: Num, value: Any) -> dcc.Input:
+    """A typed number box; bounds are checked by the server, which explains violations."""
+    return dcc.Input(id=f"{prefix}-{spec.name}", type="number", value=value, debounce=True,
+                     step="any", className="num", inputMode="decimal")
+
+
+def slider(prefix: str, spec: Num, value: Any, step: float, marks: dict | None = None,
+           direct_input: bool = True) -> dcc.Slider:
+    return dcc.Slider(id=f"{prefix}-{spec.name}", min=spec.lo, max=spec.hi, step=step, value=value,
+                      marks=marks, updatemode="mouseup", allow_direct_input=direct_input,
+                      tooltip={"placement": "bottom", "always_visible": False})
+
+
+def graph(id_: str, figure: Any, height: int | None = None) -> dcc.Graph:
+    style = {"height": f"{height}px"} if height else None
+    return dcc.Graph(id=id_, figure=figure, mathjax=True, config=GRAPH_CONFIG, style=style,
+                     className="graph")
+
+
+def link_bar(prefix: str) -> html.Div:
+    """The shareable-link row: the current URL and a copy button."""
+    return html.Div(className="linkbar", children=[
+        dcc.Input(id=f"{prefix}-link", type="text", readOnly=True, value="", className="link",
+                  placeholder="link to this view"),
+        dcc.Clipboard(id=f"{prefix}-copy", target_id=f"{prefix}-link", title="copy link",
+                      className="copy"),
+        html.Span("copy link", className="help"),
+    ])
+
+
+def url_notes(unknown: list[str], errors: dict[str, str]) -> html.Div:
+    """A banner for a link that carried unknown or bad parameters."""
+    items = [html.Li(m) for m in errors.values()]
+    items += [html.Li(f"unknown parameter {k!r} ignored") for k in unknown]
+    if not items:
+        return html.Div(id="url-notes")
+    return html.Div(id="url-notes", className="notes", children=[
+        html.Strong("Some values in the link were not used (defaults shown instead):"), html.Ul(items)])

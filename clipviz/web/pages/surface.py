@@ -1,0 +1,401 @@
+"""Error surface page: the paper's Figure 3 with clipped and unclipped gradient descent.
+
+E_T(w, b) of equation (14) over a window (log colour by default), a 3-D view on
+demand; clicking sets the start (w_0, b_0) of two descents, one plain and one
+with the chosen clipping rule (Algorithm 1 for ``norm``); beside them ‖g‖ and E
+per step.  Every control lives in the URL.
+
+Callbacks are plain module-level functions (unit-tested without a browser):
+:func:`update_surface` patches only the heatmap and contour traces,
+:func:`update_runs` only the path traces and the side figure, so moving a
+trajectory control never resends the surface.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import dash
+import numpy as np
+from dash import Input, Output, Patch, State, dcc, html, no_update
+
+from ... import one_unit
+from ...clipping import RULES
+from ...config import ACTIVATIONS, SETTINGS
+from ...figures import surface as fs
+from ..cache import memoized
+from ..components import control, graph, link_bar, msg_id, number_input, slider, url_notes
+from ..params import Choice, Flag, Num, check_all, parse, round_sig
+
+log = logging.getLogger(__name__)
+
+PATH = "/surface"
+P = "es"  # component id prefix
+
+LIM = 20.0  # |w|, |b| window limit
+SURFACE_SPECS = (
+    Num("w_min", "w from", -LIM, LIM, SETTINGS.w_min, help="left edge of the window"),
+    Num("w_max", "w to", -LIM, LIM, SETTINGS.w_max, help="right edge of the window"),
+    Num("b_min", "b from", -LIM, LIM, SETTINGS.b_min, help="bottom edge of the window"),
+    Num("b_max", "b to", -LIM, LIM, SETTINGS.b_max, help="top edge of the window"),
+    Num("res", "Resolution", 16, 1024, SETTINGS.resolution, integer=True,
+        help="grid points per axis (the surface is res × res exact evaluations)"),
+    Num("T", "T (sequence length)", 1, 500, SETTINGS.steps, integer=True,
+        help="number of recurrent steps; the loss is on σ(x_T) (the paper uses 50)"),
+    Num("x0", "x₀ (initial state)", -10, 10, SETTINGS.x0, help="x_0 of the recurrence (the paper: 0.5)"),
+    Num("target", "Target", -1, 1, SETTINGS.target, help="E_T = (σ(x_T) − target)² (the paper: 0.7)"),
+    Choice("act", "σ", ACTIVATIONS, SETTINGS.activation, help="the unit's non-linearity"),
+    Flag("log", "Log colour", True, help="colour by log10 E: the wall is orders of magnitude high"),
+)
+VIEW_SPECS = (Flag("view3d", "3-D view", False, help="also draw the surface in 3-D (below)"),)
+RUN_SPECS = (
+    Num("w0", "w₀ (start)", -LIM, LIM, 4.0, help="start of both descents; or click the surface"),
+    Num("b0", "b₀ (start)", -LIM, LIM, -3.6, help="start of both descents; or click the surface"),
+    Num("lr", "Learning rate", 1e-4, 100, 1.5, help="step size of gradient descent"),
+    Num("n", "Steps", 1, 1000, 100, integer=True, help="number of gradient-descent steps"),
+    Choice("clip", "Clipping rule", RULES, "norm",
+           help="norm: Algorithm 1; value: element-wise; autoclip: percentile of past norms"),
+    Num("tau", "Threshold τ", 1e-3, 1e3, SETTINGS.clip_threshold,
+        help="norm / value clipping threshold (log slider)"),
+    Num("p", "Autoclip percentile", 0.1, 100, SETTINGS.autoclip_percentile,
+        help="autoclip's τ = this percentile of all norms so far"),
+)
+ALL_SPECS = SURFACE_SPECS + VIEW_SPECS + RUN_SPECS
+SPEC = {s.name: s for s in ALL_SPECS}
+NAMES = tuple(SPEC)
+
+# message lines: the w and b windows each have one line for their two ends
+SURFACE_MSGS = ("w_range", "b_range", "res", "T", "x0", "target", "act", "log")
+RUN_MSGS = ("w0", "b0", "lr", "n", "clip", "tau", "p")
+
+
+# ---------------------------------------------------------------------------
+# cached computations (scalars only, rounded by the callers)
+# ---------------------------------------------------------------------------
+@memoized
+def surface_payload(w_min, w_max, b_min, b_max, res, T, x0, target, act, log_colour):
+    """Heatmap and contour traces (typed float32 arrays) plus the axis ranges."""
+    grid = surface_grid(w_min, w_max, b_min, b_max, res, T, x0, target, act)
+    heat, lines = fs.surface_traces(grid, log_colour)
+    return heat, lines, fs.surface_layout(grid, fs.window_revision(grid))
+
+
+@memoized
+def surface_grid(w_min, w_max, b_min, b_max, res, T, x0, target, act) -> fs.SurfaceGrid:
+    return fs.compute_surface(w_min, w_max, b_min, b_max, res, steps=T, x0=x0, target=target,
+                              activation=act)
+
+
+@memoized
+def runs(w0, b0, lr, n, clip, tau, p, T, x0, target, act):
+    """(unclipped, clipped) descents from (w0, b0)."""
+    common = dict(lr=lr, n_steps=n, steps=T, x0=x0, target=target, activation=act)
+    u = one_unit.descend(w0, b0, **common)
+    c = one_unit.descend(w0, b0, clip=clip, threshold=tau if clip in ("norm", "value") else None,
+                         percentile=p if clip == "autoclip" else None, **common)
+    return u, c
+
+
+def _surface_args(v: dict) -> tuple:
+    r = round_sig
+    return (r(v["w_min"]), r(v["w_max"]), r(v["b_min"]), r(v["b_max"]), int(v["res"]), int(v["T"]),
+            r(v["x0"]), r(v["target"]), v["act"])
+
+
+def _run_args(v: dict) -> tuple:
+    r = round_sig
+    return (r(v["w0"]), r(v["b0"]), r(v["lr"]), int(v["n"]), v["clip"], r(v["tau"], 4), r(v["p"], 4),
+            int(v["T"]), r(v["x0"]), r(v["target"]), v["act"])
+
+
+# ---------------------------------------------------------------------------
+# validation of raw control values
+# ---------------------------------------------------------------------------
+def _pair(value: Any) -> tuple[Any, Any]:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return value[0], value[1]
+    return None, None
+
+
+def _window_errors(values: dict, errors: dict) -> None:
+    for lo, hi, key in (("w_min", "w_max", "w"), ("b_min", "b_max", "b")):
+        if lo not in errors and hi not in errors and not values[lo] < values[hi]:
+            errors[lo] = f"the {key} window must have {lo} < {hi}; got {values[lo]:g} and {values[hi]:g}"
+            values[lo], values[hi] = SPEC[lo].default, SPEC[hi].default
+
+
+def _log_tau(value: Any) -> Any:
+    """The τ slider holds log10 τ."""
+    try:
+        return 10.0 ** float(value)
+    except (TypeError, ValueError, OverflowError):
+        return value
+
+
+def surface_values(w_range, b_range, res, T, x0, target, act, log_flags) -> tuple[dict, dict[str, str]]:
+    w_min, w_max = _pair(w_range)
+    b_min, b_max = _pair(b_range)
+    raw = dict(w_min=w_min, w_max=w_max, b_min=b_min, b_max=b_max, res=res, T=T, x0=x0,
+               target=target, act=act, log=log_flags if log_flags is not None else [])
+    values, errors = check_all(SURFACE_SPECS, raw)
+    _window_errors(values, errors)
+    msgs = {
+        "w_range": " ".join(errors.get(k, "") for k in ("w_min", "w_max")).strip(),
+        "b_range": " ".join(errors.get(k, "") for k in ("b_min", "b_max")).strip(),
+        **{k: errors.get(k, "") for k in SURFACE_MSGS[2:]},
+    }
+    return values, msgs
+
+
+def run_values(w0, b0, lr, n, clip, tau_log, p) -> tuple[dict, dict[str, str]]:
+    raw = dict(w0=w0, b0=b0, lr=lr, n=n, clip=clip, tau=_log_tau(tau_log), p=p)
+    values, errors = check_all(RUN_SPECS, raw)
+    return values, {k: errors.get(k, "") for k in RUN_MSGS}
+
+
+# ---------------------------------------------------------------------------
+# callbacks (plain functions)
+# ---------------------------------------------------------------------------
+def update_surface(w_range, b_range, res, T, x0, target, act, log_flags):
+    """Surface controls changed: patch the heatmap/contours only (or keep them, with messages)."""
+    values, msgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
+    out_msgs = [msgs[k] for k in SURFACE_MSGS]
+    if any(out_msgs):
+        return [no_update, *out_msgs]
+    try:
+        heat, lines, layout = surface_payload(*_surface_args(values), values["log"])
+    except ValueError as exc:  # the library's own limits
+        return [no_update, str(exc), *out_msgs[1:]]
+    patch = Patch()
+    patch["data"][0] = heat
+    patch["data"][1] = lines
+    for key in ("xaxis", "yaxis"):
+        patch["layout"][key]["range"] = layout[key]["range"]
+    patch["layout"]["uirevision"] = layout["uirevision"]
+    patch["layout"]["title"]["text"] = layout["title"]["text"]
+    return [patch, *out_msgs]
+
+
+def update_runs(w0, b0, lr, n, clip, tau_log, p, T, x0, target, act, w_range, b_range, res, log_flags):
+    """Descent controls (or T, x0, target, σ) changed: patch the paths, redraw the side figure."""
+    rv, rmsgs = run_values(w0, b0, lr, n, clip, tau_log, p)
+    out_msgs = [rmsgs[k] for k in RUN_MSGS]
+    sv, smsgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
+    if any(out_msgs) or any(smsgs.values()):
+        return [no_update, no_update, *out_msgs]
+    try:
+        u, c = runs(*_run_args({**sv, **rv}))
+    except ValueError as exc:
+        return [no_update, no_update, str(exc), *out_msgs[1:]]
+    traces, notes = fs.trajectory_traces(u, c)
+    patch = Patch()
+    for i, tr in enumerate(traces):
+        patch["data"][2 + i] = tr
+    patch["layout"]["annotations"] = notes
+    return [patch, fs.diagnostics_dict(u, c), *out_msgs]
+
+
+def update_3d(view3d, w_range, b_range, res, T, x0, target, act, log_flags):
+    """The 3-D view, only when asked for."""
+    on = bool(view3d) and "view3d" in view3d
+    if not on:
+        return no_update, {"display": "none"}
+    values, msgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
+    if any(msgs.values()):
+        return no_update, {"display": "block"}
+    grid = surface_grid(*_surface_args(values))
+    return fs.surface3d_figure(grid, values["log"]), {"display": "block"}
+
+
+def download_surface(n_clicks, w_range, b_range, res, T, x0, target, act, log_flags):
+    if not n_clicks:
+        return no_update
+    values, msgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
+    if any(msgs.values()):
+        return no_update
+    grid = surface_grid(*_surface_args(values))
+    return dict(content=fs.surface_csv(grid), filename="clipviz-error-surface.csv", type="text/csv")
+
+
+def download_runs(n_clicks, w0, b0, lr, n, clip, tau_log, p, w_range, b_range, res, T, x0, target,
+                  act, log_flags):
+    if not n_clicks:
+        return no_update
+    rv, rmsgs = run_values(w0, b0, lr, n, clip, tau_log, p)
+    sv, smsgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
+    if any(rmsgs.values()) or any(smsgs.values()):
+        return no_update
+    u, c = runs(*_run_args({**sv, **rv}))
+    return dict(content=fs.trajectories_csv(u, c), filename="clipviz-descent.csv", type="text/csv")
+
+
+# ---------------------------------------------------------------------------
+# layout
+# ---------------------------------------------------------------------------
+def initial_figures(values: dict) -> tuple[dict, dict]:
+    heat, lines, layout = surface_payload(*_surface_args(values), values["log"])
+    u, c = runs(*_run_args(values))
+    traces, notes = fs.trajectory_traces(u, c)
+    layout = {**layout, "annotations": notes}
+    return {"data": [heat, lines, *traces], "layout": layout}, fs.diagnostics_dict(u, c)
+
+
+def layout(**kwargs) -> html.Div:
+    """The page, with every control set from the URL's query parameters."""
+    values, errors = parse(ALL_SPECS, kwargs)
+    _window_errors(values, errors)
+    unknown = sorted(k for k in kwargs if k not in SPEC)
+    v = values
+    try:
+        fig, diag = initial_figures(v)
+    except ValueError as exc:  # cannot happen with checked values; never show a traceback
+        log.warning("initial figure failed: %s", exc)
+        errors["res"] = str(exc)
+        v = {s.name: s.default for s in ALL_SPECS}
+        fig, diag = initial_figures(v)
+
+    def err(*names):
+        return " ".join(errors[k] for k in names if k in errors) or None
+
+    sp = SPEC
+    surface_controls = [
+        control(P, Num("w_range", "w window", -LIM, LIM, 0, help="w range of the surface"),
+                dcc.RangeSlider(id=f"{P}-w_range", min=-LIM, max=LIM, step=0.5,
+                                value=[v["w_min"], v["w_max"]], marks={i: str(i) for i in range(-20, 21, 10)},
+                                allow_direct_input=True, updatemode="mouseup"),
+                err("w_min", "w_max")),
+        control(P, Num("b_range", "b window", -LIM, LIM, 0, help="b range of the surface"),
+                dcc.RangeSlider(id=f"{P}-b_range", min=-LIM, max=LIM, step=0.5,
+                                value=[v["b_min"], v["b_max"]], marks={i: str(i) for i in range(-20, 21, 10)},
+                                allow_direct_input=True, updatemode="mouseup"),
+                err("b_min", "b_max")),
+        control(P, sp["res"], slider(P, sp["res"], v["res"], 16, {16: "16", 256: "256", 512: "512",
+                                                                  1024: "1024"}), err("res")),
+        control(P, sp["T"], slider(P, sp["T"], v["T"], 1, {1: "1", 50: "50", 100: "100", 200: "200",
+                                                           500: "500"}), err("T")),
+        control(P, sp["x0"], number_input(P, sp["x0"], v["x0"]), err("x0")),
+        control(P, sp["target"], number_input(P, sp["target"], v["target"]), err("target")),
+        control(P, sp["act"], dcc.RadioItems(id=f"{P}-act", options=list(ACTIVATIONS), value=v["act"],
+                                             inline=True), err("act")),
+        control(P, sp["log"], dcc.Checklist(id=f"{P}-log", options=[{"label": " log10 E", "value": "log"}],
+                                            value=["log"] if v["log"] else []), err("log")),
+        control(P, VIEW_SPECS[0], dcc.Checklist(id=f"{P}-view3d",
+                                                options=[{"label": " show 3-D", "value": "view3d"}],
+                                                value=["view3d"] if v["view3d"] else []), err("view3d")),
+    ]
+    run_controls = [
+        control(P, sp["w0"], slider(P, sp["w0"], v["w0"], 0.01, {-20: "-20", 0: "0", 20: "20"}), err("w0")),
+        control(P, sp["b0"], slider(P, sp["b0"], v["b0"], 0.01, {-20: "-20", 0: "0", 20: "20"}), err("b0")),
+        control(P, sp["lr"], number_input(P, sp["lr"], v["lr"]), err("lr")),
+        control(P, sp["n"], number_input(P, sp["n"], v["n"]), err("n")),
+        control(P, sp["clip"], dcc.Dropdown(id=f"{P}-clip", options=list(RULES), value=v["clip"],
+                                            clearable=False), err("clip")),
+        control(P, sp["tau"], dcc.Slider(id=f"{P}-tau", min=-3, max=3, step=0.05,
+                                         value=round(math.log10(v["tau"]), 4),
+                                         marks={k: f"{10.0 ** k:g}" for k in range(-3, 4)},
+                                         allow_direct_input=False, updatemode="mouseup"), err("tau")),
+        control(P, sp["p"], number_input(P, sp["p"], v["p"]), err("p")),
+    ]
+    return html.Div(className="page", children=[
+        html.H2("Error surface and gradient descent, with and without clipping"),
+        html.P(["The paper's Figure 3: the error E", html.Sub("T"), " of the one-unit network "
+                "x", html.Sub("t"), " = w·σ(x", html.Sub("t−1"), ") + b (equation 14) over (w, b). "
+                "Where a small change of w or b flips which attractor x", html.Sub("T"), " ends in, E jumps: "
+                "a wall with an enormous gradient. Click the surface to start two gradient descents there: "
+                "red without clipping (it hits the wall and is thrown far away), blue with the chosen "
+                "clipping rule (the paper's Algorithm 1 rescales g to norm τ)."], className="lead"),
+        url_notes(unknown, errors),
+        link_bar(P),
+        html.Div(className="layout", children=[
+            html.Div(className="sidebar", children=[
+                html.H3("Surface"), *surface_controls,
+                html.H3("Descent"), *run_controls,
+            ]),
+            html.Div(className="main", children=[
+                html.Div(className="row", children=[
+                    html.Div(className="col-wide", children=[
+                        graph(f"{P}-surface", fig),
+                        html.Button("Download surface CSV", id=f"{P}-dl-surface-btn", className="dl"),
+                    ]),
+                    html.Div(className="col", children=[
+                        graph(f"{P}-diag", diag),
+                        html.Button("Download descent CSV", id=f"{P}-dl-runs-btn", className="dl"),
+                    ]),
+                ]),
+                html.Div(id=f"{P}-3d-box", style={"display": "block" if v["view3d"] else "none"},
+                         children=graph(f"{P}-3d", fs.surface3d_figure(
+                             surface_grid(*_surface_args(v)), v["log"]) if v["view3d"] else {})),
+                dcc.Download(id=f"{P}-dl-surface"),
+                dcc.Download(id=f"{P}-dl-runs"),
+            ]),
+        ]),
+    ])
+
+
+# ---------------------------------------------------------------------------
+# registration
+# ---------------------------------------------------------------------------
+def _ids(names) -> list[str]:
+    return [f"{P}-{n}" for n in names]
+
+
+SURFACE_INPUTS = [Input(f"{P}-w_range", "value"), Input(f"{P}-b_range", "value"), Input(f"{P}-res", "value"),
+                  Input(f"{P}-T", "value"), Input(f"{P}-x0", "value"), Input(f"{P}-target", "value"),
+                  Input(f"{P}-act", "value"), Input(f"{P}-log", "value")]
+RUN_INPUTS = [Input(f"{P}-{n}", "value") for n in RUN_MSGS]
+
+URL_JS = """
+function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog, p) {
+    const q = new URLSearchParams();
+    const put = (k, v) => { if (v !== null && v !== undefined && v !== '') { q.set(k, v); } };
+    if (Array.isArray(wr)) { put('w_min', wr[0]); put('w_max', wr[1]); }
+    if (Array.isArray(br)) { put('b_min', br[0]); put('b_max', br[1]); }
+    put('res', res); put('T', T); put('x0', x0); put('target', target); put('act', act);
+    put('log', (logc || []).length ? 1 : 0); put('view3d', (v3d || []).length ? 1 : 0);
+    put('w0', w0); put('b0', b0); put('lr', lr); put('n', n); put('clip', clip);
+    if (typeof taulog === 'number') { put('tau', Number(Math.pow(10, taulog).toPrecision(4))); }
+    put('p', p);
+    const url = window.location.pathname + '?' + q.toString();
+    window.history.replaceState(window.history.state, '', url);
+    return window.location.origin + url;
+}
+"""
+
+CLICK_JS = """
+function(click) {
+    if (!click || !click.points || !click.points.length) { return [window.dash_clientside.no_update,
+                                                                   window.dash_clientside.no_update]; }
+    const pt = click.points[0];
+    const r = (v) => Math.max(-20, Math.min(20, Math.round(v * 100) / 100));
+    return [r(pt.x), r(pt.y)];
+}
+"""
+
+
+def register(app: dash.Dash) -> None:
+    """Register the page and its callbacks on ``app``."""
+    dash.register_page(__name__, path=PATH, name="Error surface", order=1, layout=layout,
+                       title="clipviz · error surface",
+                       description="E_T(w, b) of the one-unit RNN with clipped and unclipped descent")
+    app.callback(Output(f"{P}-surface", "figure", allow_duplicate=True),
+                 *[Output(msg_id(P, k), "children") for k in SURFACE_MSGS],
+                 *SURFACE_INPUTS, prevent_initial_call=True)(update_surface)
+    app.callback(Output(f"{P}-surface", "figure", allow_duplicate=True), Output(f"{P}-diag", "figure"),
+                 *[Output(msg_id(P, k), "children") for k in RUN_MSGS],
+                 *RUN_INPUTS, *SURFACE_INPUTS[3:7],
+                 *[State(i.component_id, "value") for i in SURFACE_INPUTS[:3]], State(f"{P}-log", "value"),
+                 prevent_initial_call=True)(update_runs)
+    app.callback(Output(f"{P}-3d", "figure"), Output(f"{P}-3d-box", "style"),
+                 Input(f"{P}-view3d", "value"), *SURFACE_INPUTS, prevent_initial_call=True)(update_3d)
+    app.callback(Output(f"{P}-dl-surface", "data"), Input(f"{P}-dl-surface-btn", "n_clicks"),
+                 *[State(i.component_id, "value") for i in SURFACE_INPUTS],
+                 prevent_initial_call=True)(download_surface)
+    app.callback(Output(f"{P}-dl-runs", "data"), Input(f"{P}-dl-runs-btn", "n_clicks"),
+                 *[State(i.component_id, "value") for i in RUN_INPUTS + SURFACE_INPUTS],
+                 prevent_initial_call=True)(download_runs)
+    app.clientside_callback(CLICK_JS, Output(f"{P}-w0", "value"), Output(f"{P}-b0", "value"),
+                            Input(f"{P}-surface", "clickData"), prevent_initial_call=True)
+    app.clientside_callback(URL_JS, Output(f"{P}-link", "value"),
+                            *SURFACE_INPUTS, Input(f"{P}-view3d", "value"), *RUN_INPUTS)

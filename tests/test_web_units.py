@@ -1,0 +1,368 @@
+"""The web app's parts as plain functions: controls, figure builders, callbacks, cache, serving."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from dash import Patch, no_update
+
+from clipviz import one_unit
+from clipviz.figures import surface as fs
+from clipviz.figures._util import typed
+from clipviz.web import params
+from clipviz.web.pages import surface as page
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def decode(spec: dict) -> np.ndarray:
+    a = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"]).newbyteorder("<"))
+    if "shape" in spec:
+        a = a.reshape([int(s) for s in spec["shape"].split(",")])
+    return a
+
+
+# --- controls ----------------------------------------------------------------
+def test_num_check_accepts_bounds_and_explains_violations():
+    s = params.Num("T", "T", 1, 500, 50, integer=True)
+    assert s.check("20") == 20 and s.check(1) == 1 and s.check(500.0) == 500
+    for bad, words in (("abc", "not an integer"), ("2.5", "not an integer"), (0, "out of range"),
+                       (501, "out of range"), ("nan", "not finite"), (None, "enter"), ("", "enter"),
+                       ([1], "not an integer"), (True, "enter")):
+        with pytest.raises(ValueError, match=words) as e:
+            s.check(bad)
+        assert "between 1 and 500" in str(e.value)
+
+
+def test_parse_uses_defaults_for_bad_and_missing_values():
+    values, errors = params.parse(page.ALL_SPECS, {"T": "abc", "res": "64", "clip": "bogus", "log": "0"})
+    assert values["T"] == 50 and values["res"] == 64 and values["clip"] == "norm"
+    assert values["log"] is False and values["lr"] == 1.5
+    assert set(errors) == {"T", "clip"}
+
+
+def test_query_string_round_trips_through_parse():
+    values = {s.name: s.default for s in page.ALL_SPECS} | {"T": 20, "act": "tanh", "log": False, "tau": 0.25}
+    q = params.query_string(page.ALL_SPECS, values)
+    from urllib.parse import parse_qsl
+
+    back, errors = params.parse(page.ALL_SPECS, dict(parse_qsl(q[1:])))
+    assert errors == {} and back == values
+
+
+def test_round_sig():
+    assert params.round_sig(1.23456789, 4) == 1.235
+    assert params.round_sig(0.1 + 0.2) == 0.3
+    assert params.round_sig(0.0) == 0.0
+
+
+# --- figure builders -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def grid():
+    return fs.compute_surface(-2, 12, -8, 2, 40, steps=30)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    u = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=40)
+    c = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=40, clip="norm", threshold=1.0)
+    return u, c
+
+
+def test_typed_arrays_are_float32_and_exact():
+    a = np.arange(12, dtype=float).reshape(3, 4) / 7
+    spec = typed(a)
+    assert spec["dtype"] == "f4" and spec["shape"] == "3, 4"
+    np.testing.assert_array_equal(decode(spec), a.astype(np.float32))
+
+
+def test_surface_figure_holds_the_log_surface_and_both_paths(grid, pair):
+    u, c = pair
+    fig = fs.surface_figure(grid, u, c)
+    assert isinstance(fig, go.Figure) and len(fig.data) == 2 + fs.N_TRAJ_TRACES
+    heat = fig.to_plotly_json()["data"][0]
+    z = decode(heat["z"]) if isinstance(heat["z"], dict) else np.asarray(heat["z"])
+    np.testing.assert_allclose(z, np.log10(np.maximum(grid.E, fs.E_FLOOR)), rtol=1e-6, atol=1e-6)
+    assert fig.layout.uirevision == fs.window_revision(grid)
+    np.testing.assert_allclose(fig.data[2].x, u.params[:, 0])
+    np.testing.assert_allclose(fig.data[3].y, c.params[:, 1])
+    assert len(fig.data[4].x) == int(c.clipped[: c.params.shape[0]].sum()) > 0
+    assert fig.data[5].x == (4.0,)
+    # linear colour
+    lin = fs.surface_traces(grid, log_colour=False)[0]
+    np.testing.assert_allclose(decode(lin["z"]), grid.E.astype(np.float32))
+
+
+def test_divergence_is_annotated_not_drawn_to_infinity(grid):
+    u = one_unit.descend(4.0, -3.6, lr=1e8, n_steps=20)
+    c = one_unit.descend(4.0, -3.6, lr=1e8, n_steps=20, clip="norm", threshold=1e-9)
+    assert u.diverged_at is not None and c.diverged_at is None
+    fig = fs.surface_figure(grid, u, c)
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts == [f"unclipped: diverged at step {u.diverged_at}"]
+    assert np.all(np.abs(fig.data[2].x) <= 1e6) and fig.data[6].x == (u.params[-1, 0],)
+    diag = fs.diagnostics_figure(u, c)
+    assert any(f"diverged at step {u.diverged_at}" in a.text for a in diag.layout.annotations)
+    for tr in diag.data:
+        assert all(v is None or np.isfinite(v) for v in tr.y)
+
+
+def test_diagnostics_figure_has_threshold_line_and_log_axes(pair):
+    u, c = pair
+    fig = fs.diagnostics_figure(u, c)
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type == "log"
+    assert any(s.y0 == 1.0 and s.y1 == 1.0 for s in fig.layout.shapes)
+    fired = [t for t in fig.data if t.name == "clipping fired"][0]
+    assert list(fired.x) == list(np.flatnonzero(c.clipped))
+    np.testing.assert_allclose(fig.data[0].y, u.grad_norm)
+
+
+def test_csv_exports(grid, pair):
+    text = fs.surface_csv(grid)
+    lines = text.splitlines()
+    assert lines[0] == "w,b,E_30" and len(lines) == 1 + grid.E.size
+    w, b, e = map(float, lines[1 + 5].split(","))
+    assert (w, b) == pytest.approx((grid.ws[5], grid.bs[0])) and e == pytest.approx(grid.E[0, 5], rel=1e-8)
+    u, c = pair
+    rows = fs.trajectories_csv(u, c).splitlines()
+    assert rows[0] == "run,step,w,b,E,grad_norm,clip_fired"
+    assert len(rows) == 1 + u.params.shape[0] + c.params.shape[0]
+    assert rows[1].startswith("unclipped,0,4,-3.6,")
+
+
+def test_3d_figure(grid):
+    fig = fs.surface3d_figure(grid, max_side=16)
+    assert fig.data[0].type == "surface"
+    assert decode(fig.to_plotly_json()["data"][0]["z"]).shape == (14, 14)
+
+
+# --- callbacks as plain functions --------------------------------------------------
+SURF = dict(w_range=[-2, 12], b_range=[-8, 2], res=32, T=30, x0=0.5, target=0.7, act="sigmoid",
+            log_flags=["log"])
+RUN = dict(w0=4.0, b0=-3.6, lr=1.5, n=40, clip="norm", tau_log=0.0, p=10)
+
+
+def test_update_surface_patches_only_the_surface_traces():
+    out = page.update_surface(**SURF)
+    patch, msgs = out[0], out[1:]
+    assert isinstance(patch, Patch) and not any(msgs)
+    ops = patch.to_plotly_json()["operations"]
+    locations = {tuple(op["location"]) for op in ops}
+    assert ("data", 0) in locations and ("data", 1) in locations
+    assert not any(loc[:2] == ("data", 2) for loc in locations)
+    z = decode([op for op in ops if tuple(op["location"]) == ("data", 0)][0]["params"]["value"]["z"])
+    assert z.shape == (32, 32) and z.dtype == np.float32
+
+
+@pytest.mark.parametrize("change, control, words", [
+    (dict(T=0), "T", "out of range"), (dict(T="x"), "T", "not an integer"),
+    (dict(res=5000), "res", "between 16 and 1024"), (dict(w_range=[3, 3]), "w_range", "w_min < w_max"),
+    (dict(w_range="junk"), "w_range", "enter"), (dict(act="relu"), "act", "choose one of"),
+    (dict(x0=None), "x0", "enter"), (dict(target=2), "target", "between -1 and 1"),
+])
+def test_update_surface_rejects_bad_values_and_keeps_figure(change, control, words):
+    out = page.update_surface(**{**SURF, **change})
+    assert out[0] is no_update
+    msgs = dict(zip(page.SURFACE_MSGS, out[1:]))
+    assert words in msgs[control]
+    assert all(m == "" for k, m in msgs.items() if k != control)
+
+
+def test_update_runs_patches_paths_and_redraws_side_figure():
+    out = page.update_runs(**RUN, T=30, x0=0.5, target=0.7, act="sigmoid", w_range=[-2, 12],
+                           b_range=[-8, 2], res=32, log_flags=["log"])
+    patch, diag, msgs = out[0], out[1], out[2:]
+    assert not any(msgs)
+    ops = patch.to_plotly_json()["operations"]
+    locs = [tuple(op["location"]) for op in ops]
+    assert ("data", 0) not in locs and ("data", 1) not in locs
+    assert [("data", i) for i in range(2, 7)] == locs[:5] and ("layout", "annotations") in locs
+    u = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=40, steps=30)
+    assert ops[0]["params"]["value"]["x"] == u.params[:, 0].tolist()
+    go.Figure(diag)  # validates
+
+
+@pytest.mark.parametrize("change, control", [
+    (dict(lr=0), "lr"), (dict(lr="fast"), "lr"), (dict(n=10**6), "n"), (dict(clip="clamp"), "clip"),
+    (dict(tau_log=9), "tau"), (dict(p=0), "p"), (dict(w0=float("nan")), "w0"), (dict(b0=1e9), "b0"),
+])
+def test_update_runs_rejects_bad_values(change, control):
+    out = page.update_runs(**{**RUN, **change}, T=30, x0=0.5, target=0.7, act="sigmoid",
+                           w_range=[-2, 12], b_range=[-8, 2], res=32, log_flags=["log"])
+    assert out[0] is no_update and out[1] is no_update
+    msgs = dict(zip(page.RUN_MSGS, out[2:]))
+    assert msgs[control] and all(m == "" for k, m in msgs.items() if k != control)
+
+
+def test_downloads_and_3d_callbacks():
+    d = page.download_surface(1, **SURF)
+    assert d["filename"].endswith(".csv") and d["content"].startswith("w,b,E_30\n")
+    assert len(d["content"].splitlines()) == 1 + 32 * 32
+    r = page.download_runs(1, **RUN, **SURF)
+    assert r["content"].startswith("run,step,w,b,E,grad_norm,clip_fired")
+    assert page.download_surface(None, **SURF) is no_update
+    fig, style = page.update_3d(["view3d"], **SURF)
+    assert style == {"display": "block"} and fig.data[0].type == "surface"
+    assert page.update_3d([], **SURF) == (no_update, {"display": "none"})
+
+
+def _find_text(component, ident):
+    """children of the component with this id, searched through the tree."""
+    if getattr(component, "id", None) == ident:
+        return component.children
+    kids = getattr(component, "children", None)
+    for k in kids if isinstance(kids, list) else [kids]:
+        if hasattr(k, "children"):
+            found = _find_text(k, ident)
+            if found is not None:
+                return found
+    return None
+
+
+def test_layout_reads_url_and_reports_bad_parameters():
+    lay = page.layout(T="abc", res="64", foo="1")
+    assert "not an integer" in _find_text(lay, "es-msg-T")
+    assert _find_text(lay, "es-msg-res") == ""
+    notes = str(_find_text(lay, "url-notes"))
+    assert "foo" in notes
+
+
+# --- the app: endpoints, raw callback requests, cache ----------------------------------
+def test_health_and_pages(make_app):
+    app = make_app(warm=False)
+    c = app.server.test_client()
+    assert c.get("/health").get_json()["status"] == "ok"
+    for path in ("/", "/surface", "/surface?T=abc&res=-1"):
+        assert c.get(path).status_code == 200
+
+
+def _raw_update(app, inputs: dict, state: dict):
+    key = next(k for k in app.callback_map if "es-msg-w_range" in k)
+    outputs = [{"id": "es-surface", "property": "figure@" + key.split("figure@")[1].split("...")[0]}]
+    outputs += [{"id": f"es-msg-{m}", "property": "children"} for m in page.SURFACE_MSGS]
+    body = {"output": key, "outputs": outputs,
+            "inputs": [{"id": f"es-{k}", "property": "value", "value": v} for k, v in inputs.items()],
+            "changedPropIds": ["es-T.value"], "state": []}
+    return app.server.test_client().post("/_dash-update-component", json=body)
+
+
+def test_garbage_sent_straight_to_the_callback_endpoint_gets_a_message_not_a_500(make_app):
+    app = make_app(warm=False)
+    good = dict(w_range=[-2, 12], b_range=[-8, 2], res=32, T=30, x0=0.5, target=0.7, act="sigmoid",
+                log=["log"])
+    r = _raw_update(app, good, {})
+    assert r.status_code == 200, r.data[:500]
+    for bad in (dict(T={"$gt": 1}), dict(res="1e400"), dict(w_range=[None, "x"]), dict(act=[1, 2]),
+                dict(x0="inf"), dict(log=7)):
+        r = _raw_update(app, {**good, **bad}, {})
+        assert r.status_code == 200, r.data[:500]
+        resp = r.get_json()["response"]
+        assert "es-surface" not in resp  # the figure is left as it was
+        assert any(v["children"] for v in resp.values())
+
+
+def test_memoized_computation_runs_once_per_key(make_app, monkeypatch):
+    app = make_app(warm=False)
+    calls = []
+    real = fs.compute_surface
+
+    def counting(*a, **k):
+        calls.append(a)
+        return real(*a, **k)
+
+    monkeypatch.setattr(fs, "compute_surface", counting)
+    with app.server.app_context():
+        a = page.surface_grid(-2.0, 12.0, -8.0, 2.0, 24, 10, 0.5, 0.7, "sigmoid")
+        b = page.surface_grid(-2.0, 12.0, -8.0, 2.0, 24, 10, 0.5, 0.7, "sigmoid")
+        page.surface_grid(-2.0, 12.0, -8.0, 2.0, 24, 11, 0.5, 0.7, "sigmoid")
+    assert len(calls) == 2
+    np.testing.assert_array_equal(a.E, b.E)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_redis_cache_when_url_is_set(monkeypatch, tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    try:
+        import redis
+
+        r = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                r.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        monkeypatch.setenv("CLIPVIZ_REDIS_URL", f"redis://127.0.0.1:{port}/0")
+        from clipviz.web.app import create_app
+        from clipviz.web.cache import cache_config
+
+        assert cache_config()["CACHE_TYPE"] == "RedisCache"
+        app = create_app(warm=False)
+        with app.server.app_context():
+            page.surface_grid(-2.0, 12.0, -8.0, 2.0, 20, 10, 0.5, 0.7, "sigmoid")
+        assert any(k.startswith(b"clipviz:") for k in r.keys())
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def test_filesystem_cache_by_default_in_data_dir(monkeypatch, tmp_path):
+    from clipviz.web.cache import cache_config
+
+    monkeypatch.delenv("CLIPVIZ_REDIS_URL", raising=False)
+    monkeypatch.setenv("CLIPVIZ_DATA_DIR", str(tmp_path / "d"))
+    cfg = cache_config()
+    assert cfg["CACHE_TYPE"] == "FileSystemCache" and cfg["CACHE_DIR"] == str(tmp_path / "d" / "web-cache")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("gunicorn") is None, reason="gunicorn is not installed")
+def test_gunicorn_serves_app_server_with_two_workers(tmp_path):
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CLIPVIZ_DATA_DIR=str(tmp_path))
+    env.pop("CLIPVIZ_REDIS_URL", None)
+    proc = subprocess.Popen(["gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "app:server"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        body = None
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                    body = json.loads(r.read())
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert body and body["status"] == "ok", proc.stderr.read1().decode() if proc.poll() else ""
+        for _ in range(4):  # several requests: whichever worker answers, the page is the same
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/surface?T=20", timeout=10) as r:
+                assert r.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_cli_serve_is_registered():
+    from clipviz.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "--port", "8123"])
+    assert args.port == 8123 and args._module == "clipviz.web.serve"
