@@ -1,0 +1,130 @@
+"""The training page: callbacks as plain functions (embedded backend) and in headless Chromium."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from clipviz.web.pages import training as tp
+
+FORM = dict(task="temporal_order", dataset="generated", hidden=8, act="sigmoid", lr=0.1, clip="norm",
+            tau=1.0, seq_len=10, batch=10, updates=150, eval_every=50, seed=0, seeds=2)
+
+
+def _values(**kw):
+    d = dict(FORM, **kw)
+    return [d[n] for n in tp.FORM]
+
+
+@pytest.fixture
+def store_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIPVIZ_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("CLIPVIZ_REDIS_URL", raising=False)
+    monkeypatch.setenv("CLIPVIZ_LOCAL_WORKERS", "2")
+    return tmp_path
+
+
+def test_form_validation():
+    cfgs, errors = tp.form_configs(dict(zip(tp.FORM, _values())))
+    assert errors == {} and [c["seed"] for c in cfgs] == [0, 1]
+    assert cfgs[0]["threshold"] == 1.0 and cfgs[0]["dataset"] is None
+    _, errors = tp.form_configs(dict(zip(tp.FORM, _values(hidden=-1, lr="abc"))))
+    assert set(errors) == {"hidden", "lr"} and "between 1 and 500" in errors["hidden"]
+    _, errors = tp.form_configs(dict(zip(tp.FORM, _values(dataset="jsb"))))
+    assert "does not fit" in errors["dataset"]
+    cfgs, _ = tp.form_configs(dict(zip(tp.FORM, _values(clip="none"))))
+    assert cfgs[0]["threshold"] is None
+    assert tp.parse_lengths("20, 10,10 ;40") == [10, 20, 40]
+    for bad in ("", "5", "10, x", "1e9", None):
+        with pytest.raises(ValueError, match="Lengths"):
+            tp.parse_lengths(bad)
+
+
+def test_thin_keeps_evaluations_and_the_end():
+    n = 10_000
+    m = {"update": list(range(1, n + 1)), "loss": [1.0] * n,
+         "rho": [0.5 if i % 777 == 0 else None for i in range(n)], "valid": [None] * n}
+    t = tp.thin(m, 1000)
+    assert len(t["update"]) < 1100 and t["update"][-1] == n
+    assert sum(v is not None for v in t["rho"]) == sum(v is not None for v in m["rho"])
+
+
+def test_callbacks_run_cancel_and_show(store_env):
+    ids, msg, sel = tp.submit(1, *_values())
+    assert len(ids) == 2 and "started 2 runs on the local backend" in msg and sel == []
+    deadline = time.monotonic() + 120
+    while True:
+        done, total, text, fig, rows = tp.tick(1, ids, [])
+        if "finished" in text and "running" not in text and "queued" not in text:
+            break
+        assert time.monotonic() < deadline, text
+        time.sleep(0.1)
+    assert done == total == 300 and "300 / 300 updates" in text
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"finished"}
+    names = {tr.name for tr in fig.data}
+    assert any("seed=0" in n for n in names) and any("seed=1" in n for n in names)
+    assert any("threshold" in (tr.name or "") for tr in fig.data)  # τ drawn on the ‖g‖ panel
+    # selecting one run shows only its curves
+    _, _, _, fig1, _ = tp.tick(2, ids, [ids[1]])
+    assert {tr.legendgroup for tr in fig1.data if tr.legendgroup} == {tp.run_label(
+        tp._jobs().store.get(ids[1]))}
+    # bad form -> message, nothing queued
+    out = tp.submit(1, *_values(seq_len=3))
+    assert out[0] is tp.no_update and "Length T" in out[1]
+    # a long run, cancelled
+    (rid,), _, _ = tp.submit(1, *_values(updates=1_000_000, eval_every=1000, seeds=1))
+    while tp._jobs().store.get(rid).done < 10:
+        time.sleep(0.05)
+    assert tp.cancel(1, [rid], []) == "cancel requested for 1 run"
+    deadline = time.monotonic() + 2
+    while tp._jobs().store.get(rid).active:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert tp._jobs().store.get(rid).status == "cancelled"
+    assert tp.cancel(1, [rid], []) == "no running run to cancel"
+
+
+def test_sweep_callbacks(store_env):
+    sid, msg = tp.submit_sweep(1, "8, 12", 2, 60, ["none", "norm"], *_values())
+    assert "8 runs queued" in msg
+    deadline = time.monotonic() + 180
+    while True:
+        fig, status = tp.sweep_tick(1, sid)
+        if status.startswith("8 finished"):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    assert [list(tr.x) for tr in fig.data] == [[8, 12], [8, 12]]
+    assert all(y is None or 0 <= y <= 100 for tr in fig.data for y in tr.y)
+    assert tp.submit_sweep(1, "x", 2, 60, ["none"], *_values())[1].startswith("Lengths")
+    assert "Methods" in tp.submit_sweep(1, "10", 2, 60, [], *_values())[1]
+
+
+@pytest.mark.browser
+def test_training_page_in_the_browser(dash_duo, make_app, store_env):
+    dash_duo.start_server(make_app())
+    q = "?hidden=8&seq_len=10&batch=10&updates=400&eval_every=100&seeds=1"
+    dash_duo.wait_for_page(url=dash_duo.server_url + "/training" + q)
+    dash_duo.wait_for_element("#tr-run", timeout=15)
+    dash_duo.find_element("#tr-run").click()
+    dash_duo.wait_for_contains_text("#tr-msg", "started 1 run", timeout=15)
+    dash_duo.wait_for_contains_text("#tr-progress-text", "400 / 400 updates", timeout=60)
+    dash_duo.wait_for_contains_text("#tr-table", "finished", timeout=10)
+    n = dash_duo.driver.execute_script(
+        "const gd = document.querySelector('#tr-curves .js-plotly-plot'); return gd.data.length;")
+    assert n >= 4
+    pts = dash_duo.driver.execute_script(
+        "const gd = document.querySelector('#tr-curves .js-plotly-plot'); return gd._fullData[0].x.length;")
+    assert pts == 400
+    # a long run is cancelled from the page
+    dash_duo.find_element("#tr-updates").clear()
+    dash_duo.find_element("#tr-updates").send_keys("1000000\t")
+    time.sleep(0.3)
+    dash_duo.find_element("#tr-run").click()
+    dash_duo.wait_for_contains_text("#tr-progress-text", "running", timeout=30)
+    dash_duo.find_element("#tr-cancel").click()
+    dash_duo.wait_for_contains_text("#tr-msg", "cancel requested for 1 run", timeout=10)
+    dash_duo.wait_for_contains_text("#tr-progress-text", "cancelled", timeout=10)
+    logs = [e for e in dash_duo.get_logs() or [] if e.get("level") in ("SEVERE", "WARNING")]
+    assert logs == []
