@@ -268,3 +268,25 @@ def test_restarted_web_app_lists_every_run_with_its_curves(cluster, client):
         if r["status"] == "finished":
             m = fresh.get(f"/api/runs/{r['id']}").get_json()["metrics"]
             assert len(m["update"]) == r["done"] > 0
+
+
+@pytest.mark.browser
+def test_training_page_runs_on_celery_in_the_browser(cluster, dash_duo, make_app):
+    """The page's Run button sends the job to the Celery workers; curves arrive live."""
+    dash_duo.start_server(make_app())
+    q = "?hidden=8&seq_len=10&batch=10&updates=2000&eval_every=500&seeds=1"
+    dash_duo.wait_for_page(url=dash_duo.server_url + "/training" + q)
+    dash_duo.wait_for_element("#tr-run", timeout=15)
+    dash_duo.find_element("#tr-run").click()
+    dash_duo.wait_for_contains_text("#tr-msg", "on the celery backend", timeout=15)
+    dash_duo.wait_for_contains_text("#tr-progress-text", "2000 / 2000 updates", timeout=90)
+    dash_duo.wait_for_contains_text("#tr-table", "finished", timeout=10)
+    from clipviz.runstore import shared_store
+
+    run = shared_store().list(limit=1)[0]
+    assert run.status == "finished" and run.worker.startswith("celery:")
+    pts = dash_duo.driver.execute_script(
+        "const gd = document.querySelector('#tr-curves .js-plotly-plot'); return gd._fullData[0].x.length;")
+    assert pts == 2000
+    logs = [e for e in dash_duo.get_logs() or [] if e.get("level") in ("SEVERE", "WARNING")]
+    assert logs == []
