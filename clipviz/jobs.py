@@ -46,6 +46,20 @@ def redis_url() -> str | None:
     return os.environ.get("CLIPVIZ_REDIS_URL") or None
 
 
+def redact(url: str) -> str:
+    """``url`` without its password (for messages and logs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 def default_backend() -> str:
     """``"celery"`` when ``CLIPVIZ_REDIS_URL`` is set, else ``"local"``."""
     return "celery" if redis_url() else "local"
@@ -236,12 +250,20 @@ def celery_app(url: str):
     app = Celery("clipviz", broker=url)
     app.conf.update(
         task_ignore_result=True,
-        task_acks_late=False,  # a task whose worker died is not re-run: its run is marked failed
-        worker_prefetch_multiplier=1,  # a sweep spreads over all workers instead of piling up
+        # Late acknowledgement with a prefetch of one: a worker holds exactly the task it
+        # runs, so a sweep spreads over all workers and a killed worker strands no queued
+        # run.  A redelivered task (worker lost, or a run longer than the visibility
+        # timeout) is harmless: the run is no longer queued, so its claim fails and it is
+        # skipped, never trained twice.
+        task_acks_late=True,
+        task_reject_on_worker_lost=False,
+        worker_prefetch_multiplier=1,
         task_default_queue="clipviz",
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        broker_transport_options={"visibility_timeout": 7 * 24 * 3600},
+        broker_transport_options={"visibility_timeout": 3600},
+        task_publish_retry_policy={"max_retries": 3, "interval_start": 0, "interval_step": 0.2,
+                                   "interval_max": 0.5},
     )
     return app
 
@@ -310,8 +332,15 @@ class Jobs:
             self.ensure_runners(len(ids))
         else:
             app = celery_app(self.redis)
-            for rid in ids:
-                app.send_task(TASK_NAME, args=(rid,))
+            for i, rid in enumerate(ids):
+                try:
+                    app.send_task(TASK_NAME, args=(rid,))
+                except Exception as exc:  # noqa: BLE001 - broker unreachable: say so, keep no ghost runs
+                    reason = (f"could not send the run to the Celery broker at {redact(self.redis)}: "
+                              f"{type(exc).__name__}: {exc}")
+                    for left in ids[i:]:
+                        self.store.fail(left, reason)
+                    raise RuntimeError(reason) from exc
         return ids
 
     def ensure_runners(self, wanted: int | None = None) -> int:

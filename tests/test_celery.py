@@ -290,3 +290,18 @@ def test_training_page_runs_on_celery_in_the_browser(cluster, dash_duo, make_app
     assert pts == 2000
     logs = [e for e in dash_duo.get_logs() or [] if e.get("level") in ("SEVERE", "WARNING")]
     assert logs == []
+
+
+def test_unreachable_broker_fails_fast_with_a_message(tmp_path):
+    from clipviz.jobs import Jobs, redact
+    from clipviz.runstore import RunStore
+
+    url = f"redis://:secret@127.0.0.1:{free_port()}/0"  # nothing listens there
+    jobs = Jobs(RunStore(tmp_path / "r.sqlite"), backend="celery", redis=url)
+    t = time.monotonic()
+    with pytest.raises(RuntimeError, match="could not send the run to the Celery broker") as info:
+        jobs.submit(SMALL)
+    assert time.monotonic() - t < 15
+    assert "secret" not in str(info.value) and redact(url) == f"redis://:***@127.0.0.1:{url.split(':')[3]}"
+    (run,) = jobs.store.list()
+    assert run.status == "failed" and "Celery broker" in run.reason  # no ghost queued run

@@ -10,6 +10,7 @@ starts dockerd.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -132,6 +133,24 @@ def test_image_builds_and_serves():
         assert b"ok" in body
         status, body = _get(f"http://127.0.0.1:{port}/")
         assert status == 200 and b"<html" in body.lower()
+        # a short training run in the container: forked runner, non-root, run store on /data
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/runs", method="POST",
+            headers={"Content-Type": "application/json"},
+            data=json.dumps({"task": "temporal_order", "hidden": 8, "seq_len": 10, "batch_size": 10,
+                             "max_updates": 100, "eval_every": 50}).encode())
+        with urllib.request.urlopen(req, timeout=30) as r:
+            rid = json.loads(r.read())["id"]
+        deadline = time.monotonic() + 120
+        while True:
+            run = json.loads(_get(f"http://127.0.0.1:{port}/api/runs/{rid}")[1])["run"]
+            if run["status"] not in ("queued", "running"):
+                break
+            assert time.monotonic() < deadline, run
+            time.sleep(0.5)
+        assert run["status"] == "finished" and run["done"] == 100, run
+        ls = _run([docker, "exec", name, "ls", "/data"]).stdout.split()
+        assert "runs.sqlite" in ls
     finally:
         _run([docker, "rm", "-f", name])
         _run([docker, "rmi", "-f", tag])
