@@ -47,6 +47,8 @@ class Settings:
     metrics_flush_s: float = 0.25  # telemetry rows are written in batches at most this far apart
     cancel_poll_s: float = 0.1  # how often a running job checks its cancel flag (cancel < 1 s)
     local_workers: int = 2  # concurrent runs of the embedded (no-service) job layer
+    worker_blas_threads: int = 1  # BLAS threads per training job: parallelism comes from workers;
+    # OpenBLAS's own threads made a 50-unit run 4-15x slower on a busy 2-core machine
     max_sweep_runs: int = 1000  # largest sweep one request may fan out
     max_metric_rows: int = 1_000_000  # telemetry rows kept per run (the engine's max_updates bound it anyway)
 

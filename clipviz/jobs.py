@@ -21,6 +21,7 @@ returns False, which stops training after the current update.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
@@ -77,6 +78,29 @@ def local_workers() -> int:
     if not 1 <= n <= 64:
         raise ValueError(f"CLIPVIZ_LOCAL_WORKERS must be an integer from 1 to 64, got {raw!r}")
     return n
+
+
+def blas_threads() -> int:
+    """BLAS threads per training job (``$CLIPVIZ_WORKER_BLAS_THREADS`` or the setting)."""
+    raw = os.environ.get("CLIPVIZ_WORKER_BLAS_THREADS")
+    if not raw:
+        return SETTINGS.worker_blas_threads
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 256:
+        raise ValueError(f"CLIPVIZ_WORKER_BLAS_THREADS must be an integer from 1 to 256, got {raw!r}")
+    return n
+
+
+def _blas_limit():
+    """Limit the BLAS thread pools of this process while a job trains."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a declared dependency
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=blas_threads(), user_api="blas")
 
 
 def validate_config(config: Mapping | Any) -> dict:
@@ -151,7 +175,8 @@ def execute_run(store: RunStore, run_id: str, runner_id: str | None = None) -> s
     beat = _heartbeat_thread(store, run_id, runner_id, stop)
     try:
         cfg = TrainConfig.from_dict(store.get(run_id).config)
-        record = train(cfg, callback=tel)
+        with _blas_limit():
+            record = train(cfg, callback=tel)
         rec = record.to_dict()
         store.finish(run_id, rec, tel.buf)
         tel.buf = []

@@ -174,3 +174,19 @@ def test_forked_runner_after_a_parallel_kernel(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "layer workqueue" in res.stdout
     assert "status finished None" in res.stdout, res.stdout + res.stderr[-3000:]
+
+
+def test_jobs_train_with_one_blas_thread(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    import numpy as np  # noqa: F401 - loads OpenBLAS
+    from clipviz import jobs as jm
+
+    with jm._blas_limit():
+        blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+        assert blas and all(i["num_threads"] == 1 for i in blas)
+    monkeypatch.setenv("CLIPVIZ_WORKER_BLAS_THREADS", "2")
+    assert jm.blas_threads() == 2
+    monkeypatch.setenv("CLIPVIZ_WORKER_BLAS_THREADS", "many")
+    with pytest.raises(ValueError, match="CLIPVIZ_WORKER_BLAS_THREADS"):
+        jm.blas_threads()
