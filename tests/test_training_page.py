@@ -55,18 +55,19 @@ def test_callbacks_run_cancel_and_show(store_env):
     assert len(ids) == 2 and "started 2 runs on the local backend" in msg and sel == []
     deadline = time.monotonic() + 120
     while True:
-        done, total, text, fig, rows = tp.tick(1, ids, [])
+        done, total, text, fig, rows, paper = tp.tick(1, ids, [])
         if "finished" in text and "running" not in text and "queued" not in text:
             break
         assert time.monotonic() < deadline, text
         time.sleep(0.1)
     assert done == total == 300 and "300 / 300 updates" in text
     assert len(rows) == 2 and {r["status"] for r in rows} == {"finished"}
+    assert [p["dataset"] for p in paper] == ["piano", "nottingham", "musedata", "text8", "ptb"]
     names = {tr.name for tr in fig.data}
     assert any("seed=0" in n for n in names) and any("seed=1" in n for n in names)
     assert any("threshold" in (tr.name or "") for tr in fig.data)  # τ drawn on the ‖g‖ panel
     # selecting one run shows only its curves
-    _, _, _, fig1, _ = tp.tick(2, ids, [ids[1]])
+    _, _, _, fig1, _, _ = tp.tick(2, ids, [ids[1]])
     assert {tr.legendgroup for tr in fig1.data if tr.legendgroup} == {tp.run_label(
         tp._jobs().store.get(ids[1]))}
     # bad form -> message, nothing queued
@@ -128,3 +129,25 @@ def test_training_page_in_the_browser(dash_duo, make_app, store_env):
     dash_duo.wait_for_contains_text("#tr-progress-text", "cancelled", timeout=10)
     logs = [e for e in dash_duo.get_logs() or [] if e.get("level") in ("SEVERE", "WARNING")]
     assert logs == []
+
+
+def test_paper_comparison_uses_finished_runs_only():
+    from clipviz.figures.training import paper_comparison
+    from clipviz.runstore import Run
+
+    def run(ds, clip, v, status="finished", task="music"):
+        key = "test_nll" if task == "music" else "test_bpc"
+        return Run(id="x", sweep_id=None, label=None, config={"task": task, "dataset": ds, "clip": clip},
+                   backend="local", status=status, reason=None, worker=None, heartbeat=None, created=0,
+                   updated=0, started=0, ended=0, done=1, total=1, cancel_requested=False,
+                   result={key: v}, code_version=None)
+
+    rows = {r["dataset"]: r for r in paper_comparison([
+        run("nottingham", "none", 5.0), run("nottingham", "none", 6.0), run("nottingham", "norm", 4.5),
+        run("nottingham", "norm", 1.0, status="cancelled"), run("ptb", "norm", 1.7, task="characters"),
+        run("jsb", "norm", 9.0)])}
+    assert rows["nottingham"]["paper_bptt"] == "4.57" and rows["nottingham"]["paper_rescaling"] == "4.05"
+    assert rows["nottingham"]["yours_bptt"] == "5.50 ± 0.71 (n=2)"
+    assert rows["nottingham"]["yours_rescaling"] == "4.50 (n=1)"
+    assert rows["ptb"]["yours_rescaling"] == "1.70 (n=1)" and rows["ptb"]["yours_bptt"] == "—"
+    assert "jsb" not in rows

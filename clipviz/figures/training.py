@@ -110,3 +110,44 @@ def progress_text(done: int, total: int | None, started: float | None, now: floa
     left = (total - done) / rate if rate > 0 else float("inf")
     eta = "—" if not np.isfinite(left) else (f"{left:.0f} s" if left < 120 else f"{left / 60:.1f} min")
     return f"{done} / {total} updates · {rate:,.0f} updates/s · {eta} left"
+
+
+# The paper's test-set numbers (Tables 1 and 2): data set -> (task, metric, BPTT, rescaling).
+PAPER_TABLES: dict[str, tuple[str, str, float, float]] = {
+    "piano": ("music", "NLL per time step (Table 1)", 7.79, 7.77),
+    "nottingham": ("music", "NLL per time step (Table 1)", 4.57, 4.05),
+    "musedata": ("music", "NLL per time step (Table 1)", 8.00, 7.24),
+    "text8": ("characters", "bits per character (Table 2)", 1.82, 1.80),
+    "ptb": ("characters", "bits per character (Table 2)", 2.24, 1.44),
+}
+
+
+def _mean_sd(xs: list[float]) -> str:
+    if not xs:
+        return "—"
+    a = np.asarray(xs, dtype=np.float64)
+    sd = f" ± {a.std(ddof=1):.2f}" if a.size > 1 else ""
+    return f"{a.mean():.2f}{sd} (n={a.size})"
+
+
+def paper_comparison(runs: Sequence) -> list[dict]:
+    """Rows of Tables 1 and 2 beside this store's finished runs on the same data sets.
+
+    ``runs`` are :class:`clipviz.runstore.Run` objects; a run counts for "BPTT"
+    when its clipping rule is ``none`` and for "rescaling" when it is ``norm``
+    (Algorithm 1).  Values are test-set means ± standard deviation over runs.
+    """
+    mine: dict[tuple[str, str], list[float]] = {}
+    for r in runs:
+        c, res = r.config, r.result or {}
+        ds = c.get("dataset")
+        if r.status != "finished" or ds not in PAPER_TABLES:
+            continue
+        key = "test_nll" if c.get("task") == "music" else "test_bpc"
+        v = res.get(key)
+        if isinstance(v, (int, float)) and np.isfinite(v) and c.get("clip") in ("none", "norm"):
+            mine.setdefault((ds, c["clip"]), []).append(float(v))
+    return [{"dataset": ds, "metric": metric, "paper_bptt": f"{bptt:.2f}", "paper_rescaling": f"{resc:.2f}",
+             "yours_bptt": _mean_sd(mine.get((ds, "none"), [])),
+             "yours_rescaling": _mean_sd(mine.get((ds, "norm"), []))}
+            for ds, (_task, metric, bptt, resc) in PAPER_TABLES.items()]

@@ -28,7 +28,8 @@ from dash import Input, Output, State, dash_table, dcc, html, no_update
 
 from ...clipping import RULES
 from ...config import SETTINGS
-from ...figures.training import Curve, curves_figure, progress_text, success_rate_figure
+from ...figures.training import (Curve, curves_figure, paper_comparison, progress_text,
+                                 success_rate_figure)
 from ..components import control, graph, link_bar, number_input, url_notes
 from ..params import Choice, Num, check_all, parse
 
@@ -236,7 +237,7 @@ def tick(_n, active, selected):
             continue
         curves.append(Curve(run_label(r), thin(store.metrics(rid)), r.config.get("threshold"),
                             r.config.get("clip", "none")))
-    return (done, max(total, 1), text, curves_figure(curves), table_rows(runs))
+    return (done, max(total, 1), text, curves_figure(curves), table_rows(runs), paper_comparison(runs))
 
 
 def submit_sweep(n_clicks, lengths_text, seeds, updates, methods, *values):
@@ -290,6 +291,12 @@ COLUMNS = [{"name": n, "id": i} for n, i in (
     ("status", "status"), ("task", "task"), ("T", "T"), ("hidden", "hidden"), ("clip", "clip"),
     ("τ", "tau"), ("lr", "lr"), ("seed", "seed"), ("progress", "progress"), ("result", "result"),
     ("reason", "reason"))]
+
+
+PAPER_COLUMNS = [{"name": n, "id": i} for n, i in (
+    ("data set", "dataset"), ("metric (test, lower is better)", "metric"), ("paper: BPTT", "paper_bptt"),
+    ("paper: rescaling", "paper_rescaling"), ("yours: BPTT", "yours_bptt"),
+    ("yours: rescaling", "yours_rescaling"))]
 
 
 def layout(**kwargs) -> html.Div:
@@ -368,6 +375,12 @@ def layout(**kwargs) -> html.Div:
                                      style_cell={"fontSize": "12px", "padding": "2px 6px",
                                                  "maxWidth": "320px", "overflow": "hidden",
                                                  "textOverflow": "ellipsis"}),
+                html.H3("Tables 1 and 2: test results beside the paper's"),
+                html.P("means over your finished runs on the same data set (clip none = BPTT, norm = "
+                       "rescaling); start them with the form above (task music or characters)",
+                       className="help"),
+                dash_table.DataTable(id=f"{P}-paper", columns=PAPER_COLUMNS, data=paper_comparison([]),
+                                     style_cell={"fontSize": "12px", "padding": "2px 6px"}),
                 html.H3("Sweep: success rate against length (Figure 7)"),
                 html.Div(className="row", children=[
                     html.Div(className="col", children=[
@@ -420,7 +433,7 @@ def register(app: dash.Dash) -> None:
                  prevent_initial_call=True)(cancel)
     app.callback(Output(f"{P}-progress", "value"), Output(f"{P}-progress", "max"),
                  Output(f"{P}-progress-text", "children"), Output(f"{P}-curves", "figure"),
-                 Output(f"{P}-table", "data"),
+                 Output(f"{P}-table", "data"), Output(f"{P}-paper", "data"),
                  Input(f"{P}-tick", "n_intervals"), Input(f"{P}-active", "data"),
                  Input(f"{P}-table", "selected_row_ids"))(tick)
     app.callback(Output(f"{P}-sweep", "data"), Output(f"{P}-sweep-msg", "children"),
