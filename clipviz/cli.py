@@ -15,6 +15,9 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("clipviz.web.serve", "start the web app (development server)"),
     "bench": ("clipviz.bench.__main__", "run the benchmark scripts"),
+    "train": ("clipviz.training.cli_train", "train an RNN on one of the paper's tasks"),
+    "reproduce": ("clipviz.training.reproduce", "rerun the paper's Table 1, Table 2 or Figure 7"),
+    "data": ("clipviz.fetch", "download the public data sets (clipviz data fetch NAME)"),
 }
 
 

@@ -124,3 +124,31 @@ def test_parameters_are_views_into_one_flat_vector():
     v["W"][0, 0] = 123.0
     assert m.theta[0] == 123.0
     assert sum(a.size for a in v.values()) == m.n_params == m.theta.size
+
+
+def test_vectorisable_log1p_matches_numpy():
+    from numba import njit
+
+    from clipviz.kernels.rnn import _log1p_unit
+
+    f = njit(lambda a: [_log1p_unit(x) for x in a])
+    xs = np.concatenate([np.linspace(0.0, 1.0, 20001), np.logspace(-300, 0, 600)])
+    got = np.array(f(xs))
+    ref = np.log1p(xs)
+    np.testing.assert_allclose(got, ref, rtol=2e-15, atol=0)
+
+
+def test_initialisations_of_the_icml_version():
+    from clipviz.training.model import spectral_radius
+
+    rng = np.random.default_rng(0)
+    m = RNN(8, 200, 4, activation="tanh")
+    m.initialise(rng, "smart_tanh")
+    W = m.W_rec
+    assert np.all((W != 0).sum(axis=1) == 15)
+    assert spectral_radius(W) == pytest.approx(0.95, rel=1e-9)
+    assert np.all(m.views(m.theta)["b"] == 0)
+    for act, std in (("sigmoid", 0.01), ("tanh", 0.1)):
+        m = RNN(8, 200, 4, activation=act)
+        m.initialise(rng)
+        assert np.std(m.W_rec) == pytest.approx(std, rel=0.03)

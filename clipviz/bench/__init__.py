@@ -15,6 +15,7 @@ from typing import Callable
 SECTIONS: dict[str, str] = {
     "one_unit": "clipviz.bench.one_unit",
     "sweep": "clipviz.bench.sweep",  # issue 6: sweep throughput, 1 vs 2 workers
+    "training": "clipviz.bench.training",
 }
 
 

@@ -31,6 +31,10 @@ The objective of a window is  sum_{t,b} w_{t,b} loss_{t,b} / norm  with
 per-step weights w (0 masks padding or steps without a target).
 
 Activation codes: 0 = logistic sigmoid, 1 = tanh.
+
+All kernels use ``error_model="numpy"``: with Numba's default (Python)
+error model every float division carries a zero-division check that stops
+LLVM from vectorising the loop (tanh over 2.9M values: 60 ms -> 12 ms).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ SOFTMAX = 0
 SIGMOIDS = 1
 
 
-@njit(inline="always", cache=True, fastmath={"contract"})
+@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
 def _sigma(z: float, act: int) -> float:
     if act == SIGMOID:
         e = fexp(-abs(z))
@@ -59,7 +63,37 @@ def _sigma(z: float, act: int) -> float:
     return a if z >= 0.0 else -a
 
 
-@njit(cache=True, fastmath={"contract"})
+# log(1+e) = 2 atanh(s) = 2 sum_k s^(2k+1)/(2k+1) with s = e/(2+e) <= 1/3; 19 terms leave
+# a truncation below (1/9)^19 / 39 ~ 3e-20 relative.  Written out so the loop that calls it
+# vectorises.
+@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
+def _log1p_unit(e: float) -> float:
+    """log(1 + e) for e in [0, 1] by arithmetic only (vectorisable, ~1 ulp)."""
+    s = e / (2.0 + e)
+    s2 = s * s
+    p = 1.0 / 37.0
+    p = p * s2 + 1.0 / 35.0
+    p = p * s2 + 1.0 / 33.0
+    p = p * s2 + 1.0 / 31.0
+    p = p * s2 + 1.0 / 29.0
+    p = p * s2 + 1.0 / 27.0
+    p = p * s2 + 1.0 / 25.0
+    p = p * s2 + 1.0 / 23.0
+    p = p * s2 + 1.0 / 21.0
+    p = p * s2 + 1.0 / 19.0
+    p = p * s2 + 1.0 / 17.0
+    p = p * s2 + 1.0 / 15.0
+    p = p * s2 + 1.0 / 13.0
+    p = p * s2 + 1.0 / 11.0
+    p = p * s2 + 1.0 / 9.0
+    p = p * s2 + 1.0 / 7.0
+    p = p * s2 + 1.0 / 5.0
+    p = p * s2 + 1.0 / 3.0
+    p = p * s2 + 1.0 / 1.0
+    return 2.0 * s * p
+
+
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def activate(Z, A, act):
     """A = sigma(Z) element-wise (2-D arrays of the same shape)."""
     n, m = Z.shape
@@ -68,9 +102,12 @@ def activate(Z, A, act):
             A[i, j] = _sigma(Z[i, j], act)
 
 
-@njit(cache=True, fastmath={"contract"})
-def _loss_rows(Y, out_kind, tgt_idx, tgt_bin, wts, norm, dY, want_grad):
-    """Per-row losses of logits Y (N, O); dY = d(objective)/dY if want_grad.
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+def _loss_rows(Y, out_kind, tgt_idx, tgt_bin, wts, norm, dY):
+    """Per-row losses of logits Y (N, O); writes dY = d(objective)/dY.
+
+    Element-wise work goes through a row buffer so the inner loops have no
+    reductions and vectorise; the row sums follow in separate loops.
 
     Returns (weighted loss sum, weight sum, number of correct argmax
     predictions among weighted rows (softmax only)).
@@ -79,14 +116,15 @@ def _loss_rows(Y, out_kind, tgt_idx, tgt_bin, wts, norm, dY, want_grad):
     total = 0.0
     wsum = 0.0
     correct = 0.0
+    buf = np.empty(O)
     for r in range(N):
         w = wts[r]
         if w == 0.0:
-            if want_grad:
-                for o in range(O):
-                    dY[r, o] = 0.0
+            for o in range(O):
+                dY[r, o] = 0.0
             continue
         wsum += w
+        f = w / norm
         if out_kind == SOFTMAX:
             m = Y[r, 0]
             am = 0
@@ -97,32 +135,33 @@ def _loss_rows(Y, out_kind, tgt_idx, tgt_bin, wts, norm, dY, want_grad):
             k = tgt_idx[r]
             if am == k:
                 correct += w
+            for o in range(O):
+                buf[o] = fexp(Y[r, o] - m)
             s = 0.0
             for o in range(O):
-                s += fexp(Y[r, o] - m)
-            lse = m + math.log(s)
-            total += w * (lse - Y[r, k])
-            if want_grad:
-                f = w / norm
-                for o in range(O):
-                    dY[r, o] = f * fexp(Y[r, o] - lse)
-                dY[r, k] -= f
+                s += buf[o]
+            inv = 1.0 / s
+            total += w * (m + math.log(s) - Y[r, k])
+            for o in range(O):
+                dY[r, o] = f * (buf[o] * inv)
+            dY[r, k] -= f
         else:
-            rl = 0.0
             for o in range(O):
                 y = Y[r, o]
                 t = tgt_bin[r, o]
                 e = fexp(-abs(y))
-                rl += max(y, 0.0) - t * y + math.log1p(e)
-                if want_grad:
-                    inv = 1.0 / (1.0 + e)
-                    s = inv if y >= 0.0 else e * inv
-                    dY[r, o] = (s - t) * (w / norm)
+                buf[o] = max(y, 0.0) - t * y + _log1p_unit(e)
+                inv = 1.0 / (1.0 + e)
+                sg = inv if y >= 0.0 else e * inv
+                dY[r, o] = (sg - t) * f
+            rl = 0.0
+            for o in range(O):
+                rl += buf[o]
             total += w * rl
     return total, wsum, correct
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def rnn_window(W, U, b, V, c, act, out_kind, paper, s0, X, tgt_idx, tgt_bin, wts, norm,
                Z, Hs, Y, dY, dH, DZ, want_grad, gW, gU, gb, gV, gc, s_out):
     """Forward pass over one window and, if ``want_grad``, exact BPTT.
@@ -139,7 +178,7 @@ def rnn_window(W, U, b, V, c, act, out_kind, paper, s0, X, tgt_idx, tgt_bin, wts
     tgt_idx : (T*B,) int64 class targets (softmax).
     tgt_bin : (T*B, O) binary targets (sigmoid outputs; (0, 0) otherwise).
     wts : (T*B,) float64 weights per step; norm: divisor of the objective.
-    Z, Hs, Y, dY, dH, DZ : work arrays of shapes (T*B, H), ((T+1)*B, H),
+    Z, Hs, Y, dY, dH, DZ : work arrays (dY is written even without ``want_grad``) of shapes (T*B, H), ((T+1)*B, H),
         (T*B, O), (T*B, O), (T*B, H), (T*B, H), same dtype as W.
         Rows t*B..(t+1)*B-1 of Z hold step t+1's pre-activations, those of
         Hs hold a_t = sigma(x_t) (row block 0 is the initial state).
@@ -190,7 +229,7 @@ def rnn_window(W, U, b, V, c, act, out_kind, paper, s0, X, tgt_idx, tgt_bin, wts
     for r in range(TB):
         for o in range(O):
             Y[r, o] += c[o]
-    total, wsum, correct = _loss_rows(Y, out_kind, tgt_idx, tgt_bin, wts, norm, dY, want_grad)
+    total, wsum, correct = _loss_rows(Y, out_kind, tgt_idx, tgt_bin, wts, norm, dY)
     if not want_grad:
         return total, wsum, correct
     # output layer gradients

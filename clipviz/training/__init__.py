@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import subprocess
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -37,20 +36,43 @@ import numpy as np
 
 from .. import __version__
 from .. import _validate as v
-from ..clipping import RULES, Clipper, check_rule
+from ..clipping import RULES, check_rule
 from ..config import SETTINGS
-from .model import ACTIVATIONS, DTYPES, INITS, PARAMETRISATIONS, RNN, spectral_radius
+from .model import ACTIVATIONS, DTYPES, INITS, PARAMETRISATIONS
 from .tasks import MIN_TEMPORAL_LENGTH
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "RunRecord", "train", "TASKS", "EVENT_KEYS"]
+__all__ = ["TrainConfig", "RunRecord", "train", "TASKS", "EVENT_KEYS", "PRESETS", "OPTIONS",
+           "METRICS"]
 
 TASKS = ("temporal_order", "music", "characters")
 DEFAULT_DATASET = {"temporal_order": None, "music": "jsb", "characters": "shakespeare"}
 EVENT_KEYS = ("update", "total", "loss", "grad_norm", "grad_norm_clipped", "clipped", "skipped",
               "rho", "valid", "elapsed")
-LN2 = math.log(2.0)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # the paper's models (section 4), with run lengths a laptop finishes
+    "temporal_order": {},  # SETTINGS defaults: 50 tanh units, length 20, momentum .9
+    "music": dict(activation="tanh", hidden=100, bias=True, lr=0.001, momentum=0.0,
+                  threshold=120.0, batch_size=1, seq_len=100),  # section 4.1
+    "characters": dict(activation="sigmoid", hidden=500, bias=False, lr=0.05, momentum=0.0,
+                       threshold=45.0, batch_size=32, seq_len=180),  # section 4.2 (PTB threshold)
+}
+"""Per-task settings of the paper, applied by :meth:`TrainConfig.for_task`."""
+
+OPTIONS: dict[str, tuple] = {
+    "task": TASKS, "parametrisation": PARAMETRISATIONS, "activation": ACTIVATIONS,
+    "clip": RULES, "init": INITS, "dtype": DTYPES,
+    "dataset_music": ("jsb", "nottingham", "piano", "musedata"),
+    "dataset_characters": ("ptb", "text8", "shakespeare"),
+}
+"""Allowed values of the choice fields (for forms and dropdowns)."""
+
+METRICS = {"temporal_order": ("accuracy", "higher is better"),
+           "music": ("nll", "nats per time step, lower is better"),
+           "characters": ("bpc", "bits per character, lower is better")}
+"""The validation metric ("valid" in events) of each task."""
 
 
 @dataclass
@@ -119,6 +141,12 @@ class TrainConfig:
             raise ValueError(f"bias must be true or false, got {self.bias!r}")
         self.bias = bool(self.bias)
         return self
+
+    @classmethod
+    def for_task(cls, task: str, **overrides) -> "TrainConfig":
+        """A config with the paper's settings for ``task`` (:data:`PRESETS`), then ``overrides``."""
+        v.choice("task", task, TASKS)
+        return cls.from_dict({"task": task, **PRESETS[task], **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field."""
@@ -220,6 +248,13 @@ def train(config: TrainConfig, callback: Callable[[dict], Any] | None = None) ->
     Returns
     -------
     RunRecord
+        ``result`` of a finished run: updates, skipped, clipped_fraction,
+        metric, final_loss, max_grad_norm, final_rho, elapsed and, for
+        temporal order, test_accuracy / test_nll on fresh sequences, solved
+        (1000 in a row), solved_at, best_valid; for music and characters,
+        train_/valid_/test_ nll or bpc with the parameters of the best
+        validation score and best_update.  A cancelled run's result holds the
+        counters only (no final evaluation, so cancelling is immediate).
     """
     from .runner import run
 

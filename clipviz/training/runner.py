@@ -104,7 +104,14 @@ class MusicTask(_StreamTask):
 
 
 class CharacterTask(_StreamTask):
-    """Next character: bits per character (Table 2)."""
+    """Next character: bits per character (Table 2).
+
+    Training: the training text cut into ``batch_size`` contiguous segments,
+    one per lane, state carried across windows (reset when a lane starts a
+    segment again).  Evaluation: each split (at most
+    ``SETTINGS.max_eval_symbols`` characters) cut into ``SETTINGS.eval_lanes``
+    segments run side by side, each from a zero state.
+    """
 
     metric = "bpc"
     higher_is_better = False
@@ -214,6 +221,8 @@ def run(cfg, callback):
               "metric": task.metric, "final_loss": series["loss"][-1] if series["loss"] else None,
               "max_grad_norm": _num(max((x for x in series["grad_norm"] if x is not None),
                                         default=math.nan)),
+              "median_grad_norm": _num(np.median([x for x in series["grad_norm"] if x is not None]))
+              if any(x is not None for x in series["grad_norm"]) else None,
               "final_rho": spectral_radius(model.W_rec)}
     if status == "finished":
         if cfg.task == "temporal_order":
