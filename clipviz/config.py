@@ -82,6 +82,23 @@ class Settings:
     cache_timeout_s: int = 24 * 3600  # memoised results live a day (they never go stale)
     cache_max_items: int = 5000  # filesystem cache prunes beyond this many entries
 
+    # --- dynamics (clipviz.dynamics, section 2.5) ----------------------------
+    basin_steps: int = 200  # T for basins / sensitivity: long enough to settle off the boundary
+    basin_tol: float = 1e-3  # x_T within this of an attractor counts as having reached it
+    orbit_transient: int = 500  # iterations discarded before the orbit diagram keeps states
+    orbit_keep: int = 32  # states kept per (x0, b) in the orbit diagram (shows period 2)
+    dyn_max_abs_param: float = 1000.0  # |w|, |b|, |x0| accepted by the dynamics API
+    dyn_max_diagram_w: float = 100.0  # |w| accepted by bifurcation_diagram (checked to this size)
+    dyn_max_orbit_values: int = 8_000_000  # x0s * bs * keep cap (64 MB of float64)
+    dyn_max_branch_points: int = 100_000  # continuation buffer per branch
+    dyn_ds_fraction: float = 0.005  # largest arclength step, as a fraction of the window diagonal
+    dyn_max_turn: float = 0.05  # radians the branch tangent may turn per step (plot smoothness)
+    dyn_max_work: int = 4_000_000_000  # grid points x steps per basins/sensitivity/orbit call (~seconds)
+    dyn_max_sensitivity_points: int = 1 << 20  # b values accepted by the 1-D sensitivity
+    dyn_max_units: int = 500  # n-unit model: largest n accepted
+    dyn_max_unit_work: float = 2e10  # n^3 x steps cap for jacobian_norms (matrix products + SVDs)
+    dyn_max_unit_steps: int = 5000  # n-unit model: longest unroll accepted
+
 
 SETTINGS = Settings()
 

@@ -80,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         driver = browser(args.width, args.height)
         try:
             driver.get(f"http://127.0.0.1:{port}{args.path}{args.query}")
-            wait_for(driver, "const g = document.querySelectorAll('.js-plotly-plot');"
-                             "return g.length >= 1 && Array.from(g).every(x => x._fullLayout);")
+            # every dcc.Graph on the page has been drawn (not just the first ones to load)
+            wait_for(driver, "const graphs = Array.from(document.querySelectorAll('.dash-graph'))"
+                             ".filter(g => g.offsetParent !== null);"
+                             "return graphs.length >= 1 && graphs.every(g => { const p = g.querySelector("
+                             "'.js-plotly-plot'); return p && p._fullLayout && p._fullData && "
+                             "p._fullData.length > 0; });")
             time.sleep(1.5)  # MathJax typesetting of the axis titles
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(args.out)

@@ -41,7 +41,8 @@ def open_surface(dash_duo, make_app, query=""):
     dash_duo.start_server(make_app())
     dash_duo.wait_for_page(url=dash_duo.server_url + "/surface" + query)
     dash_duo.wait_for_element("#es-surface .js-plotly-plot", timeout=15)
-    wait_until(lambda: gd_eval(dash_duo, "es-surface", "gd.data.length") == 7, what="surface traces")
+    wait_until(lambda: gd_eval(dash_duo, "es-surface", "gd.data.length") == 2, what="surface traces")
+    wait_until(lambda: gd_eval(dash_duo, "es-paths", "gd.data.length") == 5, what="path traces")
 
 
 def test_home_page_loads_with_empty_console(dash_duo, make_app):
@@ -56,7 +57,7 @@ def test_surface_page_loads_with_empty_console(dash_duo, make_app):
     open_surface(dash_duo, make_app)
     # the heatmap holds the default 256 x 256 grid, both paths are drawn from the default start
     assert gd_eval(dash_duo, "es-surface", "gd._fullData[0].z.length") == 256
-    assert gd_eval(dash_duo, "es-surface", "gd.data[2].x[0]") == pytest.approx(4.0)
+    assert gd_eval(dash_duo, "es-paths", "gd._fullData[0].x[0]") == pytest.approx(4.0)
     assert gd_eval(dash_duo, "es-diag", "gd.data.length") >= 4
     wait_until(lambda: "/surface?" in dash_duo.find_element("#es-link").get_attribute("value"),
                what="the shareable link")
@@ -86,9 +87,9 @@ def test_trajectory_slider_moves_the_paths(dash_duo, make_app):
     open_surface(dash_duo, make_app)
     heat_uid = gd_eval(dash_duo, "es-surface", "gd._fullData[0].z[10][10]")
     press_slider(dash_duo, "es-w0", times=50)  # w0: 4.00 -> 4.50 in steps of 0.01
-    wait_until(lambda: abs((gd_eval(dash_duo, "es-surface", "gd.data[2].x[0]") or 0) - 4.5) < 1e-9,
+    wait_until(lambda: abs((gd_eval(dash_duo, "es-paths", "gd._fullData[0].x[0]") or 0) - 4.5) < 1e-9,
                what="the paths to start at w0 = 4.5")
-    assert gd_eval(dash_duo, "es-surface", "gd.data[5].x[0]") == pytest.approx(4.5)
+    assert gd_eval(dash_duo, "es-paths", "gd._fullData[3].x[0]") == pytest.approx(4.5)
     assert gd_eval(dash_duo, "es-surface", "gd._fullData[0].z[10][10]") == heat_uid
     assert severe_logs(dash_duo) == []
 
@@ -103,12 +104,12 @@ def test_click_on_surface_moves_the_start(dash_duo, make_app):
     actions = ActionBuilder(dash_duo.driver)
     actions.pointer_action.move_to_location(int(x), int(y)).click()
     actions.perform()
-    wait_until(lambda: abs((gd_eval(dash_duo, "es-surface", "gd.data[5].x[0]") or 0) - 4.0) > 0.2,
+    wait_until(lambda: abs((gd_eval(dash_duo, "es-paths", "gd._fullData[3].x[0]") or 0) - 4.0) > 0.2,
                what="the start to move")
-    w0 = gd_eval(dash_duo, "es-surface", "gd.data[5].x[0]")
-    b0 = gd_eval(dash_duo, "es-surface", "gd.data[5].y[0]")
+    w0 = gd_eval(dash_duo, "es-paths", "gd._fullData[3].x[0]")
+    b0 = gd_eval(dash_duo, "es-paths", "gd._fullData[3].y[0]")
     assert w0 == pytest.approx(6.4, abs=0.1) and b0 == pytest.approx(-4.0, abs=0.1)
-    assert gd_eval(dash_duo, "es-surface", "gd.data[2].x[0]") == pytest.approx(w0)
+    assert gd_eval(dash_duo, "es-paths", "gd._fullData[0].x[0]") == pytest.approx(w0)
     assert severe_logs(dash_duo) == []
 
 
@@ -119,11 +120,11 @@ def test_url_restores_the_view(dash_duo, make_app):
     assert gd_eval(dash_duo, "es-surface", "gd._fullData[0].z.length") == 64
     assert gd_eval(dash_duo, "es-surface", "gd.layout.xaxis.range") == [0, 10]
     assert gd_eval(dash_duo, "es-surface", "gd.layout.yaxis.range") == [-6, 1]
-    assert gd_eval(dash_duo, "es-surface", "gd.data[5].x[0]") == 2.5
-    assert gd_eval(dash_duo, "es-surface", "gd.data[5].y[0]") == -1.25
-    assert gd_eval(dash_duo, "es-surface", "gd.data[2].x.length") <= 31
+    assert gd_eval(dash_duo, "es-paths", "gd._fullData[3].x[0]") == 2.5
+    assert gd_eval(dash_duo, "es-paths", "gd._fullData[3].y[0]") == -1.25
+    assert gd_eval(dash_duo, "es-paths", "gd._fullData[0].x.length") <= 31
     assert "E<sub>20</sub>" in gd_eval(dash_duo, "es-surface", "gd.layout.title.text")
-    assert "value clipping" in gd_eval(dash_duo, "es-surface", "gd.data[3].name")
+    assert "value clipping" in gd_eval(dash_duo, "es-paths", "gd._fullData[1].name")
     assert dash_duo.find_element("#es-act input[value=tanh]").is_selected()
     link = wait_until(lambda: "act=tanh" in dash_duo.find_element("#es-link").get_attribute("value")
                       and dash_duo.find_element("#es-link").get_attribute("value"), what="link")

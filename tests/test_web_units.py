@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import pytest
-from dash import Patch, no_update
+from dash import no_update
 
 from clipviz import one_unit
 from clipviz.figures import surface as fs
@@ -32,6 +32,11 @@ def decode(spec: dict) -> np.ndarray:
     if "shape" in spec:
         a = a.reshape([int(s) for s in spec["shape"].split(",")])
     return a
+
+
+def arr(v) -> np.ndarray:
+    """A figure array, whether a typed-array spec or a plain sequence."""
+    return decode(v) if isinstance(v, dict) else np.asarray(v, dtype=float)
 
 
 # --- controls ----------------------------------------------------------------
@@ -92,13 +97,14 @@ def test_surface_figure_holds_the_log_surface_and_both_paths(grid, pair):
     u, c = pair
     fig = fs.surface_figure(grid, u, c)
     assert isinstance(fig, go.Figure) and len(fig.data) == 2 + fs.N_TRAJ_TRACES
+    assert fig.layout.margin.autoexpand is False  # the page's two layers share one plot area
     heat = fig.to_plotly_json()["data"][0]
     z = decode(heat["z"]) if isinstance(heat["z"], dict) else np.asarray(heat["z"])
     np.testing.assert_allclose(z, np.log10(np.maximum(grid.E, fs.E_FLOOR)), rtol=1e-6, atol=1e-6)
     assert fig.layout.uirevision == fs.window_revision(grid)
-    np.testing.assert_allclose(fig.data[2].x, u.params[:, 0])
-    np.testing.assert_allclose(fig.data[3].y, c.params[:, 1])
-    assert len(fig.data[4].x) == int(c.clipped[: c.params.shape[0]].sum()) > 0
+    np.testing.assert_allclose(arr(fig.data[2].x), u.params[:, 0])
+    np.testing.assert_allclose(arr(fig.data[3].y), c.params[:, 1])
+    assert len(arr(fig.data[4].x)) == int(c.clipped[: c.params.shape[0]].sum()) > 0
     assert fig.data[5].x == (4.0,)
     # linear colour
     lin = fs.surface_traces(grid, log_colour=False)[0]
@@ -112,11 +118,12 @@ def test_divergence_is_annotated_not_drawn_to_infinity(grid):
     fig = fs.surface_figure(grid, u, c)
     texts = [a.text for a in fig.layout.annotations]
     assert texts == [f"unclipped: diverged at step {u.diverged_at}"]
-    assert np.all(np.abs(fig.data[2].x) <= 1e6) and fig.data[6].x == (u.params[-1, 0],)
+    assert np.all(np.abs(arr(fig.data[2].x)) <= 1e6) and fig.data[6].x == (u.params[-1, 0],)
     diag = fs.diagnostics_figure(u, c)
     assert any(f"diverged at step {u.diverged_at}" in a.text for a in diag.layout.annotations)
     for tr in diag.data:
-        assert all(v is None or np.isfinite(v) for v in tr.y)
+        y = arr(tr.y)
+        assert not np.any(np.isinf(y))  # NaN = a gap where the gradient was not finite
 
 
 def test_diagnostics_figure_has_threshold_line_and_log_axes(pair):
@@ -126,7 +133,7 @@ def test_diagnostics_figure_has_threshold_line_and_log_axes(pair):
     assert any(s.y0 == 1.0 and s.y1 == 1.0 for s in fig.layout.shapes)
     fired = [t for t in fig.data if t.name == "clipping fired"][0]
     assert list(fired.x) == list(np.flatnonzero(c.clipped))
-    np.testing.assert_allclose(fig.data[0].y, u.grad_norm)
+    np.testing.assert_allclose(arr(fig.data[0].y), u.grad_norm)
 
 
 def test_csv_exports(grid, pair):
@@ -154,16 +161,14 @@ SURF = dict(w_range=[-2, 12], b_range=[-8, 2], res=32, T=30, x0=0.5, target=0.7,
 RUN = dict(w0=4.0, b0=-3.6, lr=1.5, n=40, clip="norm", tau_log=0.0, p=10)
 
 
-def test_update_surface_patches_only_the_surface_traces():
+def test_update_surface_sends_only_the_surface_layer():
     out = page.update_surface(**SURF)
-    patch, msgs = out[0], out[1:]
-    assert isinstance(patch, Patch) and not any(msgs)
-    ops = patch.to_plotly_json()["operations"]
-    locations = {tuple(op["location"]) for op in ops}
-    assert ("data", 0) in locations and ("data", 1) in locations
-    assert not any(loc[:2] == ("data", 2) for loc in locations)
-    z = decode([op for op in ops if tuple(op["location"]) == ("data", 0)][0]["params"]["value"]["z"])
+    fig, msgs = out[0], out[1:]
+    assert not any(msgs) and len(fig["data"]) == 2
+    assert fig["data"][0]["type"] == "heatmap" and fig["data"][1]["type"] == "contour"
+    z = decode(fig["data"][0]["z"])
     assert z.shape == (32, 32) and z.dtype == np.float32
+    go.Figure(fig)  # a valid figure
 
 
 @pytest.mark.parametrize("change, control, words", [
@@ -180,18 +185,17 @@ def test_update_surface_rejects_bad_values_and_keeps_figure(change, control, wor
     assert all(m == "" for k, m in msgs.items() if k != control)
 
 
-def test_update_runs_patches_paths_and_redraws_side_figure():
-    out = page.update_runs(**RUN, T=30, x0=0.5, target=0.7, act="sigmoid", w_range=[-2, 12],
-                           b_range=[-8, 2], res=32, log_flags=["log"])
-    patch, diag, msgs = out[0], out[1], out[2:]
+def test_update_runs_sends_paths_and_side_figure_not_the_surface():
+    out = page.update_runs(**RUN, w_range=[-2, 12], b_range=[-8, 2], T=30, x0=0.5, target=0.7,
+                           act="sigmoid", res=32, log_flags=["log"])
+    paths, diag, msgs = out[0], out[1], out[2:]
     assert not any(msgs)
-    ops = patch.to_plotly_json()["operations"]
-    locs = [tuple(op["location"]) for op in ops]
-    assert ("data", 0) not in locs and ("data", 1) not in locs
-    assert [("data", i) for i in range(2, 7)] == locs[:5] and ("layout", "annotations") in locs
+    assert [t["type"] for t in paths["data"]] == ["scatter"] * 5  # no surface in this response
+    assert paths["layout"]["xaxis"]["range"] == [-2.0, 12.0]
     u = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=40, steps=30)
-    assert ops[0]["params"]["value"]["x"] == u.params[:, 0].tolist()
-    go.Figure(diag)  # validates
+    np.testing.assert_array_equal(arr(paths["data"][0]["x"]), u.params[:, 0])
+    go.Figure(paths)
+    go.Figure(diag)
 
 
 @pytest.mark.parametrize("change, control", [
@@ -199,8 +203,8 @@ def test_update_runs_patches_paths_and_redraws_side_figure():
     (dict(tau_log=9), "tau"), (dict(p=0), "p"), (dict(w0=float("nan")), "w0"), (dict(b0=1e9), "b0"),
 ])
 def test_update_runs_rejects_bad_values(change, control):
-    out = page.update_runs(**{**RUN, **change}, T=30, x0=0.5, target=0.7, act="sigmoid",
-                           w_range=[-2, 12], b_range=[-8, 2], res=32, log_flags=["log"])
+    out = page.update_runs(**{**RUN, **change}, w_range=[-2, 12], b_range=[-8, 2], T=30, x0=0.5,
+                           target=0.7, act="sigmoid", res=32, log_flags=["log"])
     assert out[0] is no_update and out[1] is no_update
     msgs = dict(zip(page.RUN_MSGS, out[2:]))
     assert msgs[control] and all(m == "" for k, m in msgs.items() if k != control)
@@ -250,7 +254,7 @@ def test_health_and_pages(make_app):
 
 def _raw_update(app, inputs: dict, state: dict):
     key = next(k for k in app.callback_map if "es-msg-w_range" in k)
-    outputs = [{"id": "es-surface", "property": "figure@" + key.split("figure@")[1].split("...")[0]}]
+    outputs = [{"id": "es-surface", "property": "figure"}]
     outputs += [{"id": f"es-msg-{m}", "property": "children"} for m in page.SURFACE_MSGS]
     body = {"output": key, "outputs": outputs,
             "inputs": [{"id": f"es-{k}", "property": "value", "value": v} for k, v in inputs.items()],

@@ -16,6 +16,8 @@ SECTIONS: dict[str, str] = {
     "one_unit": "clipviz.bench.one_unit",
     "sweep": "clipviz.bench.sweep",  # issue 6: sweep throughput, 1 vs 2 workers
     "training": "clipviz.bench.training",
+    "dynamics": "clipviz.bench.dynamics",
+    "web": "clipviz.bench.web",
 }
 
 

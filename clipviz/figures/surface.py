@@ -9,7 +9,8 @@ gradient norm per step on a log axis with the threshold, and E per step.
 
 Trace layout of :func:`surface_figure` (fixed, so the web app can patch parts):
 0 heatmap, 1 contour lines, 2 unclipped path, 3 clipped path, 4 clip fired,
-5 start, 6 divergence points.
+5 start, 6 divergence points.  The web page draws traces 0-1 and 2-6 as two
+stacked layers with identical plot areas.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ._util import CLIPPED, FIRED, FONT, TEMPLATE, UNCLIPPED, csv_text, typed
 
 E_FLOOR = 1e-12  #: E below this is drawn as this on the log colour scale
 N_TRAJ_TRACES = 5  #: traces 2..6
-CONTOUR_MAX = 128  #: the contour-line trace uses at most this many points per axis
+CONTOUR_MAX = 64  #: the contour-line trace uses at most this many points per axis (cheap to redraw)
 
 
 @dataclass
@@ -40,6 +41,11 @@ class SurfaceGrid:
     x0: float
     target: float
     activation: str
+
+    @property
+    def window(self) -> tuple[float, float, float, float]:
+        """(w_min, w_max, b_min, b_max)."""
+        return float(self.ws[0]), float(self.ws[-1]), float(self.bs[0]), float(self.bs[-1])
 
 
 def compute_surface(w_min: float, w_max: float, b_min: float, b_max: float, resolution: int, *,
@@ -91,7 +97,7 @@ def surface_traces(grid: SurfaceGrid, log_colour: bool = True) -> tuple[dict, di
     lines = dict(
         type="contour", x=typed(grid.ws[sc]), y=typed(grid.bs[sr]), z=typed(z[sr, sc]),
         contours=dict(coloring="none", showlines=True, start=zmin, end=zmax,
-                      size=max((zmax - zmin) / 12, 1e-9)),
+                      size=max((zmax - zmin) / 10, 1e-9)),
         line=dict(color="rgba(255,255,255,0.55)", width=0.8), showscale=False,
         hoverinfo="skip", name="contours", showlegend=False,
     )
@@ -107,20 +113,28 @@ def _hover(t: Trajectory, label: str) -> list[str]:
     return out
 
 
-def trajectory_traces(unclipped: Trajectory, clipped: Trajectory) -> tuple[list[dict], list[dict]]:
-    """Traces 2..6 and the divergence annotations of :func:`surface_figure`."""
+def trajectory_traces(unclipped: Trajectory, clipped: Trajectory,
+                      hover: bool = True) -> tuple[list[dict], list[dict]]:
+    """Traces 2..6 and the divergence annotations of :func:`surface_figure`.
+
+    Coordinates go as float64 typed arrays; ``hover=False`` leaves out the
+    per-step hover text (the web page's path layer does not take the mouse).
+    """
     label_c = _clip_label(clipped)
     tr_u = dict(type="scatter", mode="lines+markers", name="no clipping",
-                x=unclipped.params[:, 0].tolist(), y=unclipped.params[:, 1].tolist(),
-                line=dict(color=UNCLIPPED, width=2), marker=dict(size=5, color=UNCLIPPED),
-                text=_hover(unclipped, "unclipped"), hoverinfo="text")
+                x=typed(unclipped.params[:, 0], "f8"), y=typed(unclipped.params[:, 1], "f8"),
+                line=dict(color=UNCLIPPED, width=2), marker=dict(size=5, color=UNCLIPPED))
     tr_c = dict(type="scatter", mode="lines+markers", name=label_c,
-                x=clipped.params[:, 0].tolist(), y=clipped.params[:, 1].tolist(),
-                line=dict(color=CLIPPED, width=2), marker=dict(size=5, color=CLIPPED),
-                text=_hover(clipped, "clipped"), hoverinfo="text")
+                x=typed(clipped.params[:, 0], "f8"), y=typed(clipped.params[:, 1], "f8"),
+                line=dict(color=CLIPPED, width=2), marker=dict(size=5, color=CLIPPED))
+    if hover:
+        tr_u.update(text=_hover(unclipped, "unclipped"), hoverinfo="text")
+        tr_c.update(text=_hover(clipped, "clipped"), hoverinfo="text")
+    else:
+        tr_u["hoverinfo"] = tr_c["hoverinfo"] = "skip"
     idx = np.flatnonzero(clipped.clipped[: clipped.params.shape[0]])
     tr_f = dict(type="scatter", mode="markers", name="clipping fired",
-                x=clipped.params[idx, 0].tolist(), y=clipped.params[idx, 1].tolist(),
+                x=typed(clipped.params[idx, 0], "f8"), y=typed(clipped.params[idx, 1], "f8"),
                 marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(color=FIRED, width=2.5)),
                 hoverinfo="skip")
     tr_s = dict(type="scatter", mode="markers", name="start",
@@ -150,33 +164,76 @@ def _clip_label(t: Trajectory) -> str:
     return f"{t.clip} clipping, τ={t.threshold:g}"
 
 
+HEIGHT = 560
+#: fixed margins (autoexpand off) so that the path overlay lines up with the surface under it
+MARGIN = dict(l=62, r=96, t=40, b=96, autoexpand=False)
+
+
+def _axes(window: tuple[float, float, float, float], visible: bool) -> dict:
+    common = dict(showgrid=False, zeroline=False, fixedrange=True)
+    x = dict(range=[window[0], window[1]], **common)
+    y = dict(range=[window[2], window[3]], **common)
+    if visible:
+        x["title"] = dict(text=r"$w$", standoff=4)
+        y["title"] = dict(text=r"$b$", standoff=4)
+    else:
+        for a in (x, y):
+            a.update(showticklabels=False, ticks="", showline=False, visible=False)
+    return dict(xaxis=x, yaxis=y)
+
+
 def surface_layout(grid: SurfaceGrid, uirevision: str) -> dict:
+    """Layout of the surface (the base layer)."""
     return dict(
-        template=TEMPLATE, font=FONT, uirevision=uirevision, height=560,
-        margin=dict(l=60, r=20, t=40, b=55), clickmode="event",
+        template=TEMPLATE, font=FONT, uirevision=uirevision, height=HEIGHT, margin=MARGIN,
+        clickmode="event", dragmode=False, showlegend=False,
         title=dict(text=f"Error surface E<sub>{grid.steps}</sub>(w, b)   (click to set the start)",
                    x=0.01, font=dict(size=14)),
-        xaxis=dict(title=dict(text=r"$w$"), range=[float(grid.ws[0]), float(grid.ws[-1])],
-                   showgrid=False, zeroline=False),
-        yaxis=dict(title=dict(text=r"$b$"), range=[float(grid.bs[0]), float(grid.bs[-1])],
-                   showgrid=False, zeroline=False),
-        legend=dict(orientation="h", x=0, y=-0.12, yanchor="top"),
+        **_axes(grid.window, True),
+    )
+
+
+def paths_layout(window: tuple[float, float, float, float], notes: list[dict]) -> dict:
+    """Layout of the transparent path layer drawn over the surface (same plot area)."""
+    return dict(
+        template=TEMPLATE, font=FONT, height=HEIGHT, margin=MARGIN, uirevision="paths",
+        paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", dragmode=False,
+        hovermode=False, annotations=notes, **_axes(window, False),
+        legend=dict(orientation="h", x=0, y=-0.1, yanchor="top", bgcolor="rgba(0,0,0,0)"),
     )
 
 
 def window_revision(grid: SurfaceGrid) -> str:
-    """uirevision: the user's zoom survives updates until the window itself changes."""
+    """uirevision of the surface: UI state survives updates until the window itself changes."""
     return f"{grid.ws[0]:g},{grid.ws[-1]:g},{grid.bs[0]:g},{grid.bs[-1]:g}"
+
+
+def surface_dict(grid: SurfaceGrid, log_colour: bool = True) -> dict:
+    """The base layer: heatmap and contour lines (plain dict, typed float32 arrays)."""
+    heat, lines = surface_traces(grid, log_colour)
+    return {"data": [heat, lines], "layout": surface_layout(grid, window_revision(grid))}
+
+
+def paths_dict(window: tuple[float, float, float, float], unclipped: Trajectory,
+               clipped: Trajectory) -> dict:
+    """The path layer: both descents over ``window`` = (w_min, w_max, b_min, b_max) (plain dict)."""
+    traces, notes = trajectory_traces(unclipped, clipped, hover=False)
+    return {"data": traces, "layout": paths_layout(window, notes)}
 
 
 def surface_figure(grid: SurfaceGrid, unclipped: Trajectory, clipped: Trajectory, *,
                    log_colour: bool = True) -> go.Figure:
-    """Figure 3 of the paper with both descent paths (traces as in the module docstring)."""
-    heat, lines = surface_traces(grid, log_colour)
-    traj, notes = trajectory_traces(unclipped, clipped)
-    layout = surface_layout(grid, window_revision(grid))
-    layout["annotations"] = notes
-    return go.Figure(data=[heat, lines, *traj], layout=layout)
+    """Figure 3 of the paper with both descent paths, as one figure (for export and notebooks).
+
+    Traces as in the module docstring.  The web page draws the same traces in
+    two stacked layers (:func:`surface_dict`, :func:`paths_dict`) so that
+    moving the start redraws only the paths.
+    """
+    base = surface_dict(grid, log_colour)
+    traces, notes = trajectory_traces(unclipped, clipped, hover=True)
+    layout = dict(base["layout"], showlegend=True, annotations=notes,
+                  legend=paths_layout(grid.window, notes)["legend"])
+    return go.Figure(data=base["data"] + traces, layout=layout)
 
 
 def surface3d_figure(grid: SurfaceGrid, log_colour: bool = True, max_side: int = 128) -> go.Figure:
@@ -206,17 +263,16 @@ def diagnostics_dict(unclipped: Trajectory, clipped: Trajectory) -> dict:
     shapes = []
     notes = []
     for t, colour, name in ((unclipped, UNCLIPPED, "no clipping"), (clipped, CLIPPED, _clip_label(clipped))):
-        g = np.where(np.isfinite(t.grad_norm), t.grad_norm, np.nan)
-        g = np.maximum(g, E_FLOOR)
-        steps = np.arange(g.size)
-        traces.append(dict(type="scatter", mode="lines+markers", name=name, x=steps.tolist(),
-                           y=[None if not np.isfinite(v) else float(v) for v in g],
+        g = np.where(np.isfinite(t.grad_norm), np.maximum(t.grad_norm, E_FLOOR), np.nan)
+        steps = np.arange(g.size, dtype=float)
+        traces.append(dict(type="scatter", mode="lines+markers", name=name, x=typed(steps, "f8"),
+                           y=typed(g, "f8"),
                            line=dict(color=colour, width=1.5), marker=dict(size=4, color=colour),
                            legendgroup=name, xaxis="x", yaxis="y",
                            hovertemplate="step %{x}: ‖g‖=%{y:.3g}<extra>" + name + "</extra>"))
         e = np.maximum(t.loss, E_FLOOR)
-        traces.append(dict(type="scatter", mode="lines", name=name, x=np.arange(e.size).tolist(),
-                           y=e.tolist(), line=dict(color=colour, width=1.5), legendgroup=name,
+        traces.append(dict(type="scatter", mode="lines", name=name, x=typed(np.arange(e.size, dtype=float), "f8"),
+                           y=typed(e, "f8"), line=dict(color=colour, width=1.5), legendgroup=name,
                            showlegend=False, xaxis="x2", yaxis="y2",
                            hovertemplate="after %{x} steps: E=%{y:.3g}<extra>" + name + "</extra>"))
         if t.diverged_at is not None:

@@ -24,7 +24,7 @@ from .cache import init_cache
 
 log = logging.getLogger(__name__)
 
-PAGE_MODULES = ("home", "surface", "training")
+PAGE_MODULES = ("home", "surface", "bifurcations", "dynamics", "theory", "training")
 """Page modules under :mod:`clipviz.web.pages`, in menu order."""
 
 ASSETS = Path(__file__).parent / "assets"

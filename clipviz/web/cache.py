@@ -13,6 +13,7 @@ function simply runs.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -37,10 +38,23 @@ def data_dir() -> Path:
     return Path(os.environ.get("CLIPVIZ_DATA_DIR", SETTINGS.store_dir)).expanduser()
 
 
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """A short hash of clipviz's source: part of every cache key, so results computed by an
+    older version of the code (another format, a fixed bug) are never served."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def cache_config() -> dict[str, Any]:
     """The flask-caching configuration chosen from the environment."""
     url = os.environ.get("CLIPVIZ_REDIS_URL", "").strip()
-    common = {"CACHE_DEFAULT_TIMEOUT": SETTINGS.cache_timeout_s, "CACHE_KEY_PREFIX": "clipviz:"}
+    common = {"CACHE_DEFAULT_TIMEOUT": SETTINGS.cache_timeout_s,
+              "CACHE_KEY_PREFIX": f"clipviz:{code_version()}:"}
     if url:
         return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, **common}
     path = data_dir() / "web-cache"

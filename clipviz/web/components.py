@@ -42,10 +42,10 @@ def slider(prefix: str, spec: Num, value: Any, step: float, marks: dict | None =
                       tooltip={"placement": "bottom", "always_visible": False})
 
 
-def graph(id_: str, figure: Any, height: int | None = None) -> dcc.Graph:
+def graph(id_: str, figure: Any, height: int | None = None, modebar: bool = True) -> dcc.Graph:
     style = {"height": f"{height}px"} if height else None
-    return dcc.Graph(id=id_, figure=figure, mathjax=True, config=GRAPH_CONFIG, style=style,
-                     className="graph")
+    config = GRAPH_CONFIG if modebar else {**GRAPH_CONFIG, "displayModeBar": False}
+    return dcc.Graph(id=id_, figure=figure, mathjax=True, config=config, style=style, className="graph")
 
 
 def link_bar(prefix: str) -> html.Div:
@@ -67,3 +67,42 @@ def url_notes(unknown: list[str], errors: dict[str, str]) -> html.Div:
         return html.Div(id="url-notes")
     return html.Div(id="url-notes", className="notes", children=[
         html.Strong("Some values in the link were not used (defaults shown instead):"), html.Ul(items)])
+
+
+def url_sync_js(names: list[str]) -> str:
+    """A clientside callback writing each input value under its name into the URL's query string
+    (``history.replaceState``: no navigation, no re-render) and returning the full link.
+    Checklist values (lists) become 1/0."""
+    import json
+
+    return """
+function(...vals) {
+    const names = %s;
+    const q = new URLSearchParams();
+    names.forEach((k, i) => {
+        let v = vals[i];
+        if (Array.isArray(v)) { v = v.length ? 1 : 0; }
+        if (v !== null && v !== undefined && v !== '') { q.set(k, v); }
+    });
+    const url = window.location.pathname + '?' + q.toString();
+    window.history.replaceState(window.history.state, '', url);
+    return window.location.origin + url;
+}
+""" % json.dumps(names)
+
+
+def build_control(prefix: str, spec, value, error: str | None, kind: str = "number", **kw) -> html.Div:
+    """A control of a given kind ("number", "slider", "radio", "dropdown") for a spec."""
+    if kind == "slider":
+        comp = slider(prefix, spec, value, kw.get("step", 0.01), kw.get("marks"))
+    elif kind == "radio":
+        comp = dcc.RadioItems(id=f"{prefix}-{spec.name}", options=list(spec.options), value=value, inline=True)
+    elif kind == "dropdown":
+        comp = dcc.Dropdown(id=f"{prefix}-{spec.name}", options=list(spec.options), value=value, clearable=False)
+    else:
+        comp = number_input(prefix, spec, value)
+    return control(prefix, spec, comp, error)
+
+
+def page_header(title: str, lead: list | str, prefix: str, unknown: list[str], errors: dict) -> list:
+    return [html.H2(title), html.P(lead, className="lead"), url_notes(unknown, errors), link_bar(prefix)]

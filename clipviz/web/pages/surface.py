@@ -19,7 +19,7 @@ from typing import Any
 
 import dash
 import numpy as np
-from dash import Input, Output, Patch, State, dcc, html, no_update
+from dash import Input, Output, State, dcc, html, no_update
 
 from ... import one_unit
 from ...clipping import RULES
@@ -75,11 +75,10 @@ RUN_MSGS = ("w0", "b0", "lr", "n", "clip", "tau", "p")
 # cached computations (scalars only, rounded by the callers)
 # ---------------------------------------------------------------------------
 @memoized
-def surface_payload(w_min, w_max, b_min, b_max, res, T, x0, target, act, log_colour):
-    """Heatmap and contour traces (typed float32 arrays) plus the axis ranges."""
-    grid = surface_grid(w_min, w_max, b_min, b_max, res, T, x0, target, act)
-    heat, lines = fs.surface_traces(grid, log_colour)
-    return heat, lines, fs.surface_layout(grid, fs.window_revision(grid))
+def surface_payload(w_min, w_max, b_min, b_max, res, T, x0, target, act, log_colour) -> dict:
+    """The surface layer as a figure dict (typed float32 arrays), ready to send."""
+    grid = surface_grid.uncached(w_min, w_max, b_min, b_max, res, T, x0, target, act)
+    return fs.surface_dict(grid, log_colour)
 
 
 @memoized
@@ -159,27 +158,25 @@ def run_values(w0, b0, lr, n, clip, tau_log, p) -> tuple[dict, dict[str, str]]:
 # callbacks (plain functions)
 # ---------------------------------------------------------------------------
 def update_surface(w_range, b_range, res, T, x0, target, act, log_flags):
-    """Surface controls changed: patch the heatmap/contours only (or keep them, with messages)."""
+    """Surface controls changed: redraw the surface layer (or keep it, with messages)."""
     values, msgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
     out_msgs = [msgs[k] for k in SURFACE_MSGS]
     if any(out_msgs):
         return [no_update, *out_msgs]
     try:
-        heat, lines, layout = surface_payload(*_surface_args(values), values["log"])
+        fig = surface_payload(*_surface_args(values), values["log"])
     except ValueError as exc:  # the library's own limits
         return [no_update, str(exc), *out_msgs[1:]]
-    patch = Patch()
-    patch["data"][0] = heat
-    patch["data"][1] = lines
-    for key in ("xaxis", "yaxis"):
-        patch["layout"][key]["range"] = layout[key]["range"]
-    patch["layout"]["uirevision"] = layout["uirevision"]
-    patch["layout"]["title"]["text"] = layout["title"]["text"]
-    return [patch, *out_msgs]
+    return [fig, *out_msgs]
 
 
-def update_runs(w0, b0, lr, n, clip, tau_log, p, T, x0, target, act, w_range, b_range, res, log_flags):
-    """Descent controls (or T, x0, target, σ) changed: patch the paths, redraw the side figure."""
+def _window(sv: dict) -> tuple[float, float, float, float]:
+    return (float(sv["w_min"]), float(sv["w_max"]), float(sv["b_min"]), float(sv["b_max"]))
+
+
+def update_runs(w0, b0, lr, n, clip, tau_log, p, w_range, b_range, T, x0, target, act, res, log_flags):
+    """Descent controls, the window or T, x0, target, σ changed: redraw the path layer and the
+    side figure only (the surface layer is not sent)."""
     rv, rmsgs = run_values(w0, b0, lr, n, clip, tau_log, p)
     out_msgs = [rmsgs[k] for k in RUN_MSGS]
     sv, smsgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
@@ -189,12 +186,7 @@ def update_runs(w0, b0, lr, n, clip, tau_log, p, T, x0, target, act, w_range, b_
         u, c = runs(*_run_args({**sv, **rv}))
     except ValueError as exc:
         return [no_update, no_update, str(exc), *out_msgs[1:]]
-    traces, notes = fs.trajectory_traces(u, c)
-    patch = Patch()
-    for i, tr in enumerate(traces):
-        patch["data"][2 + i] = tr
-    patch["layout"]["annotations"] = notes
-    return [patch, fs.diagnostics_dict(u, c), *out_msgs]
+    return [fs.paths_dict(_window(sv), u, c), fs.diagnostics_dict(u, c), *out_msgs]
 
 
 def update_3d(view3d, w_range, b_range, res, T, x0, target, act, log_flags):
@@ -209,6 +201,21 @@ def update_3d(view3d, w_range, b_range, res, T, x0, target, act, log_flags):
     return fs.surface3d_figure(grid, values["log"]), {"display": "block"}
 
 
+def update_3d_gated(_gate, view3d, *surface):
+    """:func:`update_3d`, fired by the browser-side gate."""
+    return update_3d(view3d, *surface)
+
+
+GATE_3D_JS = """
+function(view3d, ...rest) {
+    const on = (view3d || []).length > 0;
+    const trig = (window.dash_clientside.callback_context.triggered || []).map(t => t.prop_id);
+    if (!on && !trig.some(p => p.startsWith('es-view3d'))) { return window.dash_clientside.no_update; }
+    return Date.now();
+}
+"""
+
+
 def download_surface(n_clicks, w_range, b_range, res, T, x0, target, act, log_flags):
     if not n_clicks:
         return no_update
@@ -220,7 +227,7 @@ def download_surface(n_clicks, w_range, b_range, res, T, x0, target, act, log_fl
 
 
 def download_runs(n_clicks, w0, b0, lr, n, clip, tau_log, p, w_range, b_range, res, T, x0, target,
-                  act, log_flags):
+                  act, log_flags):  # States in the order of RUN_INPUTS + SURFACE_INPUTS
     if not n_clicks:
         return no_update
     rv, rmsgs = run_values(w0, b0, lr, n, clip, tau_log, p)
@@ -234,12 +241,11 @@ def download_runs(n_clicks, w0, b0, lr, n, clip, tau_log, p, w_range, b_range, r
 # ---------------------------------------------------------------------------
 # layout
 # ---------------------------------------------------------------------------
-def initial_figures(values: dict) -> tuple[dict, dict]:
-    heat, lines, layout = surface_payload(*_surface_args(values), values["log"])
+def initial_figures(values: dict) -> tuple[dict, dict, dict]:
+    """(surface layer, path layer, side figure) for checked values."""
+    base = surface_payload(*_surface_args(values), values["log"])
     u, c = runs(*_run_args(values))
-    traces, notes = fs.trajectory_traces(u, c)
-    layout = {**layout, "annotations": notes}
-    return {"data": [heat, lines, *traces], "layout": layout}, fs.diagnostics_dict(u, c)
+    return base, fs.paths_dict(_window(values), u, c), fs.diagnostics_dict(u, c)
 
 
 def layout(**kwargs) -> html.Div:
@@ -249,12 +255,12 @@ def layout(**kwargs) -> html.Div:
     unknown = sorted(k for k in kwargs if k not in SPEC)
     v = values
     try:
-        fig, diag = initial_figures(v)
+        base, paths, diag = initial_figures(v)
     except ValueError as exc:  # cannot happen with checked values; never show a traceback
         log.warning("initial figure failed: %s", exc)
         errors["res"] = str(exc)
         v = {s.name: s.default for s in ALL_SPECS}
-        fig, diag = initial_figures(v)
+        base, paths, diag = initial_figures(v)
 
     def err(*names):
         return " ".join(errors[k] for k in names if k in errors) or None
@@ -316,8 +322,15 @@ def layout(**kwargs) -> html.Div:
             html.Div(className="main", children=[
                 html.Div(className="row", children=[
                     html.Div(className="col-wide", children=[
-                        graph(f"{P}-surface", fig),
-                        html.Button("Download surface CSV", id=f"{P}-dl-surface-btn", className="dl"),
+                        html.Div(className="overlay", children=[
+                            html.Div(graph(f"{P}-surface", base, modebar=False), className="overlay-base"),
+                            html.Div(graph(f"{P}-paths", paths, modebar=False), className="overlay-top"),
+                        ]),
+                        html.Div(className="buttons", children=[
+                            html.Button("Download surface CSV", id=f"{P}-dl-surface-btn", className="dl"),
+                            html.Button("PNG", id=f"{P}-png", className="dl", title="surface with paths, 1400×900"),
+                            html.Button("SVG", id=f"{P}-svg", className="dl", title="surface with paths, vector"),
+                        ]),
                     ]),
                     html.Div(className="col", children=[
                         graph(f"{P}-diag", diag),
@@ -328,6 +341,8 @@ def layout(**kwargs) -> html.Div:
                          children=graph(f"{P}-3d", fs.surface3d_figure(
                              surface_grid(*_surface_args(v)), v["log"]) if v["view3d"] else {})),
                 dcc.Download(id=f"{P}-dl-surface"),
+                html.Div(id=f"{P}-export-dummy", hidden=True),
+                dcc.Store(id=f"{P}-3d-gate"),
                 dcc.Download(id=f"{P}-dl-runs"),
             ]),
         ]),
@@ -374,21 +389,48 @@ function(click) {
 """
 
 
+EXPORT_JS = """
+function(n_png, n_svg) {
+    const trig = (window.dash_clientside.callback_context.triggered || [])[0];
+    if (!trig) { return window.dash_clientside.no_update; }
+    const fmt = trig.prop_id.startsWith('es-svg') ? 'svg' : 'png';
+    const base = document.querySelector('#es-surface .js-plotly-plot');
+    const top = document.querySelector('#es-paths .js-plotly-plot');
+    const layout = Object.assign({}, base.layout, {showlegend: true, legend: top.layout.legend,
+                                  annotations: top.layout.annotations, height: 900, width: 1400});
+    Plotly.toImage({data: base.data.concat(top.data), layout: layout},
+                   {format: fmt, width: 1400, height: 900, scale: fmt === 'png' ? 2 : 1}).then(url => {
+        const a = document.createElement('a');
+        a.href = url; a.download = 'clipviz-error-surface.' + fmt;
+        document.body.appendChild(a); a.click(); a.remove();
+    });
+    return '';
+}
+"""
+
+
 def register(app: dash.Dash) -> None:
     """Register the page and its callbacks on ``app``."""
     dash.register_page(__name__, path=PATH, name="Error surface", order=1, layout=layout,
                        title="clipviz · error surface",
                        description="E_T(w, b) of the one-unit RNN with clipped and unclipped descent")
-    app.callback(Output(f"{P}-surface", "figure", allow_duplicate=True),
-                 *[Output(msg_id(P, k), "children") for k in SURFACE_MSGS],
+    app.callback(Output(f"{P}-surface", "figure"), *[Output(msg_id(P, k), "children") for k in SURFACE_MSGS],
                  *SURFACE_INPUTS, prevent_initial_call=True)(update_surface)
-    app.callback(Output(f"{P}-surface", "figure", allow_duplicate=True), Output(f"{P}-diag", "figure"),
+    app.callback(Output(f"{P}-paths", "figure"), Output(f"{P}-diag", "figure"),
                  *[Output(msg_id(P, k), "children") for k in RUN_MSGS],
-                 *RUN_INPUTS, *SURFACE_INPUTS[3:7],
-                 *[State(i.component_id, "value") for i in SURFACE_INPUTS[:3]], State(f"{P}-log", "value"),
+                 *RUN_INPUTS, *SURFACE_INPUTS[:2], *SURFACE_INPUTS[3:7],
+                 State(f"{P}-res", "value"), State(f"{P}-log", "value"),
                  prevent_initial_call=True)(update_runs)
+    app.clientside_callback(EXPORT_JS, Output(f"{P}-export-dummy", "children"),
+                            Input(f"{P}-png", "n_clicks"), Input(f"{P}-svg", "n_clicks"),
+                            prevent_initial_call=True)
+    # the 3-D view costs a request only while it is shown: a browser-side gate passes changes on
+    app.clientside_callback(GATE_3D_JS, Output(f"{P}-3d-gate", "data"), Input(f"{P}-view3d", "value"),
+                            *SURFACE_INPUTS, prevent_initial_call=True)
     app.callback(Output(f"{P}-3d", "figure"), Output(f"{P}-3d-box", "style"),
-                 Input(f"{P}-view3d", "value"), *SURFACE_INPUTS, prevent_initial_call=True)(update_3d)
+                 Input(f"{P}-3d-gate", "data"), State(f"{P}-view3d", "value"),
+                 *[State(i.component_id, "value") for i in SURFACE_INPUTS],
+                 prevent_initial_call=True)(update_3d_gated)
     app.callback(Output(f"{P}-dl-surface", "data"), Input(f"{P}-dl-surface-btn", "n_clicks"),
                  *[State(i.component_id, "value") for i in SURFACE_INPUTS],
                  prevent_initial_call=True)(download_surface)

@@ -1,0 +1,191 @@
+"""Web-app latency: headless Chromium against ``gunicorn app:server``.
+
+For each kind of change the script presses a slider's arrow key (a real user
+input on the slider thumb) and measures, inside the browser, the time from the
+keydown event to the last ``plotly_afterplot`` event of the figures the change
+redraws (surface layer, path layer, side figure), each checked to show the new
+value (``performance.now()`` both ends,
+so polling from Python adds nothing).  Every change goes to a value not seen
+before, so no result comes from the cache.  Reported: median and 95th
+percentile over >= 20 changes after 3 unrecorded warm-up changes.
+
+(a) trajectory-only changes: the start w_0, the start b_0 and the threshold τ;
+(b) surface changes at the default 256 x 256 resolution: the w window (surface
+    only) and T (surface and both descents).
+
+Requires chromium + chromedriver and gunicorn; run with
+``python -m clipviz.bench web``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKERS = 2
+THREADS = 2
+
+INSTRUMENT = """
+// arguments[0]: {graph id: signature function body}; a change counts as redrawn when every
+// listed graph has fired plotly_afterplot with its signature different from before the keydown.
+const specs = arguments[0];
+window.__specs = Object.entries(specs).map(([id, body]) => ({
+    gd: document.querySelector('#' + id + ' .js-plotly-plot'), sig: new Function('gd', body)}));
+window.__lat = null;
+window.__t0 = null;
+const check = () => {
+    if (window.__t0 === null) { return; }
+    if (window.__specs.every(s => s.done || (s.done = s.sig(s.gd) !== s.sig0))) {
+        const t0 = window.__t0;
+        const reqs = performance.getEntriesByType('resource').filter(
+            e => e.name.includes('_dash-update-component') && e.startTime >= t0);
+        const served = reqs.length ? Math.max(...reqs.map(e => e.responseEnd)) - t0 : 0;
+        window.__lat = [performance.now() - t0, served];
+        window.__t0 = null;
+    }
+};
+window.__specs.forEach(s => { s.gd.on('plotly_afterplot', () => { if (window.__t0 !== null) {
+    s.done = s.sig(s.gd) !== s.sig0; check(); } }); });
+document.addEventListener('keydown', () => {
+    window.__specs.forEach(s => { s.sig0 = s.sig(s.gd); s.done = false; });
+    window.__lat = null;
+    window.__t0 = performance.now();
+}, true);
+"""
+
+PATHS_SIG = "return JSON.stringify([gd.data[0].x, gd.data[1].x, gd.data[1].name]);"
+DIAG_SIG = "return JSON.stringify([gd.data[0].y, gd.data[2].y, gd.layout.shapes]);"
+SURF_SIG = "return JSON.stringify([gd.layout.title.text, gd.layout.xaxis.range, gd.layout.yaxis.range]);"
+
+# label, kind, slider thumb, key, graphs that must be redrawn (with their signatures)
+CASES = [
+    ("start w0 (slider)", "a", "#es-w0 [role=slider]", "ARROW_RIGHT", {"es-paths": PATHS_SIG, "es-diag": DIAG_SIG}),
+    ("start b0 (slider)", "a", "#es-b0 [role=slider]", "ARROW_RIGHT", {"es-paths": PATHS_SIG, "es-diag": DIAG_SIG}),
+    ("threshold tau (log slider)", "a", "#es-tau [role=slider]", "ARROW_LEFT",
+     {"es-paths": PATHS_SIG, "es-diag": DIAG_SIG}),
+    ("w window (range slider)", "b", "#es-w_range [role=slider]:last-of-type", "ARROW_LEFT",
+     {"es-surface": SURF_SIG, "es-paths": "return JSON.stringify(gd.layout.xaxis.range);"}),
+    ("T (slider; surface + descents)", "b", "#es-T [role=slider]", "ARROW_RIGHT",
+     {"es-surface": SURF_SIG, "es-paths": PATHS_SIG, "es-diag": DIAG_SIG}),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_gunicorn(port: int, data_dir: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               CLIPVIZ_DATA_DIR=data_dir)
+    env.pop("CLIPVIZ_REDIS_URL", None)
+    cmd = ["gunicorn", "-w", str(WORKERS), "--threads", str(THREADS), "-b", f"127.0.0.1:{port}", "app:server"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    end = time.time() + 120
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("gunicorn did not answer /health within 120 s")
+
+
+def _driver():
+    from selenium import webdriver
+
+    opts = webdriver.ChromeOptions()
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=1600,1000"):
+        opts.add_argument(a)
+    return webdriver.Chrome(options=opts)
+
+
+def _wait(driver, js: str, timeout: float) -> object:
+    end = time.time() + timeout
+    while time.time() < end:
+        v = driver.execute_script(js)
+        if v is not None and v is not False:
+            return v
+        time.sleep(0.005)
+    raise RuntimeError(f"timed out: {js}")
+
+
+def _measure(driver, url: str, selector: str, key: str, signatures: dict, n: int,
+             warmup: int) -> tuple[list[float], list[float]]:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver.get(url)
+    _wait(driver, "const g = document.querySelector('#es-surface .js-plotly-plot');"
+                  "const p = document.querySelector('#es-paths .js-plotly-plot');"
+                  "return g && g._fullLayout && p && p._fullLayout && p.data.length === 5;", 60)
+    time.sleep(0.5)
+    driver.execute_script(INSTRUMENT, signatures)
+    thumb = driver.find_element(By.CSS_SELECTOR, selector)
+    out, served = [], []
+    for i in range(warmup + n):
+        thumb.send_keys(getattr(Keys, key))
+        lat = _wait(driver, "return window.__lat;", 30)
+        if i >= warmup:
+            out.append(float(lat[0]))
+            served.append(float(lat[1]))
+        time.sleep(0.15)  # let the URL update and any second callback finish
+        driver.execute_script("performance.clearResourceTimings();")
+    return out, served
+
+
+def _p95(xs: list[float]) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))]
+
+
+def run(quick: bool = False) -> list[str]:
+    if not (shutil.which("gunicorn") and (shutil.which("chromedriver") or shutil.which("chromium"))):
+        return ["skipped: needs gunicorn, chromium and chromedriver"]
+    n = 20 if quick else 24
+    port = _free_port()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    lines = [f"machine: {os.cpu_count()} CPUs, load average {load:.2f} at start", f"server: gunicorn -w {WORKERS} --threads {THREADS} app:server; client: headless Chromium; "
+             f"{n} changes per row after 3 warm-up changes, keydown -> last plotly_afterplot of the figures it changes",
+             "('responses in': keydown -> last callback response received, median; the rest is drawing)",
+             f"{'change':34s} {'kind':>4s} {'median':>9s} {'p95':>9s} {'max':>9s} {'responses in':>13s}"]
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = _start_gunicorn(port, data_dir)
+        try:
+            driver = _driver()
+            try:
+                by_kind: dict[str, list[float]] = {"a": [], "b": []}
+                for label, kind, selector, key, sigs in CASES:
+                    lat, served = _measure(driver, f"http://127.0.0.1:{port}/surface", selector, key,
+                                           sigs, n, 3)
+                    by_kind[kind] += lat
+                    lines.append(f"{label:34s} {kind:>4s} {statistics.median(lat):7.1f}ms "
+                                 f"{_p95(lat):7.1f}ms {max(lat):7.1f}ms {statistics.median(served):11.1f}ms")
+                for kind, target, what in (("a", 60, "trajectory-only"), ("b", 150, "surface 256x256")):
+                    lat = by_kind[kind]
+                    p95 = _p95(lat)
+                    lines.append(f"({kind}) {what:28s} all {len(lat)}: median {statistics.median(lat):6.1f} ms, "
+                                 f"p95 {p95:6.1f} ms (target p95 <= {target} ms: "
+                                 f"{'met' if p95 <= target else 'NOT met'})")
+            finally:
+                driver.quit()
+        finally:
+            server.terminate()
+            server.wait(15)
+    return lines
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.stdout.write("\n".join(run("--quick" in sys.argv)) + "\n")
