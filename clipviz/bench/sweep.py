@@ -81,7 +81,7 @@ def _time_sweep(jobs, lengths, seeds) -> tuple[float, int]:
     bad = [(r.status, r.reason) for r in runs if r.status != "finished"]
     if bad:
         raise RuntimeError(f"sweep runs did not finish: {bad[:3]}")
-    return dt, len(ids)
+    return dt, sum(r.done for r in runs)  # a solved run stops before its budget
 
 
 def run(quick: bool = False) -> list[str]:
@@ -95,7 +95,7 @@ def run(quick: bool = False) -> list[str]:
              f"batch {BASE['batch_size']}, {BASE['max_updates']} updates, T in {LENGTHS}, "
              f"BPTT and rescaling), median of {repeats} after a warm-up sweep; "
              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"]
-    results: dict[tuple[str, int], float] = {}
+    results: dict[tuple[str, int], tuple[float, float]] = {}
     tmp = Path(tempfile.mkdtemp(prefix="clipviz-bench-sweep-"))
     saved = {k: os.environ.get(k) for k in ("CLIPVIZ_REDIS_URL", "CLIPVIZ_DATA_DIR",
                                             "CLIPVIZ_LOCAL_WORKERS")}
@@ -117,8 +117,9 @@ def run(quick: bool = False) -> list[str]:
                     _wait_workers(url, n)
                     jobs = Jobs(RunStore(data / "runs.sqlite"), backend="celery", redis=url)
                     _time_sweep(jobs, LENGTHS[:1], SEEDS[:1])  # warm-up (and Numba cache)
-                    times = [_time_sweep(jobs, LENGTHS, seeds)[0] for _ in range(repeats)]
-                    results[("celery", n)] = statistics.median(times)
+                    res = [_time_sweep(jobs, LENGTHS, seeds) for _ in range(repeats)]
+                    results[("celery", n)] = (statistics.median(t for t, _ in res),
+                                              statistics.median(u / t for t, u in res))
                 finally:
                     for w in workers:
                         _stop(w)
@@ -131,8 +132,9 @@ def run(quick: bool = False) -> list[str]:
             os.environ.update(CLIPVIZ_DATA_DIR=str(data), CLIPVIZ_LOCAL_WORKERS=str(n))
             jobs = Jobs(RunStore(data / "runs.sqlite"), backend="local")
             _time_sweep(jobs, LENGTHS[:1], SEEDS[:1])
-            times = [_time_sweep(jobs, LENGTHS, seeds)[0] for _ in range(repeats)]
-            results[("local", n)] = statistics.median(times)
+            res = [_time_sweep(jobs, LENGTHS, seeds) for _ in range(repeats)]
+            results[("local", n)] = (statistics.median(t for t, _ in res),
+                                     statistics.median(u / t for t, u in res))
     finally:
         if redis_proc is not None:
             redis_proc.terminate()
@@ -143,14 +145,13 @@ def run(quick: bool = False) -> list[str]:
             else:
                 os.environ[k] = v
         shutil.rmtree(tmp, ignore_errors=True)
-    updates = n_runs * BASE["max_updates"]
     for backend in ("celery", "local"):
         one, two = results.get((backend, 1)), results.get((backend, 2))
-        for n, t in ((1, one), (2, two)):
-            if t is not None:
-                lines.append(f"  {backend:6s} {n} worker{'s' if n > 1 else ' '}: {t:7.2f} s  "
-                             f"{n_runs / t:6.2f} runs/s  {updates / t:8.0f} updates/s")
+        for n, r in ((1, one), (2, two)):
+            if r is not None:
+                lines.append(f"  {backend:6s} {n} worker{'s' if n > 1 else ' '}: {r[0]:7.2f} s  "
+                             f"{n_runs / r[0]:6.2f} runs/s  {r[1]:8.0f} updates/s")
         if one and two:
-            lines.append(f"  {backend:6s} scaling 2 vs 1: {one / two:5.2f} x")
+            lines.append(f"  {backend:6s} scaling 2 vs 1: {one[0] / two[0]:5.2f} x")
     lines.append(f"  load average at the end: {os.getloadavg()[0]:.1f} (other processes share the CPUs)")
     return lines

@@ -217,7 +217,8 @@ def tick(_n, active, selected):
             except KeyError:
                 pass
     done = sum(r.done for r in act)
-    total = sum(r.total or r.config.get("max_updates", 0) for r in act)
+    # a run that ended (solved early, cancelled, failed) needs no more updates: its part is full
+    total = sum((r.total or r.config.get("max_updates", 0)) if r.active else r.done for r in act)
     started = min((r.started for r in act if r.started), default=None)
     now = time.time()
     if act:
