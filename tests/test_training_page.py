@@ -159,3 +159,20 @@ def test_paper_comparison_uses_finished_runs_only():
     assert rows["nottingham"]["yours_rescaling"] == "4.50 (n=1)"
     assert rows["ptb"]["yours_rescaling"] == "1.70 (n=1)" and rows["ptb"]["yours_bptt"] == "—"
     assert "jsb" not in rows
+
+
+def test_runs_queued_before_a_restart_are_started(store_env):
+    from clipviz.runstore import shared_store
+
+    store = shared_store()
+    cfg = tp.form_configs(dict(zip(tp.FORM, _values(seeds=1))))[0][0]
+    from clipviz.jobs import validate_config
+
+    rid = store.create_run(validate_config(cfg), "local")  # queued; its app died before starting it
+    assert tp.resume_queued() == 1
+    deadline = time.monotonic() + 60
+    while store.get(rid).active:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert store.get(rid).status == "finished"
+    assert tp.resume_queued() == 0  # nothing queued: no runner

@@ -420,8 +420,24 @@ function() {
 URL_NAMES = FORM + ("lengths", "sw_seeds", "sw_updates")
 
 
+def resume_queued() -> int:
+    """Embedded backend: start runners for runs left queued by an earlier app process."""
+    try:
+        jobs = _jobs()
+        if jobs.backend != "local":
+            return 0
+        queued = sum(r.backend == "local" for r in jobs.store.list(status="queued"))
+        return jobs.ensure_runners(queued) if queued else 0
+    except Exception:  # noqa: BLE001 - never keep the app from starting
+        log.exception("could not resume queued runs")
+        return 0
+
+
 def register(app: dash.Dash) -> None:
     """Register the page and its callbacks on ``app``."""
+    n = resume_queued()
+    if n:
+        log.info("started %d runner(s) for runs queued before this app started", n)
     dash.register_page(__name__, path=PATH, name="Training", order=5, layout=layout,
                        title="clipviz · training",
                        description="RNN training with and without gradient clipping, live")
