@@ -37,27 +37,21 @@ class Settings:
     clip_threshold: float = 1.0  # tau for norm/value clipping in the UI
     autoclip_percentile: float = 10.0  # p used by AutoClip's paper by default
 
-    # --- web app ---------------------------------------------------------------
-    data_dir: str = "clipviz-data"  # files the app keeps (cache); overridden by $CLIPVIZ_DATA_DIR
-    cache_timeout_s: int = 24 * 3600  # memoised results live a day (they never go stale)
-    cache_max_items: int = 5000  # filesystem cache prunes beyond this many entries
+    # --- run store and background jobs (issue 6) -----------------------------
+    # Environment variables override these at run time (see clipviz.runstore
+    # and clipviz.jobs): CLIPVIZ_DATA_DIR, CLIPVIZ_REDIS_URL, CLIPVIZ_LOCAL_WORKERS.
+    store_dir: str = "clipviz-data"  # files the app keeps: run store, web cache ($CLIPVIZ_DATA_DIR wins)
+    db_name: str = "runs.sqlite"  # the SQLite run store inside store_dir
+    heartbeat_s: float = 2.0  # a running job refreshes its heartbeat at least this often
+    heartbeat_timeout_s: float = 60.0  # no heartbeat for this long -> the run is shown as failed
+    metrics_flush_s: float = 0.25  # telemetry rows are written in batches at most this far apart
+    cancel_poll_s: float = 0.1  # how often a running job checks its cancel flag (cancel < 1 s)
+    local_workers: int = 2  # concurrent runs of the embedded (no-service) job layer
+    worker_blas_threads: int = 1  # BLAS threads per training job: parallelism comes from workers;
+    # OpenBLAS's own threads made a 50-unit run 4-15x slower on a busy 2-core machine
+    max_sweep_runs: int = 1000  # largest sweep one request may fan out
+    max_metric_rows: int = 1_000_000  # telemetry rows kept per run (the engine's max_updates bound it anyway)
 
-    # --- dynamics (clipviz.dynamics, section 2.5) ----------------------------
-    basin_steps: int = 200  # T for basins / sensitivity: long enough to settle off the boundary
-    basin_tol: float = 1e-3  # x_T within this of an attractor counts as having reached it
-    orbit_transient: int = 500  # iterations discarded before the orbit diagram keeps states
-    orbit_keep: int = 32  # states kept per (x0, b) in the orbit diagram (shows period 2)
-    dyn_max_abs_param: float = 1000.0  # |w|, |b|, |x0| accepted by the dynamics API
-    dyn_max_diagram_w: float = 100.0  # |w| accepted by bifurcation_diagram (checked to this size)
-    dyn_max_orbit_values: int = 8_000_000  # x0s * bs * keep cap (64 MB of float64)
-    dyn_max_branch_points: int = 100_000  # continuation buffer per branch
-    dyn_ds_fraction: float = 0.005  # largest arclength step, as a fraction of the window diagonal
-    dyn_max_turn: float = 0.05  # radians the branch tangent may turn per step (plot smoothness)
-    dyn_max_work: int = 4_000_000_000  # grid points x steps per basins/sensitivity/orbit call (~seconds)
-    dyn_max_sensitivity_points: int = 1 << 20  # b values accepted by the 1-D sensitivity
-    dyn_max_units: int = 500  # n-unit model: largest n accepted
-    dyn_max_unit_work: float = 2e10  # n^3 x steps cap for jacobian_norms (matrix products + SVDs)
-    dyn_max_unit_steps: int = 5000  # n-unit model: longest unroll accepted
     # --- training engine (clipviz.training; issue 5) ---------------------------
     train_task: str = "temporal_order"  # the cheapest of the paper's three task families
     train_parametrisation: str = "paper"  # equation (2); "standard" is h_t = sigma(W h + U u + b)
@@ -83,6 +77,27 @@ class Settings:
     max_eval_symbols: int = 1_000_000  # evaluation of a text split reads at most this many characters
     eval_lanes: int = 32  # sequences evaluated side by side (songs or text segments)
     data_dir: str = "~/.cache/clipviz/data"  # where `clipviz data fetch` stores data sets ($CLIPVIZ_DATA wins)
+
+    # --- web app ---------------------------------------------------------------
+    cache_timeout_s: int = 24 * 3600  # memoised results live a day (they never go stale)
+    cache_max_items: int = 5000  # filesystem cache prunes beyond this many entries
+
+    # --- dynamics (clipviz.dynamics, section 2.5) ----------------------------
+    basin_steps: int = 200  # T for basins / sensitivity: long enough to settle off the boundary
+    basin_tol: float = 1e-3  # x_T within this of an attractor counts as having reached it
+    orbit_transient: int = 500  # iterations discarded before the orbit diagram keeps states
+    orbit_keep: int = 32  # states kept per (x0, b) in the orbit diagram (shows period 2)
+    dyn_max_abs_param: float = 1000.0  # |w|, |b|, |x0| accepted by the dynamics API
+    dyn_max_diagram_w: float = 100.0  # |w| accepted by bifurcation_diagram (checked to this size)
+    dyn_max_orbit_values: int = 8_000_000  # x0s * bs * keep cap (64 MB of float64)
+    dyn_max_branch_points: int = 100_000  # continuation buffer per branch
+    dyn_ds_fraction: float = 0.005  # largest arclength step, as a fraction of the window diagonal
+    dyn_max_turn: float = 0.05  # radians the branch tangent may turn per step (plot smoothness)
+    dyn_max_work: int = 4_000_000_000  # grid points x steps per basins/sensitivity/orbit call (~seconds)
+    dyn_max_sensitivity_points: int = 1 << 20  # b values accepted by the 1-D sensitivity
+    dyn_max_units: int = 500  # n-unit model: largest n accepted
+    dyn_max_unit_work: float = 2e10  # n^3 x steps cap for jacobian_norms (matrix products + SVDs)
+    dyn_max_unit_steps: int = 5000  # n-unit model: longest unroll accepted
 
 
 SETTINGS = Settings()

@@ -16,6 +16,7 @@ SECTIONS: dict[str, str] = {
     "one_unit": "clipviz.bench.one_unit",
     "dynamics": "clipviz.bench.dynamics",
     "training": "clipviz.bench.training",
+    "sweep": "clipviz.bench.sweep",  # issue 6: sweep throughput, 1 vs 2 workers
     "web": "clipviz.bench.web",
 }
 

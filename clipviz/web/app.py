@@ -24,7 +24,7 @@ from .cache import init_cache
 
 log = logging.getLogger(__name__)
 
-PAGE_MODULES = ("home", "surface", "bifurcations", "dynamics", "theory")
+PAGE_MODULES = ("home", "surface", "bifurcations", "dynamics", "theory", "training")
 """Page modules under :mod:`clipviz.web.pages`, in menu order."""
 
 ASSETS = Path(__file__).parent / "assets"
@@ -76,6 +76,10 @@ def create_app(cache_config: dict[str, Any] | None = None, warm: bool = True) ->
     for name in PAGE_MODULES:
         import_module(f"{__package__}.pages.{name}").register(app)
     app.layout = lambda: html.Div([_nav(), html.Main(dash.page_container)])
+
+    from .api import register_api
+
+    register_api(app.server)  # /api/runs, /api/sweeps: the training jobs (clipviz.jobs)
 
     @app.server.route("/health")
     def health():

@@ -34,8 +34,8 @@ cache = Cache()
 
 
 def data_dir() -> Path:
-    """Where clipviz keeps files: ``$CLIPVIZ_DATA_DIR`` or ``SETTINGS.data_dir``."""
-    return Path(os.environ.get("CLIPVIZ_DATA_DIR", SETTINGS.data_dir)).expanduser()
+    """Where clipviz keeps files: ``$CLIPVIZ_DATA_DIR`` or ``SETTINGS.store_dir``."""
+    return Path(os.environ.get("CLIPVIZ_DATA_DIR", SETTINGS.store_dir)).expanduser()
 
 
 @functools.lru_cache(maxsize=1)

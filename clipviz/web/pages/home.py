@@ -20,6 +20,10 @@ PAGES = [
     ("/dynamics", "Dynamics",
      "Figures 5 and 6: two nearby initial states under the input-driven map x_t = w·σ(x_{t−1}) + b + u_t; "
      "their trajectories and the gap |Δx_t| over time show when a small difference becomes a large one."),
+    ("/training", "Training",
+     "Section 4 (Figure 7, Tables 1 and 2): train RNNs on the temporal order task, polyphonic music or "
+     "next-character prediction in the background, with plain BPTT or with clipping, and watch the loss, "
+     "‖g‖ against the threshold and ρ(W_rec) live; a sweep draws the success rate against sequence length."),
     ("/theory", "Why gradients explode",
      "Sections 2.2–2.4, equations (4)–(7): for an n-unit network with recurrent weights at spectral "
      "radius ρ, ‖∂x_t/∂x_k‖ grows or shrinks like ρ^l; the temporal contributions of equation (4) "

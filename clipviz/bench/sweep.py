@@ -1,0 +1,157 @@
+"""Sweep throughput (issue 6): a Figure 7-style sweep on 1 and 2 workers.
+
+Starts a private ``redis-server`` on a free port and ``celery -A clipviz.worker
+worker --concurrency=1`` processes, submits a sweep of temporal-order runs
+(lengths x seeds x {BPTT, rescaling}) through :class:`clipviz.jobs.Jobs` and
+times it from submission until every run is finished (median of several
+sweeps, after a warm-up sweep that also fills Numba's cache).  The embedded
+backend (forked local runners) is measured the same way with 1 and 2 runners.
+The ratio 2 workers / 1 worker is the scaling; on a machine whose cores are
+shared it stays below 2.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASE = {"task": "temporal_order", "hidden": 50, "batch_size": 20, "max_updates": 400,
+        "eval_every": 200}
+LENGTHS = [20, 30]
+SEEDS = [0, 1]
+METHODS = ["none", "norm"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**kw: str) -> dict:
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue",
+               PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    env.update(kw)
+    return env
+
+
+def _start_worker(name: str, env: dict, log: Path) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-m", "celery", "-A", "clipviz.worker", "worker",
+                          "-n", f"{name}@%h", "--concurrency=1", "--without-gossip",
+                          "--without-mingle", "--without-heartbeat", "--loglevel=WARNING"],
+                         env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    return p
+
+
+def _wait_workers(url: str, n: int, timeout: float = 90) -> None:
+    from clipviz.jobs import celery_app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(celery_app(url).control.ping(timeout=0.5) or []) >= n:
+            return
+    raise RuntimeError(f"{n} Celery workers did not come up in {timeout} s")
+
+
+def _stop(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def _time_sweep(jobs, lengths, seeds) -> tuple[float, int]:
+    t = time.perf_counter()
+    _, ids = jobs.submit_sweep(BASE, lengths, seeds, METHODS)
+    runs = jobs.wait(ids, timeout=3600, poll=0.05)
+    dt = time.perf_counter() - t
+    bad = [(r.status, r.reason) for r in runs if r.status != "finished"]
+    if bad:
+        raise RuntimeError(f"sweep runs did not finish: {bad[:3]}")
+    return dt, sum(r.done for r in runs)  # a solved run stops before its budget
+
+
+def run(quick: bool = False) -> list[str]:
+    from clipviz.jobs import Jobs
+    from clipviz.runstore import RunStore
+
+    repeats = 1 if quick else 3
+    seeds = SEEDS if quick else SEEDS + [2, 3]
+    n_runs = len(LENGTHS) * len(seeds) * len(METHODS)
+    lines = [f"sweep throughput: {n_runs} temporal-order runs per sweep (hidden {BASE['hidden']}, "
+             f"batch {BASE['batch_size']}, {BASE['max_updates']} updates, T in {LENGTHS}, "
+             f"BPTT and rescaling), median of {repeats} after a warm-up sweep; "
+             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"]
+    results: dict[tuple[str, int], tuple[float, float]] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="clipviz-bench-sweep-"))
+    saved = {k: os.environ.get(k) for k in ("CLIPVIZ_REDIS_URL", "CLIPVIZ_DATA_DIR",
+                                            "CLIPVIZ_LOCAL_WORKERS")}
+    redis_proc = None
+    try:
+        # --- Celery over Redis -------------------------------------------------
+        if shutil.which("redis-server"):
+            port = _free_port()
+            url = f"redis://127.0.0.1:{port}/0"
+            redis_proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                           "--save", "", "--appendonly", "no"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for n in (1, 2):
+                data = tmp / f"celery{n}"
+                env = _env(CLIPVIZ_REDIS_URL=url, CLIPVIZ_DATA_DIR=str(data))
+                os.environ.update(CLIPVIZ_REDIS_URL=url, CLIPVIZ_DATA_DIR=str(data))
+                workers = [_start_worker(f"bench{n}-{i}", env, tmp / f"w{n}{i}.log") for i in range(n)]
+                try:
+                    _wait_workers(url, n)
+                    jobs = Jobs(RunStore(data / "runs.sqlite"), backend="celery", redis=url)
+                    _time_sweep(jobs, LENGTHS[:1], SEEDS[:1])  # warm-up (and Numba cache)
+                    res = [_time_sweep(jobs, LENGTHS, seeds) for _ in range(repeats)]
+                    results[("celery", n)] = (statistics.median(t for t, _ in res),
+                                              statistics.median(u / t for t, u in res))
+                finally:
+                    for w in workers:
+                        _stop(w)
+        else:
+            lines.append("  celery: skipped (redis-server not installed)")
+        # --- embedded: forked local runners ------------------------------------
+        os.environ.pop("CLIPVIZ_REDIS_URL", None)
+        for n in (1, 2):
+            data = tmp / f"local{n}"
+            os.environ.update(CLIPVIZ_DATA_DIR=str(data), CLIPVIZ_LOCAL_WORKERS=str(n))
+            jobs = Jobs(RunStore(data / "runs.sqlite"), backend="local")
+            _time_sweep(jobs, LENGTHS[:1], SEEDS[:1])
+            res = [_time_sweep(jobs, LENGTHS, seeds) for _ in range(repeats)]
+            results[("local", n)] = (statistics.median(t for t, _ in res),
+                                     statistics.median(u / t for t, u in res))
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(tmp, ignore_errors=True)
+    for backend in ("celery", "local"):
+        one, two = results.get((backend, 1)), results.get((backend, 2))
+        for n, r in ((1, one), (2, two)):
+            if r is not None:
+                lines.append(f"  {backend:6s} {n} worker{'s' if n > 1 else ' '}: {r[0]:7.2f} s  "
+                             f"{n_runs / r[0]:6.2f} runs/s  {r[1]:8.0f} updates/s")
+        if one and two:
+            lines.append(f"  {backend:6s} scaling 2 vs 1: {one[0] / two[0]:5.2f} x")
+    lines.append(f"  load average at the end: {os.getloadavg()[0]:.1f} (other processes share the CPUs)")
+    return lines

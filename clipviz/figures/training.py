@@ -1,0 +1,153 @@
+"""Training figures: live curves of one or more runs, and the sweep's success rate (Figure 7).
+
+Pure functions from run-store data (:meth:`clipviz.runstore.RunStore.metrics`
+columns, :func:`clipviz.jobs.sweep_summary`) to Plotly figures; arrays are
+sent as float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+PAPER_FIG7 = "Figure 7: rate of success on the temporal order task against sequence length"
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One run's telemetry for the curves figure."""
+
+    label: str
+    metrics: Mapping[str, Sequence]  # RunStore.metrics columns
+    threshold: float | None = None  # the clipping threshold tau (drawn on the ||g|| panel)
+    clip: str = "none"
+    metric_name: str = "validation"
+
+
+def _f32(values: Sequence) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float32)
+
+
+def curves_figure(curves: Sequence[Curve], uirevision: str = "training") -> go.Figure:
+    """Loss, ||g|| (log axis, threshold line, clipped updates marked), rho(W_rec), validation.
+
+    Overlaying several runs (e.g. plain BPTT against norm clipping, Algorithm 1)
+    gives each its colour on all four panels.
+    """
+    fig = make_subplots(rows=2, cols=2, shared_xaxes=True, vertical_spacing=0.12,
+                        horizontal_spacing=0.09,
+                        subplot_titles=("training loss", "gradient norm ‖g‖ (before clipping)",
+                                        "spectral radius ρ(W_rec)", "validation metric"))
+    for i, c in enumerate(curves):
+        col = COLORS[i % len(COLORS)]
+        m = c.metrics
+        x = np.asarray(m.get("update", []), dtype=np.float32)
+        show = dict(legendgroup=c.label, line=dict(color=col, width=1.2))
+        fig.add_trace(go.Scattergl(x=x, y=_f32(m.get("loss", [])), mode="lines", name=c.label,
+                                   **show), row=1, col=1)
+        fig.add_trace(go.Scattergl(x=x, y=_f32(m.get("grad_norm", [])), mode="lines",
+                                   name=c.label, showlegend=False, **show), row=1, col=2)
+        clipped = np.asarray([bool(v) for v in m.get("clipped", [])], dtype=bool)
+        if clipped.any():
+            fig.add_trace(go.Scattergl(
+                x=x[clipped], y=_f32(m["grad_norm"])[clipped], mode="markers",
+                name=f"{c.label}: clipped", legendgroup=c.label,
+                marker=dict(color=col, symbol="x", size=5)), row=1, col=2)
+        if c.clip in ("norm", "value") and c.threshold is not None and x.size:
+            fig.add_trace(go.Scatter(
+                x=[float(x[0]), float(x[-1])], y=[c.threshold, c.threshold], mode="lines",
+                name=f"{c.label}: threshold τ={c.threshold:g}", legendgroup=c.label,
+                line=dict(color=col, dash="dash", width=1)), row=1, col=2)
+        for key, row, colnum in (("rho", 2, 1), ("valid", 2, 2)):
+            y = _f32(m.get(key, []))
+            keep = ~np.isnan(y)
+            fig.add_trace(go.Scatter(x=x[keep], y=y[keep], mode="lines+markers", name=c.label,
+                                     showlegend=False, marker=dict(size=4), **show),
+                          row=row, col=colnum)
+    fig.add_hline(y=1.0, line=dict(color="grey", dash="dot", width=1), row=2, col=1)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_xaxes(title_text="update", row=2, col=1)
+    fig.update_xaxes(title_text="update", row=2, col=2)
+    fig.update_layout(height=560, margin=dict(l=50, r=20, t=40, b=40), uirevision=uirevision,
+                      legend=dict(orientation="h", y=-0.12), template="plotly_white")
+    return fig
+
+
+def success_rate_figure(summary: Mapping, paper: bool = True) -> go.Figure:
+    """Success rate against sequence length per method (:func:`clipviz.jobs.sweep_summary`)."""
+    fig = go.Figure()
+    names = {"none": "plain BPTT (no clipping)", "norm": "rescaling (Algorithm 1)",
+             "value": "element-wise clipping", "autoclip": "AutoClip"}
+    for i, m in enumerate(summary["methods"]):
+        rate = [None if r is None else 100.0 * r for r in summary["rate"][m]]
+        fig.add_trace(go.Scatter(x=list(summary["lengths"]), y=rate, mode="lines+markers",
+                                 name=names.get(m, m), line=dict(color=COLORS[i % len(COLORS)])))
+    fig.update_layout(
+        title=f"success rate ({summary.get('finished', 0)}/{summary.get('total', 0)} runs finished)",
+        xaxis_title="sequence length T", yaxis_title="success rate (%)",
+        yaxis=dict(range=[-5, 105]), template="plotly_white", height=380,
+        margin=dict(l=50, r=20, t=50, b=40), uirevision="sweep")
+    if paper:
+        fig.add_annotation(text=PAPER_FIG7 + " (Pascanu et al.)", xref="paper", yref="paper",
+                           x=0, y=-0.25, showarrow=False, font=dict(size=10, color="grey"))
+    return fig
+
+
+def progress_text(done: int, total: int | None, started: float | None, now: float) -> str:
+    """"done / total updates · rate/s · ETA" for the progress bar."""
+    if not total:
+        return f"{done} updates"
+    if not started or done <= 0:
+        return f"0 / {total} updates"
+    elapsed = max(now - started, 1e-9)
+    rate = done / elapsed
+    left = (total - done) / rate if rate > 0 else float("inf")
+    eta = "—" if not np.isfinite(left) else (f"{left:.0f} s" if left < 120 else f"{left / 60:.1f} min")
+    return f"{done} / {total} updates · {rate:,.0f} updates/s · {eta} left"
+
+
+# The paper's test-set numbers (Tables 1 and 2): data set -> (task, metric, BPTT, rescaling).
+PAPER_TABLES: dict[str, tuple[str, str, float, float]] = {
+    "piano": ("music", "NLL per time step (Table 1)", 7.79, 7.77),
+    "nottingham": ("music", "NLL per time step (Table 1)", 4.57, 4.05),
+    "musedata": ("music", "NLL per time step (Table 1)", 8.00, 7.24),
+    "text8": ("characters", "bits per character (Table 2)", 1.82, 1.80),
+    "ptb": ("characters", "bits per character (Table 2)", 2.24, 1.44),
+}
+
+
+def _mean_sd(xs: list[float]) -> str:
+    if not xs:
+        return "—"
+    a = np.asarray(xs, dtype=np.float64)
+    sd = f" ± {a.std(ddof=1):.2f}" if a.size > 1 else ""
+    return f"{a.mean():.2f}{sd} (n={a.size})"
+
+
+def paper_comparison(runs: Sequence) -> list[dict]:
+    """Rows of Tables 1 and 2 beside this store's finished runs on the same data sets.
+
+    ``runs`` are :class:`clipviz.runstore.Run` objects; a run counts for "BPTT"
+    when its clipping rule is ``none`` and for "rescaling" when it is ``norm``
+    (Algorithm 1).  Values are test-set means ± standard deviation over runs.
+    """
+    mine: dict[tuple[str, str], list[float]] = {}
+    for r in runs:
+        c, res = r.config, r.result or {}
+        ds = c.get("dataset")
+        if r.status != "finished" or ds not in PAPER_TABLES:
+            continue
+        key = "test_nll" if c.get("task") == "music" else "test_bpc"
+        v = res.get(key)
+        if isinstance(v, (int, float)) and np.isfinite(v) and c.get("clip") in ("none", "norm"):
+            mine.setdefault((ds, c["clip"]), []).append(float(v))
+    return [{"dataset": ds, "metric": metric, "paper_bptt": f"{bptt:.2f}", "paper_rescaling": f"{resc:.2f}",
+             "yours_bptt": _mean_sd(mine.get((ds, "none"), [])),
+             "yours_rescaling": _mean_sd(mine.get((ds, "norm"), []))}
+            for ds, (_task, metric, bptt, resc) in PAPER_TABLES.items()]

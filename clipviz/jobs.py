@@ -1,0 +1,428 @@
+"""Background training jobs: the embedded default (local processes) and Celery over Redis.
+
+The run store (:mod:`clipviz.runstore`) is the single source of truth: a run is
+created there as *queued*, a worker claims it, streams its telemetry into it
+and stores its record.  Which workers run it depends on the deployment:
+
+* **embedded** (default, no service): the web process forks *runner*
+  processes (at most :attr:`Settings.local_workers`, ``CLIPVIZ_LOCAL_WORKERS``)
+  that claim queued runs from the store one after another and exit when none
+  is left.  The store itself is the queue, so runs submitted from any gunicorn
+  worker are shared by the same runners.
+* **Celery** (``CLIPVIZ_REDIS_URL`` set): each run is one Celery task
+  (``clipviz.train_run``) sent to Redis; ``celery -A clipviz.worker worker``
+  processes on any machine that sees the same data directory pick them up.  A
+  sweep fans out as one task per run.
+
+Cancel works the same in both: :meth:`Jobs.cancel` sets the run's cancel flag
+in the store; the training callback polls it every ``cancel_poll_s`` and
+returns False, which stops training after the current update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from typing import Any, Iterable, Mapping
+
+from .config import SETTINGS
+from .runstore import RunStore
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "clipviz.train_run"
+SWEEP_METHODS = ("none", "norm", "value", "autoclip")
+
+
+def redis_url() -> str | None:
+    """``$CLIPVIZ_REDIS_URL`` (None when unset or empty)."""
+    return os.environ.get("CLIPVIZ_REDIS_URL") or None
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (for messages and logs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def default_backend() -> str:
+    """``"celery"`` when ``CLIPVIZ_REDIS_URL`` is set, else ``"local"``."""
+    return "celery" if redis_url() else "local"
+
+
+def local_workers() -> int:
+    """Concurrent runs of the embedded job layer (``$CLIPVIZ_LOCAL_WORKERS`` or the setting)."""
+    raw = os.environ.get("CLIPVIZ_LOCAL_WORKERS")
+    if not raw:
+        return SETTINGS.local_workers
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"CLIPVIZ_LOCAL_WORKERS must be an integer from 1 to 64, got {raw!r}") from None
+    if not 1 <= n <= 64:
+        raise ValueError(f"CLIPVIZ_LOCAL_WORKERS must be an integer from 1 to 64, got {raw!r}")
+    return n
+
+
+def blas_threads() -> int:
+    """BLAS threads per training job (``$CLIPVIZ_WORKER_BLAS_THREADS`` or the setting)."""
+    raw = os.environ.get("CLIPVIZ_WORKER_BLAS_THREADS")
+    if not raw:
+        return SETTINGS.worker_blas_threads
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 256:
+        raise ValueError(f"CLIPVIZ_WORKER_BLAS_THREADS must be an integer from 1 to 256, got {raw!r}")
+    return n
+
+
+def _blas_limit():
+    """Limit the BLAS thread pools of this process while a job trains."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a declared dependency
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=blas_threads(), user_api="blas")
+
+
+def validate_config(config: Mapping | Any) -> dict:
+    """The engine's own validation (``TrainConfig.from_dict``); a plain dict back."""
+    from .training import TrainConfig
+
+    if isinstance(config, TrainConfig):
+        return config.to_dict()
+    if not isinstance(config, Mapping):
+        raise ValueError("a training config must be a dict of TrainConfig fields")
+    return TrainConfig.from_dict(dict(config)).to_dict()
+
+
+# --------------------------------------------------------------------------
+# executing one run (in whichever process claimed it)
+# --------------------------------------------------------------------------
+class _Telemetry:
+    """The training callback: batches events into the store, polls the cancel flag."""
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        self.store, self.run_id = store, run_id
+        self.buf: list[dict] = []
+        self.cancel = False
+        now = time.monotonic()
+        self.last_flush = self.last_poll = now
+
+    def __call__(self, event: dict) -> bool:
+        self.buf.append(event)
+        now = time.monotonic()
+        if now - self.last_flush >= SETTINGS.metrics_flush_s:
+            self.flush(event)
+        elif now - self.last_poll >= SETTINGS.cancel_poll_s:
+            self.cancel = self.cancel or self.store.cancel_requested(self.run_id)
+            self.last_poll = now
+        return not self.cancel
+
+    def flush(self, last: dict | None = None) -> None:
+        last = last or (self.buf[-1] if self.buf else None)
+        self.cancel = self.store.append_metrics(
+            self.run_id, self.buf, done=None if last is None else int(last["update"]),
+            total=None if last is None else last.get("total")) or self.cancel
+        self.buf = []
+        self.last_flush = self.last_poll = time.monotonic()
+
+
+def _heartbeat_thread(store: RunStore, run_id: str, runner_id: str | None,
+                      stop: threading.Event) -> threading.Thread:
+    def beat() -> None:
+        while not stop.wait(SETTINGS.heartbeat_s):
+            try:
+                store.heartbeat(run_id)
+                if runner_id:
+                    store.runner_beat(runner_id)
+            except Exception:  # pragma: no cover - a locked/unavailable store; retry next beat
+                log.exception("heartbeat for run %s failed", run_id)
+        store.close()
+
+    t = threading.Thread(target=beat, name=f"clipviz-heartbeat-{run_id}", daemon=True)
+    t.start()
+    return t
+
+
+def execute_run(store: RunStore, run_id: str, runner_id: str | None = None) -> str:
+    """Train a claimed (running) run, streaming telemetry into the store; its final status.
+
+    Every exception is recorded as the run's failure reason (with what it wrote kept).
+    """
+    from .training import TrainConfig, train
+
+    tel = _Telemetry(store, run_id)
+    stop = threading.Event()
+    beat = _heartbeat_thread(store, run_id, runner_id, stop)
+    try:
+        cfg = TrainConfig.from_dict(store.get(run_id).config)
+        with _blas_limit():
+            record = train(cfg, callback=tel)
+        rec = record.to_dict()
+        store.finish(run_id, rec, tel.buf)
+        tel.buf = []
+        log.info("run %s %s", run_id, rec.get("status"))
+        return str(rec.get("status", "finished"))
+    except BaseException as exc:  # noqa: BLE001 - every failure lands in the store
+        try:
+            tel.flush()
+        except Exception:  # pragma: no cover
+            pass
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        if not isinstance(exc, (ValueError, KeyboardInterrupt, SystemExit)):
+            log.error("run %s failed:\n%s", run_id, traceback.format_exc())
+        store.fail(run_id, reason)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        return "failed"
+    finally:
+        stop.set()
+        beat.join(timeout=5)
+
+
+# --------------------------------------------------------------------------
+# the embedded backend: forked runner processes that drain the store's queue
+# --------------------------------------------------------------------------
+def runner_main(db_path: str, runner_id: str, heartbeat_timeout_s: float | None = None) -> None:
+    """A local runner: claim queued local runs one by one until none is left."""
+    store = RunStore(db_path, heartbeat_timeout_s=heartbeat_timeout_s)
+    store.runner_register(runner_id)
+    worker = f"local:{socket.gethostname()}:{os.getpid()}"
+    try:
+        while True:
+            run_id = store.claim_next("local", worker)
+            if run_id is None:
+                if store.runner_exit_if_idle(runner_id):
+                    return
+                continue
+            log.info("runner %s: run %s", runner_id, run_id)
+            execute_run(store, run_id, runner_id)
+    finally:
+        store.runner_unregister(runner_id)
+
+
+@functools.lru_cache(maxsize=1)
+def warm_up() -> float:
+    """Load the training kernels in this process once (a 2-update run); seconds it took.
+
+    Runners forked afterwards inherit the compiled code instead of each loading
+    it again from Numba's cache (about a second per runner).
+    """
+    from .training import TrainConfig, train
+
+    t = time.perf_counter()
+    try:
+        train(TrainConfig.from_dict({"task": "temporal_order", "hidden": 2, "seq_len": 4,
+                                     "batch_size": 1, "max_updates": 2, "eval_every": 2}))
+    except Exception:  # pragma: no cover - warming is an optimisation, never an error
+        log.exception("training warm-up failed")
+    return time.perf_counter() - t
+
+
+def _fork_runner(db_path: str, runner_id: str, heartbeat_timeout_s: float) -> None:
+    """Start a detached runner by double fork (no zombie is left in the web process)."""
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        return
+    code = 1
+    try:  # first child: new session, fork the runner, exit at once
+        os.setsid()
+        if os.fork():
+            code = 0
+            return
+        # the runner (grandchild, adopted by init): default signals, no stdin
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        try:
+            runner_main(db_path, runner_id, heartbeat_timeout_s)
+            code = 0
+        except BaseException:  # noqa: BLE001
+            log.exception("local runner %s crashed", runner_id)
+    finally:
+        os._exit(code)
+
+
+# --------------------------------------------------------------------------
+# the Celery backend
+# --------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def celery_app(url: str):
+    """A Celery app on ``url`` (broker only: results live in the run store)."""
+    from celery import Celery
+
+    app = Celery("clipviz", broker=url)
+    app.conf.update(
+        task_ignore_result=True,
+        # Late acknowledgement with a prefetch of one: a worker holds exactly the task it
+        # runs, so a sweep spreads over all workers and a killed worker strands no queued
+        # run.  A redelivered task (worker lost, or a run longer than the visibility
+        # timeout) is harmless: the run is no longer queued, so its claim fails and it is
+        # skipped, never trained twice.
+        task_acks_late=True,
+        task_reject_on_worker_lost=False,
+        worker_prefetch_multiplier=1,
+        task_default_queue="clipviz",
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        broker_transport_options={"visibility_timeout": 3600},
+        task_publish_retry_policy={"max_retries": 3, "interval_start": 0, "interval_step": 0.2,
+                                   "interval_max": 0.5},
+    )
+    return app
+
+
+def sweep_summary(store: RunStore, sweep_id: str) -> dict:
+    """Success rate per (method, length) of a temporal-order sweep (Figure 7).
+
+    A run counts as a success when its result says ``solved`` (the paper's
+    criterion: 1000 consecutive fresh sequences right); the rate is over the
+    runs of that cell that finished.  Returns ``{"spec", "lengths", "methods",
+    "rate": {method: [rate or None per length]}, "finished", "failed", "active",
+    "total"}``.
+    """
+    spec = store.sweep(sweep_id)
+    runs = store.list(sweep_id=sweep_id, limit=SETTINGS.max_sweep_runs)
+    lengths, methods = list(spec["lengths"]), list(spec["methods"])
+    cells: dict[tuple[str, int], list[bool]] = {}
+    for r in runs:
+        if r.status == "finished" and r.result is not None:
+            key = (r.config.get("clip"), int(r.config.get("seq_len")))
+            cells.setdefault(key, []).append(bool(r.result.get("solved")))
+    rate = {m: [(sum(cells[(m, L)]) / len(cells[(m, L)])) if cells.get((m, L)) else None
+                for L in lengths] for m in methods}
+    count = {s: sum(r.status == s for r in runs) for s in ("finished", "failed", "cancelled")}
+    return {"spec": spec, "lengths": lengths, "methods": methods, "rate": rate,
+            "finished": count["finished"], "failed": count["failed"],
+            "cancelled": count["cancelled"], "active": sum(r.active for r in runs),
+            "total": len(runs)}
+
+
+# --------------------------------------------------------------------------
+# the public face used by the web app, the CLI and tests
+# --------------------------------------------------------------------------
+class Jobs:
+    """Submit, cancel and inspect training runs on the configured backend.
+
+    Parameters
+    ----------
+    store : RunStore, optional
+        Default: the store in ``$CLIPVIZ_DATA_DIR``.
+    backend : {"local", "celery"}, optional
+        Default: :func:`default_backend`.
+    """
+
+    def __init__(self, store: RunStore | None = None, backend: str | None = None,
+                 redis: str | None = None) -> None:
+        self.store = store or RunStore()
+        self.backend = backend or default_backend()
+        if self.backend not in ("local", "celery"):
+            raise ValueError("backend must be 'local' or 'celery'")
+        self.redis = redis or redis_url()
+        if self.backend == "celery" and not self.redis:
+            raise ValueError("the celery backend needs CLIPVIZ_REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
+
+    def submit(self, config: Mapping | Any, *, label: str | None = None,
+               sweep_id: str | None = None) -> str:
+        """Validate ``config`` (ValueError if bad), queue the run, start it; its id."""
+        cfg = validate_config(config)
+        return self._submit_many([cfg], [label], sweep_id)[0]
+
+    def _submit_many(self, cfgs: list[dict], labels: list[str | None],
+                     sweep_id: str | None) -> list[str]:
+        ids = [self.store.create_run(c, self.backend, sweep_id=sweep_id, label=lab,
+                                     total=c.get("max_updates")) for c, lab in zip(cfgs, labels)]
+        if self.backend == "local":
+            self.ensure_runners(len(ids))
+        else:
+            app = celery_app(self.redis)
+            for i, rid in enumerate(ids):
+                try:
+                    app.send_task(TASK_NAME, args=(rid,))
+                except Exception as exc:  # noqa: BLE001 - broker unreachable: say so, keep no ghost runs
+                    reason = (f"could not send the run to the Celery broker at {redact(self.redis)}: "
+                              f"{type(exc).__name__}: {exc}")
+                    for left in ids[i:]:
+                        self.store.fail(left, reason)
+                    raise RuntimeError(reason) from exc
+        return ids
+
+    def ensure_runners(self, wanted: int | None = None) -> int:
+        """Start local runners for queued runs (up to the limit); how many were started."""
+        if wanted is None:
+            wanted = len(self.store.list(status="queued"))
+        started = 0
+        for _ in range(min(wanted, local_workers())):
+            runner_id = self.store.reserve_runner(local_workers())
+            if runner_id is None:
+                break
+            warm_up()  # forked runners inherit the loaded kernels
+            try:
+                _fork_runner(str(self.store.path), runner_id, self.store.heartbeat_timeout_s)
+            except OSError:
+                self.store.runner_unregister(runner_id)
+                raise
+            started += 1
+        return started
+
+    def submit_sweep(self, base: Mapping, lengths: Iterable[int], seeds: Iterable[int],
+                     methods: Iterable[str] = ("none", "norm")) -> tuple[str, list[str]]:
+        """The Figure 7 grid: one run per (length, seed, method); (sweep id, run ids).
+
+        ``method`` is the clipping rule (``"none"`` is plain BPTT).
+        """
+        lengths, seeds, methods = list(lengths), list(seeds), list(methods)
+        if not lengths or not seeds or not methods:
+            raise ValueError("a sweep needs at least one length, one seed and one method")
+        for m in methods:
+            if m not in SWEEP_METHODS:
+                raise ValueError(f"sweep methods must be among {', '.join(SWEEP_METHODS)}; got {m!r}")
+        n = len(lengths) * len(seeds) * len(methods)
+        if n > SETTINGS.max_sweep_runs:
+            raise ValueError(f"a sweep may have at most {SETTINGS.max_sweep_runs} runs; "
+                             f"this one has {n}")
+        cfgs, labels = [], []
+        for L, s, m in itertools.product(lengths, seeds, methods):
+            cfgs.append(validate_config({**dict(base), "seq_len": L, "seed": s, "clip": m}))
+            labels.append(f"T={L} seed={s} {m}")
+        spec = {"base": dict(base), "lengths": lengths, "seeds": seeds, "methods": methods}
+        sweep_id = self.store.create_sweep(spec)
+        return sweep_id, self._submit_many(cfgs, labels, sweep_id)
+
+    def cancel(self, run_id: str) -> str:
+        """Ask a run to stop (stops within about a second); its status after the request."""
+        return self.store.request_cancel(run_id)
+
+    def wait(self, run_ids: Iterable[str], timeout: float = 60.0, poll: float = 0.1) -> list:
+        """Block until every run reached a final status (TimeoutError after ``timeout``)."""
+        ids = list(run_ids)
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = [self.store.get(r) for r in ids]
+            if all(not r.active for r in runs):
+                return runs
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runs still active after {timeout} s: "
+                                   f"{[r.id for r in runs if r.active]}")
+            time.sleep(poll)

@@ -1,0 +1,119 @@
+"""JSON endpoints of the training jobs (used by scripts, tests and other front ends).
+
+``POST /api/runs``               body: a TrainConfig dict (+ optional "label") -> 201 {"id", "status"}
+``GET  /api/runs``               ?sweep=ID&status=S -> {"runs": [...]}
+``GET  /api/runs/<id>``          ?since=N -> {"run": {...}, "metrics": {update > N}}
+``POST /api/runs/<id>/cancel``   -> {"id", "status"}
+``POST /api/sweeps``             body: {"base", "lengths", "seeds", "methods"} -> 201 {"id", "runs"}
+``GET  /api/sweeps/<id>``        -> the success-rate summary (clipviz.jobs.sweep_summary)
+
+Bad input answers 400 with {"error": message}; unknown ids 404.  Non-finite
+numbers are sent as null (JSON has no NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask import Flask, jsonify, request
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _jobs():
+    from ..jobs import Jobs
+    from ..runstore import shared_store
+
+    return Jobs(shared_store())
+
+
+def register_api(server: Flask) -> None:
+    """Add the /api/... routes to the Flask server of the Dash app."""
+
+    def err(msg: str, code: int = 400):
+        return jsonify(error=msg), code
+
+    def body() -> dict:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise ValueError("the request body must be a JSON object")
+        return data
+
+    @server.post("/api/runs")
+    def api_submit():
+        try:
+            cfg = body()
+            label = cfg.pop("label", None)
+            if label is not None and not isinstance(label, str):
+                raise ValueError("label must be a string")
+            rid = _jobs().submit(cfg, label=label)
+        except ValueError as exc:
+            return err(str(exc))
+        return jsonify(id=rid, status="queued"), 201
+
+    @server.get("/api/runs")
+    def api_list():
+        jobs = _jobs()
+        status = request.args.get("status")
+        if status is not None and status not in ("queued", "running", "finished", "cancelled", "failed"):
+            return err("status must be one of queued, running, finished, cancelled, failed")
+        runs = jobs.store.list(sweep_id=request.args.get("sweep"), status=status)
+        return jsonify(runs=_clean([r.to_dict() for r in runs]))
+
+    @server.get("/api/runs/<run_id>")
+    def api_run(run_id: str):
+        try:
+            since = int(request.args.get("since", -1))
+        except ValueError:
+            return err("since must be an integer update number")
+        jobs = _jobs()
+        try:
+            run = jobs.store.get(run_id)
+        except KeyError:
+            return err(f"no run {run_id!r}", 404)
+        return jsonify(run=_clean(run.to_dict()), metrics=_clean(jobs.store.metrics(run_id, since)))
+
+    @server.post("/api/runs/<run_id>/cancel")
+    def api_cancel(run_id: str):
+        try:
+            status = _jobs().cancel(run_id)
+        except KeyError:
+            return err(f"no run {run_id!r}", 404)
+        return jsonify(id=run_id, status=status)
+
+    @server.post("/api/sweeps")
+    def api_sweep():
+        try:
+            d = body()
+            for key in ("base", "lengths", "seeds"):
+                if key not in d:
+                    raise ValueError(f"a sweep needs {key!r}")
+            if not isinstance(d["base"], dict):
+                raise ValueError("base must be a TrainConfig dict")
+            for key in ("lengths", "seeds", "methods"):
+                if key in d and not (isinstance(d[key], list) and all(
+                        isinstance(v, (int, str)) and not isinstance(v, bool) for v in d[key])):
+                    raise ValueError(f"{key} must be a list")
+            sid, ids = _jobs().submit_sweep(d["base"], d["lengths"], d["seeds"],
+                                            d.get("methods", ["none", "norm"]))
+        except ValueError as exc:
+            return err(str(exc))
+        return jsonify(id=sid, runs=ids), 201
+
+    @server.get("/api/sweeps/<sweep_id>")
+    def api_sweep_summary(sweep_id: str):
+        from ..jobs import sweep_summary
+
+        try:
+            return jsonify(_clean(sweep_summary(_jobs().store, sweep_id)))
+        except KeyError:
+            return err(f"no sweep {sweep_id!r}", 404)

@@ -1,0 +1,464 @@
+"""Training page: run the paper's experiments in the background and watch them live.
+
+Pick a task (temporal order, polyphonic music, next character), a data set,
+the model size, σ, the learning rate, the clipping rule (Algorithm 1 is
+``norm``) and threshold, the seeds and the budget; "Run" starts one background
+run per seed (:mod:`clipviz.jobs`: local processes, or Celery workers when
+``CLIPVIZ_REDIS_URL`` is set).  While they run: a progress bar with updates
+done, rate and time left; Cancel stops them within a second; live curves of
+the loss, ‖g‖ with the threshold and the clipped updates marked, ρ(W_rec) and
+the validation metric.  The runs table lists past and running runs from the
+run store; selecting several overlays their curves.  The sweep form runs the
+Figure 7 grid (lengths × seeds × BPTT / rescaling) and draws the success rate
+against the length.
+
+Callbacks are plain module-level functions, unit-testable without a browser.
+Nothing is kept in the web process: every callback reads the run store.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import dash
+from dash import Input, Output, State, dash_table, dcc, html, no_update
+
+from ...clipping import RULES
+from ...config import SETTINGS
+from ...figures.training import (Curve, curves_figure, paper_comparison, progress_text,
+                                 success_rate_figure)
+from ..components import control, graph, link_bar, number_input, url_notes
+from ..params import Choice, Num, check_all, parse
+
+log = logging.getLogger(__name__)
+
+PATH = "/training"
+P = "tr"
+
+TASKS = ("temporal_order", "music", "characters")
+DATASETS = {"temporal_order": ("generated",),
+            "music": ("jsb", "nottingham", "piano", "musedata"),
+            "characters": ("shakespeare", "ptb", "text8")}
+ALL_DATASETS = tuple(dict.fromkeys(d for ds in DATASETS.values() for d in ds))
+MAX_SEEDS = 10
+MAX_POINTS = 4000  # curve points sent per run (telemetry is thinned beyond this)
+MAX_OVERLAY = 8
+
+RUN_SPECS = (
+    Choice("task", "Task", TASKS, "temporal_order",
+           help="temporal order (Hochreiter & Schmidhuber 6a), polyphonic music, or next character"),
+    Choice("dataset", "Data set", ALL_DATASETS, "generated",
+           help="temporal order generates its sequences; music / characters read a data set"),
+    Num("hidden", "Hidden units", 1, 500, 50, integer=True, help="model size (the paper: 50 for temporal order)"),
+    Choice("act", "σ", ("sigmoid", "tanh"), "sigmoid", help="the recurrent non-linearity"),
+    Num("lr", "Learning rate", 1e-5, 10, SETTINGS.train_lr, help="SGD step size"),
+    Choice("clip", "Clipping rule", RULES, "norm",
+           help="none: plain BPTT; norm: Algorithm 1 (rescale ‖g‖ to τ); value: element-wise; autoclip"),
+    Num("tau", "Threshold τ", 1e-3, 1e4, SETTINGS.train_threshold, help="norm / value clipping threshold"),
+    Num("seq_len", "Length T", 6, 2000, SETTINGS.train_seq_len, integer=True,
+        help="temporal-order sequence length, or the BPTT window for music / characters"),
+    Num("batch", "Batch", 1, 512, SETTINGS.train_batch, integer=True, help="sequences per update"),
+    Num("updates", "Budget (updates)", 1, 1_000_000, SETTINGS.train_max_updates, integer=True,
+        help="number of parameter updates per run"),
+    Num("eval_every", "Evaluate every", 1, 100_000, SETTINGS.train_eval_every, integer=True,
+        help="ρ(W_rec) and the validation metric every this many updates"),
+    Num("seed", "First seed", 0, 2**31 - 1, 0, integer=True, help="seed of the first run"),
+    Num("seeds", "Seeds", 1, MAX_SEEDS, 1, integer=True, help="runs with seeds seed, seed+1, …"),
+)
+SWEEP_SPECS = (
+    Num("sw_seeds", "Seeds per cell", 1, 20, 3, integer=True, help="runs per (length, method)"),
+    Num("sw_updates", "Budget per run", 1, 200_000, 1000, integer=True, help="updates per run"),
+)
+SPEC = {s.name: s for s in RUN_SPECS + SWEEP_SPECS}
+FORM = tuple(s.name for s in RUN_SPECS)
+MAX_SWEEP_LENGTHS = 20
+
+
+# ---------------------------------------------------------------------------
+# helpers (no Dash)
+# ---------------------------------------------------------------------------
+def _jobs():
+    from ...jobs import Jobs
+    from ...runstore import shared_store
+
+    return Jobs(shared_store())
+
+
+def form_configs(raw: dict) -> tuple[list[dict], dict[str, str]]:
+    """TrainConfig dicts (one per seed) from raw form values, or messages per bad control."""
+    values, errors = check_all(RUN_SPECS, raw)
+    if not errors:
+        ds = values["dataset"]
+        if ds not in DATASETS[values["task"]]:
+            errors["dataset"] = (f"Data set: {ds!r} does not fit the {values['task']} task; choose one of "
+                                 f"{', '.join(DATASETS[values['task']])}")
+        elif values["task"] == "temporal_order" and values["seq_len"] < 6:
+            errors["seq_len"] = "Length T: the temporal order task needs T ≥ 6"
+    if errors:
+        return [], errors
+    base = {"task": values["task"],
+            "dataset": None if values["dataset"] == "generated" else values["dataset"],
+            "hidden": values["hidden"], "activation": values["act"], "lr": values["lr"],
+            "clip": values["clip"], "threshold": values["tau"] if values["clip"] in ("norm", "value") else None,
+            "seq_len": values["seq_len"], "batch_size": values["batch"],
+            "max_updates": values["updates"], "eval_every": min(values["eval_every"], values["updates"])}
+    return [dict(base, seed=values["seed"] + i) for i in range(values["seeds"])], {}
+
+
+def parse_lengths(text: Any) -> list[int]:
+    """"10, 20, 50" -> [10, 20, 50] (ValueError saying what is allowed)."""
+    allowed = f"a comma-separated list of up to {MAX_SWEEP_LENGTHS} integers from 6 to 2000"
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"Lengths: enter {allowed}")
+    out = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            v = float(part)
+        except ValueError:
+            raise ValueError(f"Lengths: {part!r} is not an integer; enter {allowed}") from None
+        if not v.is_integer() or not 6 <= v <= 2000:
+            raise ValueError(f"Lengths: {part!r} is out of range; enter {allowed}")
+        out.append(int(v))
+    if not out or len(out) > MAX_SWEEP_LENGTHS:
+        raise ValueError(f"Lengths: enter {allowed}")
+    return sorted(set(out))
+
+
+def thin(m: dict, max_points: int = MAX_POINTS) -> dict:
+    """At most about ``max_points`` rows per run, keeping every evaluation row and the last one."""
+    n = len(m.get("update", []))
+    if n <= max_points:
+        return m
+    k = math.ceil(n / max_points)
+    keep = [i for i in range(n) if i % k == 0 or i == n - 1 or m["rho"][i] is not None
+            or m["valid"][i] is not None]
+    return {key: [col[i] for i in keep] for key, col in m.items()}
+
+
+def run_label(r) -> str:
+    c = r.config
+    tau = f" τ={c.get('threshold'):g}" if c.get("clip") in ("norm", "value") and c.get("threshold") else ""
+    return r.label or f"{c.get('task')} T={c.get('seq_len')} {c.get('clip')}{tau} seed={c.get('seed')}"
+
+
+def table_rows(runs) -> list[dict]:
+    rows = []
+    for r in runs:
+        c, res = r.config, r.result or {}
+        metric = res.get("test_accuracy", res.get("test_nll", res.get("test_bpc")))
+        rows.append({
+            "id": r.id, "status": r.status, "task": c.get("task"), "T": c.get("seq_len"),
+            "hidden": c.get("hidden"), "clip": c.get("clip"),
+            "tau": c.get("threshold") if c.get("clip") in ("norm", "value") else None,
+            "lr": c.get("lr"), "seed": c.get("seed"),
+            "progress": f"{r.done}/{r.total or c.get('max_updates')}",
+            "result": "" if not res else (
+                ("solved" if res.get("solved") else "not solved") if c.get("task") == "temporal_order"
+                else f"{metric:.4g}" if isinstance(metric, (int, float)) else ""),
+            "reason": r.reason or "",
+        })
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# callbacks (plain functions)
+# ---------------------------------------------------------------------------
+def submit(n_clicks, *values):
+    """Run: one background run per seed.  Returns (active ids, message, selected row ids)."""
+    if not n_clicks:
+        return no_update, no_update, no_update
+    cfgs, errors = form_configs(dict(zip(FORM, values)))
+    if errors:
+        return no_update, " ".join(errors.values()), no_update
+    try:
+        jobs = _jobs()
+        ids = [jobs.submit(c) for c in cfgs]
+    except ValueError as exc:  # the engine's own validation (e.g. a missing data set)
+        return no_update, str(exc), no_update
+    except Exception as exc:  # noqa: BLE001 - e.g. Redis unreachable: a message, not a 500
+        log.exception("submitting runs failed")
+        return no_update, f"could not start the run: {type(exc).__name__}: {exc}", no_update
+    return ids, f"started {len(ids)} run{'s' if len(ids) > 1 else ''} on the {jobs.backend} backend", []
+
+
+def cancel(n_clicks, active, selected):
+    """Cancel the active runs (or the selected ones).  Returns a message."""
+    if not n_clicks:
+        return no_update
+    ids = list(selected or []) or list(active or [])
+    jobs = _jobs()
+    n = 0
+    for rid in ids:
+        try:
+            if jobs.store.get(rid).active:
+                jobs.cancel(rid)
+                n += 1
+        except KeyError:
+            continue
+    return f"cancel requested for {n} run{'s' if n != 1 else ''}" if n else "no running run to cancel"
+
+
+def tick(_n, active, selected):
+    """Refresh: progress of the active runs, curves of the selected (or active) runs, the table."""
+    store = _jobs().store
+    runs = store.list(limit=200)
+    by_id = {r.id: r for r in runs}
+    act = [by_id[i] for i in (active or []) if i in by_id]
+    for i in (active or []):
+        if i not in by_id:
+            try:
+                act.append(store.get(i))
+            except KeyError:
+                pass
+    done = sum(r.done for r in act)
+    # a run that ended (solved early, cancelled, failed) needs no more updates: its part is full
+    total = sum((r.total or r.config.get("max_updates", 0)) if r.active else r.done for r in act)
+    started = min((r.started for r in act if r.started), default=None)
+    now = time.time()
+    if act:
+        states = sorted({r.status for r in act})
+        end = max((r.ended for r in act if r.ended), default=now) if all(not r.active for r in act) else now
+        text = progress_text(done, total, started, end) + " · " + ", ".join(states)
+        reasons = [r.reason for r in act if r.status == "failed" and r.reason]
+        if reasons:
+            text += " · " + reasons[0]
+    else:
+        text = "no run started from this page yet"
+    show = list(selected or []) or [r.id for r in act]
+    curves = []
+    for rid in show[:MAX_OVERLAY]:
+        r = by_id.get(rid)
+        if r is None:
+            continue
+        curves.append(Curve(run_label(r), thin(store.metrics(rid)), r.config.get("threshold"),
+                            r.config.get("clip", "none")))
+    return (done, max(total, 1), text, curves_figure(curves), table_rows(runs), paper_comparison(runs))
+
+
+def submit_sweep(n_clicks, lengths_text, seeds, updates, methods, *values):
+    """Run the Figure 7 grid; (sweep id, message)."""
+    if not n_clicks:
+        return no_update, no_update
+    try:
+        lengths = parse_lengths(lengths_text)
+    except ValueError as exc:
+        return no_update, str(exc)
+    sv, errors = check_all(SWEEP_SPECS, {"sw_seeds": seeds, "sw_updates": updates})
+    cfgs, ferr = form_configs(dict(zip(FORM, values)))
+    errors.update(ferr)
+    if not methods:
+        errors["methods"] = "Methods: choose at least one"
+    if errors:
+        return no_update, " ".join(errors.values())
+    base = {k: v for k, v in cfgs[0].items() if k not in ("seed", "seq_len", "clip")}
+    base.update(task="temporal_order", dataset=None, max_updates=sv["sw_updates"],
+                eval_every=min(base["eval_every"], sv["sw_updates"]),
+                threshold=base["threshold"] if base["threshold"] is not None else SETTINGS.train_threshold)
+    try:
+        sid, ids = _jobs().submit_sweep(base, lengths, range(sv["sw_seeds"]), methods)
+    except ValueError as exc:
+        return no_update, str(exc)
+    except Exception as exc:  # noqa: BLE001
+        log.exception("submitting a sweep failed")
+        return no_update, f"could not start the sweep: {type(exc).__name__}: {exc}"
+    return sid, f"sweep {sid}: {len(ids)} runs queued"
+
+
+def sweep_tick(_n, sweep_id):
+    """The success-rate figure of the current sweep, and its status line."""
+    from ...jobs import sweep_summary
+
+    if not sweep_id:
+        return no_update, "no sweep started from this page yet"
+    try:
+        s = sweep_summary(_jobs().store, sweep_id)
+    except KeyError:
+        return no_update, f"no sweep {sweep_id!r}"
+    return (success_rate_figure(s),
+            f"{s['finished']} finished, {s['active']} running or queued, {s['failed']} failed, "
+            f"{s['cancelled']} cancelled of {s['total']}")
+
+
+# ---------------------------------------------------------------------------
+# layout
+# ---------------------------------------------------------------------------
+COLUMNS = [{"name": n, "id": i} for n, i in (
+    ("status", "status"), ("task", "task"), ("T", "T"), ("hidden", "hidden"), ("clip", "clip"),
+    ("τ", "tau"), ("lr", "lr"), ("seed", "seed"), ("progress", "progress"), ("result", "result"),
+    ("reason", "reason"))]
+
+
+PAPER_COLUMNS = [{"name": n, "id": i} for n, i in (
+    ("data set", "dataset"), ("metric (test, lower is better)", "metric"), ("paper: BPTT", "paper_bptt"),
+    ("paper: rescaling", "paper_rescaling"), ("yours: BPTT", "yours_bptt"),
+    ("yours: rescaling", "yours_rescaling"))]
+
+
+def layout(**kwargs) -> html.Div:
+    """The page; every form control can be set from the URL's query parameters."""
+    values, errors = parse(RUN_SPECS + SWEEP_SPECS, kwargs)
+    unknown = sorted(k for k in kwargs if k not in SPEC and k != "lengths")
+    v, sp = values, SPEC
+
+    def err(name):
+        return errors.get(name)
+
+    def dd(name, options):
+        return dcc.Dropdown(id=f"{P}-{name}", options=list(options), value=v[name], clearable=False)
+
+    form = [
+        control(P, sp["task"], dd("task", TASKS), err("task")),
+        control(P, sp["dataset"], dd("dataset", ALL_DATASETS), err("dataset")),
+        control(P, sp["hidden"], number_input(P, sp["hidden"], v["hidden"]), err("hidden")),
+        control(P, sp["act"], dcc.RadioItems(id=f"{P}-act", options=["sigmoid", "tanh"], value=v["act"],
+                                             inline=True), err("act")),
+        control(P, sp["lr"], number_input(P, sp["lr"], v["lr"]), err("lr")),
+        control(P, sp["clip"], dd("clip", RULES), err("clip")),
+        control(P, sp["tau"], number_input(P, sp["tau"], v["tau"]), err("tau")),
+        control(P, sp["seq_len"], number_input(P, sp["seq_len"], v["seq_len"]), err("seq_len")),
+        control(P, sp["batch"], number_input(P, sp["batch"], v["batch"]), err("batch")),
+        control(P, sp["updates"], number_input(P, sp["updates"], v["updates"]), err("updates")),
+        control(P, sp["eval_every"], number_input(P, sp["eval_every"], v["eval_every"]), err("eval_every")),
+        control(P, sp["seed"], number_input(P, sp["seed"], v["seed"]), err("seed")),
+        control(P, sp["seeds"], number_input(P, sp["seeds"], v["seeds"]), err("seeds")),
+    ]
+    lengths = kwargs.get("lengths", "10, 20, 40")
+    sweep_form = [
+        html.Div(className="control", children=[
+            html.Label("Lengths T", htmlFor=f"{P}-lengths"),
+            dcc.Input(id=f"{P}-lengths", type="text", value=str(lengths), debounce=True),
+            html.Div("comma-separated temporal-order lengths (x axis of Figure 7)", className="help")]),
+        control(P, sp["sw_seeds"], number_input(P, sp["sw_seeds"], v["sw_seeds"]), err("sw_seeds")),
+        control(P, sp["sw_updates"], number_input(P, sp["sw_updates"], v["sw_updates"]), err("sw_updates")),
+        html.Div(className="control", children=[
+            html.Label("Methods"),
+            dcc.Checklist(id=f"{P}-methods", options=[
+                {"label": " plain BPTT", "value": "none"}, {"label": " rescaling (Algorithm 1)", "value": "norm"},
+                {"label": " element-wise", "value": "value"}, {"label": " AutoClip", "value": "autoclip"}],
+                value=["none", "norm"]),
+            html.Div("compared methods; hidden size, σ, lr, τ and batch come from the run form",
+                     className="help")]),
+    ]
+    return html.Div(className="page", children=[
+        html.H2("Training: plain BPTT against gradient clipping"),
+        html.P("Train the paper's recurrent networks in the background (section 4: temporal order, "
+               "polyphonic music, next character) and watch the gradient norm spike past the threshold, "
+               "ρ(W_rec) cross 1, and the clipped run (Algorithm 1) pull ahead. Runs persist in the run "
+               "store: leave the page and come back, or select several runs in the table to overlay them.",
+               className="lead"),
+        url_notes(unknown, errors),
+        link_bar(P),
+        dcc.Store(id=f"{P}-active", data=[]),
+        dcc.Store(id=f"{P}-sweep", data=None),
+        dcc.Interval(id=f"{P}-tick", interval=700),
+        html.Div(className="layout", children=[
+            html.Div(className="sidebar", children=[
+                html.H3("Run"), *form,
+                html.Button("Run", id=f"{P}-run", className="primary"),
+                html.Button("Cancel", id=f"{P}-cancel"),
+                html.Div(id=f"{P}-msg", className="msg", role="alert"),
+            ]),
+            html.Div(className="main", children=[
+                html.Progress(id=f"{P}-progress", value=0, max=1, style={"width": "100%"}),
+                html.Div(id=f"{P}-progress-text", className="help"),
+                graph(f"{P}-curves", curves_figure([])),
+                html.H3("Runs"),
+                html.P("select rows to overlay their curves (e.g. BPTT against clipping)", className="help"),
+                dash_table.DataTable(id=f"{P}-table", columns=COLUMNS, data=[], row_selectable="multi",
+                                     selected_row_ids=[], page_size=15, sort_action="native",
+                                     style_table={"overflowX": "auto"},
+                                     style_cell={"fontSize": "12px", "padding": "2px 6px",
+                                                 "maxWidth": "320px", "overflow": "hidden",
+                                                 "textOverflow": "ellipsis"}),
+                html.H3("Tables 1 and 2: test results beside the paper's"),
+                html.P("means over your finished runs on the same data set (clip none = BPTT, norm = "
+                       "rescaling); start them with the form above (task music or characters)",
+                       className="help"),
+                dash_table.DataTable(id=f"{P}-paper", columns=PAPER_COLUMNS, data=paper_comparison([]),
+                                     style_cell={"fontSize": "12px", "padding": "2px 6px"}),
+                html.H3("Sweep: success rate against length (Figure 7)"),
+                html.Div(className="row", children=[
+                    html.Div(className="col", children=[
+                        *sweep_form,
+                        html.Button("Run sweep", id=f"{P}-sweep-run"),
+                        html.Div(id=f"{P}-sweep-msg", className="msg", role="alert")]),
+                    html.Div(className="col-wide", children=[
+                        graph(f"{P}-sweep-fig", success_rate_figure(
+                            {"lengths": [], "methods": [], "rate": {}}, paper=True)),
+                        html.Div(id=f"{P}-sweep-status", className="help")]),
+                ]),
+            ]),
+        ]),
+    ])
+
+
+# ---------------------------------------------------------------------------
+# registration
+# ---------------------------------------------------------------------------
+URL_JS = """
+function() {
+    const names = %s;
+    const q = new URLSearchParams();
+    for (let i = 0; i < names.length; i++) {
+        const v = arguments[i];
+        if (v !== null && v !== undefined && v !== '') { q.set(names[i], v); }
+    }
+    const url = window.location.pathname + '?' + q.toString();
+    if (window.location.pathname === '%s') {
+        window.history.replaceState(window.history.state, '', url);
+    }
+    return window.location.origin + url;
+}
+"""
+
+URL_NAMES = FORM + ("lengths", "sw_seeds", "sw_updates")
+
+
+def resume_queued() -> int:
+    """Embedded backend: start runners for runs left queued by an earlier app process."""
+    try:
+        jobs = _jobs()
+        if jobs.backend != "local":
+            return 0
+        queued = sum(r.backend == "local" for r in jobs.store.list(status="queued"))
+        return jobs.ensure_runners(queued) if queued else 0
+    except Exception:  # noqa: BLE001 - never keep the app from starting
+        log.exception("could not resume queued runs")
+        return 0
+
+
+def register(app: dash.Dash) -> None:
+    """Register the page and its callbacks on ``app``."""
+    n = resume_queued()
+    if n:
+        log.info("started %d runner(s) for runs queued before this app started", n)
+    dash.register_page(__name__, path=PATH, name="Training", order=5, layout=layout,
+                       title="clipviz · training",
+                       description="RNN training with and without gradient clipping, live")
+    form_states = [State(f"{P}-{n}", "value") for n in FORM]
+    app.callback(Output(f"{P}-active", "data"), Output(f"{P}-msg", "children"),
+                 Output(f"{P}-table", "selected_row_ids"),
+                 Input(f"{P}-run", "n_clicks"), *form_states, prevent_initial_call=True)(submit)
+    app.callback(Output(f"{P}-msg", "children", allow_duplicate=True), Input(f"{P}-cancel", "n_clicks"),
+                 State(f"{P}-active", "data"), State(f"{P}-table", "selected_row_ids"),
+                 prevent_initial_call=True)(cancel)
+    app.callback(Output(f"{P}-progress", "value"), Output(f"{P}-progress", "max"),
+                 Output(f"{P}-progress-text", "children"), Output(f"{P}-curves", "figure"),
+                 Output(f"{P}-table", "data"), Output(f"{P}-paper", "data"),
+                 Input(f"{P}-tick", "n_intervals"), Input(f"{P}-active", "data"),
+                 Input(f"{P}-table", "selected_row_ids"))(tick)
+    app.callback(Output(f"{P}-sweep", "data"), Output(f"{P}-sweep-msg", "children"),
+                 Input(f"{P}-sweep-run", "n_clicks"), State(f"{P}-lengths", "value"),
+                 State(f"{P}-sw_seeds", "value"), State(f"{P}-sw_updates", "value"),
+                 State(f"{P}-methods", "value"), *form_states, prevent_initial_call=True)(submit_sweep)
+    app.callback(Output(f"{P}-sweep-fig", "figure"), Output(f"{P}-sweep-status", "children"),
+                 Input(f"{P}-tick", "n_intervals"), Input(f"{P}-sweep", "data"))(sweep_tick)
+    app.clientside_callback(URL_JS % (repr(list(URL_NAMES)).replace("'", '"'), PATH),
+                            Output(f"{P}-link", "value"),
+                            *[Input(f"{P}-{n}", "value") for n in URL_NAMES])

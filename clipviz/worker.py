@@ -1,0 +1,32 @@
+"""The Celery worker: ``CLIPVIZ_REDIS_URL=redis://host:6379/0 celery -A clipviz.worker worker``.
+
+Each task trains one run of the shared run store (``CLIPVIZ_DATA_DIR`` must
+point every worker and the web app at the same store).  Results are not kept
+in Redis: the run store is where telemetry and records land.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from . import jobs
+from .runstore import RunStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+app = jobs.celery_app(jobs.redis_url() or DEFAULT_URL)
+
+
+@app.task(name=jobs.TASK_NAME, ignore_result=True)
+def train_run(run_id: str) -> str:
+    """Claim run ``run_id`` in the store and train it; its final status (or "skipped")."""
+    store = RunStore()
+    worker = f"celery:{socket.gethostname()}:{os.getpid()}"
+    if not store.claim(run_id, worker):
+        log.info("run %s is not queued any more (cancelled or taken); skipped", run_id)
+        return "skipped"
+    return jobs.execute_run(store, run_id)

@@ -1,0 +1,182 @@
+"""The SQLite run store: persistence, concurrent processes, liveness, cancel flags."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from clipviz.runstore import RunStore, pid_alive
+
+CFG = {"task": "temporal_order", "hidden": 8, "max_updates": 10}
+
+
+def _event(i, loss=1.0, clipped=False):
+    return {"update": i, "total": 100, "loss": loss, "grad_norm": 2.0 * i, "grad_norm_clipped": 1.0,
+            "clipped": clipped, "skipped": i // 4, "rho": 0.5 if i % 10 == 0 else None,
+            "valid": None, "elapsed": 0.01 * i}
+
+
+def test_lifecycle_and_series(tmp_path):
+    st = RunStore(tmp_path / "runs.sqlite")
+    rid = st.create_run(CFG, "local", label="a")
+    r = st.get(rid)
+    assert r.status == "queued" and r.config == CFG and r.done == 0
+    assert st.claim(rid, "test-worker")
+    assert not st.claim(rid, "other")  # a run is claimed once
+    assert st.get(rid).status == "running"
+    cancel = st.append_metrics(rid, [_event(i, clipped=i == 3) for i in range(1, 6)], total=100)
+    assert cancel is False
+    m = st.metrics(rid)
+    assert m["update"] == [1, 2, 3, 4, 5]
+    assert m["clipped"] == [0, 0, 1, 0, 0]
+    assert m["skipped"] == [0, 0, 0, 1, 1]  # a cumulative count, kept as such
+    assert m["rho"] == [None] * 5 and m["grad_norm"] == [2.0, 4.0, 6.0, 8.0, 10.0]
+    assert st.metrics(rid, since=3)["update"] == [4, 5]
+    r = st.get(rid)
+    assert r.done == 5 and r.total == 100
+    rec = {"config": CFG, "status": "finished", "series": {"loss": [1.0] * 5},
+           "result": {"accuracy": 0.9}, "code_version": "x"}
+    st.finish(rid, rec, [_event(6)])
+    r = st.get(rid)
+    assert r.status == "finished" and r.result == {"accuracy": 0.9} and r.ended is not None
+    assert st.record(rid) == rec
+    assert st.metrics(rid)["update"][-1] == 6
+    # a later failure report or reaping never overwrites a finished run
+    st.fail(rid, "late error")
+    assert st.reap(now=time.time() + 1e6) == []
+    assert st.get(rid).status == "finished"
+
+
+def test_nonfinite_values_and_bad_arguments(tmp_path):
+    st = RunStore(tmp_path / "r.sqlite")
+    rid = st.create_run(CFG, "inline")
+    st.claim(rid, "w")
+    st.append_metrics(rid, [dict(_event(1), loss=float("nan"), grad_norm=float("inf"))])
+    m = st.metrics(rid)
+    assert m["loss"] == [None] and m["grad_norm"] == [math.inf]
+    with pytest.raises(ValueError, match="backend"):
+        st.create_run(CFG, "spark")
+    with pytest.raises(ValueError, match="status"):
+        st.finish(rid, {"status": "exploded"})
+    with pytest.raises(KeyError):
+        st.get("nope")
+    with pytest.raises(ValueError, match="directory"):
+        RunStore(tmp_path)
+
+
+def test_survives_reopen(tmp_path):
+    p = tmp_path / "runs.sqlite"
+    st = RunStore(p)
+    ids = [st.create_run(dict(CFG, seed=i), "celery") for i in range(3)]
+    st.claim(ids[0], "w")
+    st.append_metrics(ids[0], [_event(i) for i in range(1, 4)])
+    st.close()
+    st2 = RunStore(p)  # a restarted web app
+    assert {r.id for r in st2.list()} == set(ids)
+    assert st2.metrics(ids[0])["update"] == [1, 2, 3]
+    assert [r.config["seed"] for r in st2.list()] == [2, 1, 0]  # newest first
+
+
+def test_cancel(tmp_path):
+    st = RunStore(tmp_path / "r.sqlite")
+    queued = st.create_run(CFG, "local")
+    assert st.request_cancel(queued) == "cancelled"
+    assert st.get(queued).status == "cancelled"
+    assert not st.claim(queued, "w")  # a cancelled run is never started
+    running = st.create_run(CFG, "local")
+    st.claim(running, "w")
+    assert not st.cancel_requested(running)
+    assert st.request_cancel(running) == "running"
+    assert st.cancel_requested(running)
+    assert st.append_metrics(running, [_event(1)]) is True
+
+
+def test_dead_worker_process_is_reaped(tmp_path):
+    st = RunStore(tmp_path / "r.sqlite")
+    rid = st.create_run(CFG, "local")
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    assert not pid_alive(p.pid)
+    assert st.claim(rid, "gone-worker", pid=p.pid)
+    st.append_metrics(rid, [_event(1), _event(2)])
+    r = st.get(rid)  # reading reaps
+    assert r.status == "failed"
+    assert f"worker process {p.pid}" in r.reason and "exited without finishing" in r.reason
+    assert st.metrics(rid)["update"] == [1, 2]  # what it wrote is kept
+
+
+def test_zombie_counts_as_dead():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 10
+    while time.time() < deadline and pid_alive(p.pid):  # exits, not yet waited for: a zombie
+        time.sleep(0.02)
+    assert not pid_alive(p.pid)
+    p.wait()
+    assert pid_alive(os.getpid())
+
+
+def test_stale_heartbeat_is_reaped_and_a_live_worker_recovers(tmp_path):
+    st = RunStore(tmp_path / "r.sqlite", heartbeat_timeout_s=0.3)
+    rid = st.create_run(CFG, "celery")
+    st.claim(rid, "remote", pid=123, host="some-other-host")
+    assert st.get(rid).status == "running"
+    time.sleep(0.45)
+    r = st.get(rid)
+    assert r.status == "failed" and "no heartbeat" in r.reason
+    st.append_metrics(rid, [_event(1)])  # the worker was alive after all
+    r = st.get(rid)
+    assert r.status == "running" and r.reason is None
+
+
+def _writer(path, run_id, n):
+    st = RunStore(path)
+    st.claim(run_id, f"writer-{os.getpid()}")
+    for i in range(1, n + 1, 10):
+        st.append_metrics(run_id, [dict(_event(j), loss=float(hash(run_id) % 1000) + j)
+                                   for j in range(i, min(i + 10, n + 1))])
+    st.finish(run_id, {"status": "finished", "series": {}, "result": {"n": n}, "config": {}})
+
+
+def test_concurrent_processes_do_not_mix(tmp_path):
+    """Four processes write their own runs at once while this one reads."""
+    path = tmp_path / "r.sqlite"
+    st = RunStore(path)
+    ids = [st.create_run(dict(CFG, seed=i), "local") for i in range(4)]
+    n = 300
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(path, rid, n)) for rid in ids]
+    for p in procs:
+        p.start()
+    while any(p.is_alive() for p in procs):
+        for rid in ids:  # reading while they write never blocks or errors
+            assert len(st.metrics(rid)["update"]) <= n
+        time.sleep(0.005)
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    for rid in ids:
+        m = st.metrics(rid)
+        assert m["update"] == list(range(1, n + 1))
+        base = float(hash(rid) % 1000)
+        assert m["loss"] == [base + j for j in range(1, n + 1)]
+        assert st.get(rid).status == "finished" and st.get(rid).result == {"n": n}
+
+
+def test_runner_slots(tmp_path):
+    st = RunStore(tmp_path / "r.sqlite")
+    a = st.reserve_runner(2)
+    b = st.reserve_runner(2)
+    assert a and b and st.reserve_runner(2) is None
+    st.runner_unregister(a)
+    assert st.reserve_runner(2) is not None
+    rid = st.create_run(CFG, "local")
+    assert not st.runner_exit_if_idle(b)  # a queued run keeps a runner alive
+    assert st.claim_next("local", "w") == rid
+    assert st.claim_next("local", "w") is None
+    assert st.runner_exit_if_idle(b)

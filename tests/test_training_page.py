@@ -1,0 +1,178 @@
+"""The training page: callbacks as plain functions (embedded backend) and in headless Chromium."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from clipviz.web.pages import training as tp
+
+FORM = dict(task="temporal_order", dataset="generated", hidden=8, act="sigmoid", lr=0.1, clip="norm",
+            tau=1.0, seq_len=10, batch=10, updates=150, eval_every=50, seed=0, seeds=2)
+
+
+def _values(**kw):
+    d = dict(FORM, **kw)
+    return [d[n] for n in tp.FORM]
+
+
+@pytest.fixture
+def store_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIPVIZ_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("CLIPVIZ_REDIS_URL", raising=False)
+    monkeypatch.setenv("CLIPVIZ_LOCAL_WORKERS", "2")
+    return tmp_path
+
+
+def test_form_validation():
+    cfgs, errors = tp.form_configs(dict(zip(tp.FORM, _values())))
+    assert errors == {} and [c["seed"] for c in cfgs] == [0, 1]
+    assert cfgs[0]["threshold"] == 1.0 and cfgs[0]["dataset"] is None
+    _, errors = tp.form_configs(dict(zip(tp.FORM, _values(hidden=-1, lr="abc"))))
+    assert set(errors) == {"hidden", "lr"} and "between 1 and 500" in errors["hidden"]
+    _, errors = tp.form_configs(dict(zip(tp.FORM, _values(dataset="jsb"))))
+    assert "does not fit" in errors["dataset"]
+    cfgs, _ = tp.form_configs(dict(zip(tp.FORM, _values(clip="none"))))
+    assert cfgs[0]["threshold"] is None
+    assert tp.parse_lengths("20, 10,10 ;40") == [10, 20, 40]
+    for bad in ("", "5", "10, x", "1e9", None):
+        with pytest.raises(ValueError, match="Lengths"):
+            tp.parse_lengths(bad)
+
+
+def test_thin_keeps_evaluations_and_the_end():
+    n = 10_000
+    m = {"update": list(range(1, n + 1)), "loss": [1.0] * n,
+         "rho": [0.5 if i % 777 == 0 else None for i in range(n)], "valid": [None] * n}
+    t = tp.thin(m, 1000)
+    assert len(t["update"]) < 1100 and t["update"][-1] == n
+    assert sum(v is not None for v in t["rho"]) == sum(v is not None for v in m["rho"])
+
+
+def test_callbacks_run_cancel_and_show(store_env):
+    ids, msg, sel = tp.submit(1, *_values())
+    assert len(ids) == 2 and "started 2 runs on the local backend" in msg and sel == []
+    deadline = time.monotonic() + 120
+    while True:
+        done, total, text, fig, rows, paper = tp.tick(1, ids, [])
+        if "finished" in text and "running" not in text and "queued" not in text:
+            break
+        assert time.monotonic() < deadline, text
+        time.sleep(0.1)
+    store = tp._jobs().store
+    assert done == total == sum(store.get(i).result["updates"] for i in ids)
+    assert f"{done} / {done} updates" in text
+    assert all(store.get(i).done == 150 or store.get(i).result["solved"] for i in ids)
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"finished"}
+    assert [p["dataset"] for p in paper] == ["piano", "nottingham", "musedata", "text8", "ptb"]
+    names = {tr.name for tr in fig.data}
+    assert any("seed=0" in n for n in names) and any("seed=1" in n for n in names)
+    assert any("threshold" in (tr.name or "") for tr in fig.data)  # τ drawn on the ‖g‖ panel
+    # selecting one run shows only its curves
+    _, _, _, fig1, _, _ = tp.tick(2, ids, [ids[1]])
+    assert {tr.legendgroup for tr in fig1.data if tr.legendgroup} == {tp.run_label(
+        tp._jobs().store.get(ids[1]))}
+    # bad form -> message, nothing queued
+    out = tp.submit(1, *_values(seq_len=3))
+    assert out[0] is tp.no_update and "Length T" in out[1]
+    # a long run, cancelled
+    (rid,), _, _ = tp.submit(1, *_values(updates=1_000_000, eval_every=1000, seeds=1))
+    while tp._jobs().store.get(rid).done < 10:
+        time.sleep(0.05)
+    assert tp.cancel(1, [rid], []) == "cancel requested for 1 run"
+    deadline = time.monotonic() + 2
+    while tp._jobs().store.get(rid).active:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert tp._jobs().store.get(rid).status == "cancelled"
+    assert tp.cancel(1, [rid], []) == "no running run to cancel"
+
+
+def test_sweep_callbacks(store_env):
+    sid, msg = tp.submit_sweep(1, "8, 12", 2, 60, ["none", "norm"], *_values())
+    assert "8 runs queued" in msg
+    deadline = time.monotonic() + 180
+    while True:
+        fig, status = tp.sweep_tick(1, sid)
+        if status.startswith("8 finished"):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    assert [list(tr.x) for tr in fig.data] == [[8, 12], [8, 12]]
+    assert all(y is None or 0 <= y <= 100 for tr in fig.data for y in tr.y)
+    assert tp.submit_sweep(1, "x", 2, 60, ["none"], *_values())[1].startswith("Lengths")
+    assert "Methods" in tp.submit_sweep(1, "10", 2, 60, [], *_values())[1]
+
+
+@pytest.mark.browser
+def test_training_page_in_the_browser(dash_duo, make_app, store_env):
+    dash_duo.start_server(make_app())
+    q = "?hidden=8&seq_len=20&batch=10&updates=400&eval_every=100&seeds=1"
+    dash_duo.wait_for_page(url=dash_duo.server_url + "/training" + q)
+    dash_duo.wait_for_element("#tr-run", timeout=15)
+    dash_duo.find_element("#tr-run").click()
+    dash_duo.wait_for_contains_text("#tr-msg", "started 1 run", timeout=15)
+    dash_duo.wait_for_contains_text("#tr-progress-text", "· finished", timeout=60)
+    dash_duo.wait_for_contains_text("#tr-table", "finished", timeout=10)
+    (run,) = tp._jobs().store.list()
+    assert f"{run.done} / {run.done} updates" in dash_duo.find_element("#tr-progress-text").text
+    n = dash_duo.driver.execute_script(
+        "const gd = document.querySelector('#tr-curves .js-plotly-plot'); return gd.data.length;")
+    assert n >= 4
+    wait = time.monotonic() + 5
+    while dash_duo.driver.execute_script(
+            "const gd = document.querySelector('#tr-curves .js-plotly-plot');"
+            "return gd._fullData[0].x.length;") != run.done:
+        assert time.monotonic() < wait, "the loss curve does not show every update"
+        time.sleep(0.1)
+    # a long run is cancelled from the page
+    dash_duo.find_element("#tr-updates").clear()
+    dash_duo.find_element("#tr-updates").send_keys("1000000\t")
+    time.sleep(0.3)
+    dash_duo.find_element("#tr-run").click()
+    dash_duo.wait_for_contains_text("#tr-progress-text", "running", timeout=30)
+    dash_duo.find_element("#tr-cancel").click()
+    dash_duo.wait_for_contains_text("#tr-msg", "cancel requested for 1 run", timeout=10)
+    dash_duo.wait_for_contains_text("#tr-progress-text", "cancelled", timeout=10)
+    logs = [e for e in dash_duo.get_logs() or [] if e.get("level") in ("SEVERE", "WARNING")]
+    assert logs == []
+
+
+def test_paper_comparison_uses_finished_runs_only():
+    from clipviz.figures.training import paper_comparison
+    from clipviz.runstore import Run
+
+    def run(ds, clip, v, status="finished", task="music"):
+        key = "test_nll" if task == "music" else "test_bpc"
+        return Run(id="x", sweep_id=None, label=None, config={"task": task, "dataset": ds, "clip": clip},
+                   backend="local", status=status, reason=None, worker=None, heartbeat=None, created=0,
+                   updated=0, started=0, ended=0, done=1, total=1, cancel_requested=False,
+                   result={key: v}, code_version=None)
+
+    rows = {r["dataset"]: r for r in paper_comparison([
+        run("nottingham", "none", 5.0), run("nottingham", "none", 6.0), run("nottingham", "norm", 4.5),
+        run("nottingham", "norm", 1.0, status="cancelled"), run("ptb", "norm", 1.7, task="characters"),
+        run("jsb", "norm", 9.0)])}
+    assert rows["nottingham"]["paper_bptt"] == "4.57" and rows["nottingham"]["paper_rescaling"] == "4.05"
+    assert rows["nottingham"]["yours_bptt"] == "5.50 ± 0.71 (n=2)"
+    assert rows["nottingham"]["yours_rescaling"] == "4.50 (n=1)"
+    assert rows["ptb"]["yours_rescaling"] == "1.70 (n=1)" and rows["ptb"]["yours_bptt"] == "—"
+    assert "jsb" not in rows
+
+
+def test_runs_queued_before_a_restart_are_started(store_env):
+    from clipviz.runstore import shared_store
+
+    store = shared_store()
+    cfg = tp.form_configs(dict(zip(tp.FORM, _values(seeds=1))))[0][0]
+    from clipviz.jobs import validate_config
+
+    rid = store.create_run(validate_config(cfg), "local")  # queued; its app died before starting it
+    assert tp.resume_queued() == 1
+    deadline = time.monotonic() + 60
+    while store.get(rid).active:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert store.get(rid).status == "finished"
+    assert tp.resume_queued() == 0  # nothing queued: no runner
