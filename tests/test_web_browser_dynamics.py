@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
-from test_web_browser import gd_eval, press_slider, severe_logs, wait_until
+from .test_web_browser import gd_eval, press_slider, severe_logs, wait_until
 
 pytestmark = pytest.mark.browser
 
