@@ -23,7 +23,7 @@ Activation codes: 0 = logistic sigmoid, 1 = tanh (as in
 :mod:`clipviz.kernels.one_unit`); the n-unit kernels add 2 = identity.
 
 Grid kernels are parallel over rows and keep the row's independent points in
-the innermost loop, which vectorises (``vexp`` below, error_model="numpy").
+the innermost loop, which vectorises (``fastmath.fexp``, error_model="numpy").
 """
 
 from __future__ import annotations
@@ -31,11 +31,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, prange
 
-from .fastmath import _bits_to_float64
+from .fastmath import fexp
 from .one_unit import SIGMOID, TANH, act_d2
 
 IDENTITY = 2
@@ -468,52 +466,9 @@ def attractors(w: float, bs: np.ndarray, act: int, att_x: np.ndarray,
 # Numba: a libm call, and Numba's ZeroDivisionError check on every float
 # division (error_model="python", the default).  The hot kernels below use
 # error_model="numpy" (no division here can be by zero: the divisors are
-# 1 + exp(.) >= 1) and this exp, which gets 2^k by the 1.5*2^52 "shifter"
-# (bit casts and an integer add, no float->int conversion), so the loops
-# compile to AVX2/AVX-512 code.  Accuracy as fexp (checked in the tests).
-_SHIFT = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer in the low bits
-_SHIFT_BITS = np.int64(4843621399236968448)  # bit pattern of _SHIFT
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-
-
-@intrinsic
-def _float64_to_bits(typingctx, x):
-    """Reinterpret the 64 bits of a float64 as an int64 (no conversion)."""
-    if not isinstance(x, types.Float):
-        return None
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return sig, codegen
-
-
-@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
-def vexp(z: float) -> float:
-    """exp(z) for z clamped to [-708, 708]; a few ulp; vectorises (see above)."""
-    z = min(max(z, -708.0), 708.0)
-    t = z * _LOG2E + _SHIFT
-    kf = t - _SHIFT
-    r = (z - kf * _LN2_HI) - kf * _LN2_LO
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    ki = _float64_to_bits(t) - _SHIFT_BITS
-    return p * _bits_to_float64((ki + np.int64(1023)) << np.int64(52))
+# 1 + exp(.) >= 1) and fastmath.fexp (arithmetic only), so the loops compile
+# to AVX2/AVX-512 code.
+vexp = fexp  # the name the tests of this module use
 
 
 @njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")

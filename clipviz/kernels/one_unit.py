@@ -34,7 +34,7 @@ SIGMOID = 0
 TANH = 1
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def act_d2(x: float, act: int):
     """sigma, sigma', sigma'' for activation code ``act``."""
     if act == SIGMOID:
@@ -42,7 +42,7 @@ def act_d2(x: float, act: int):
     return tanh_d2(x)
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def forward(w: float, b: float, steps: int, x0: float, act: int) -> np.ndarray:
     """States x_0 ... x_T of equation (14)."""
     xs = np.empty(steps + 1)
@@ -55,7 +55,7 @@ def forward(w: float, b: float, steps: int, x0: float, act: int) -> np.ndarray:
     return xs
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def point_derivatives(w: float, b: float, steps: int, x0: float, target: float,
                       act: int) -> np.ndarray:
     """E_T, its gradient and Hessian at one (w, b).
@@ -96,7 +96,7 @@ def point_derivatives(w: float, b: float, steps: int, x0: float, target: float,
     return out
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"})
+@njit(parallel=True, cache=True, fastmath={"contract"}, error_model="numpy")
 def surface_grad(ws: np.ndarray, bs: np.ndarray, steps: int, x0: float,
                  target: float, act: int, E: np.ndarray, gw: np.ndarray,
                  gb: np.ndarray) -> None:
@@ -127,7 +127,7 @@ def surface_grad(ws: np.ndarray, bs: np.ndarray, steps: int, x0: float,
             gb[i, j] = g * xb[j]
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"})
+@njit(parallel=True, cache=True, fastmath={"contract"}, error_model="numpy")
 def surface_hessian(ws: np.ndarray, bs: np.ndarray, steps: int, x0: float,
                     target: float, act: int, E: np.ndarray, gw: np.ndarray,
                     gb: np.ndarray, hww: np.ndarray, hwb: np.ndarray,
