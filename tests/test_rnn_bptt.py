@@ -193,3 +193,25 @@ def test_float32_window_matches_float64_reference(param, act, output):
     assert r32.loss_sum == pytest.approx(ref_total, rel=1e-5)
     np.testing.assert_allclose(s32, ref_state, rtol=1e-5, atol=1e-5)
     assert np.linalg.norm(g32 - g64) / np.linalg.norm(g64) < 1e-5
+
+
+@pytest.mark.parametrize("param,act", [("standard", "tanh"), ("paper", "sigmoid")])
+def test_wide_layer_path_matches_reference_and_directional_differences(param, act):
+    """H >= 192 with B >= 4 takes the transposed recurrent products (a BLAS
+    layout choice); check it against the NumPy reference forward and the
+    gradient against central differences along random directions."""
+    m, X, tg, w = make_case(param, act, True, "softmax", T=6, B=4, I=4, H=200, O=3)
+    m.theta[:] *= 0.2
+    s0 = np.random.default_rng(1).normal(0, 0.5, (4, 200))
+    g = np.zeros(m.n_params)
+    res, s1 = m.window(s0, X, tg, w, grad=g, norm=4.0)
+    obj, ref_total, ref_state = reference_window(m, m.theta, s0, X, tg, w, 4.0)
+    assert res.loss_sum == pytest.approx(ref_total, rel=1e-12)
+    np.testing.assert_allclose(s1, ref_state, rtol=1e-12, atol=1e-13)
+    rng = np.random.default_rng(2)
+    eps = 1e-5
+    for _ in range(4):
+        d = rng.normal(0, 1, m.n_params)
+        fd = (reference_window(m, m.theta + eps * d, s0, X, tg, w, 4.0)[0]
+              - reference_window(m, m.theta - eps * d, s0, X, tg, w, 4.0)[0]) / (2 * eps)
+        assert g @ d == pytest.approx(fd, rel=1e-6)

@@ -234,6 +234,18 @@ def _step_forward(Zt, rec, b, Ht, act, fast):
                 hr[j] = inv if z >= 0.0 else e * inv
 
 
+_TRANSPOSED_MIN_H = 192
+
+
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+def _transpose_into(src, dst):
+    """dst = src.T for a small (H, B) block."""
+    H, B = src.shape
+    for i in range(B):
+        for j in range(H):
+            dst[i, j] = src[j, i]
+
+
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def _step_backward(dHt, back, At, DZt, act):
     """DZt = sigma'(.) * (dHt + back), with sigma' from the activations At."""
@@ -299,10 +311,19 @@ def rnn_window(W, U, b, V, c, act, out_kind, paper, s0, X, tgt_idx, tgt_bin, wts
     Wt = W.T.copy()
     np.dot(X, Ut, Z)
     rec = np.empty((B, H), dtype=W.dtype)
+    recT = np.empty((H, B), dtype=W.dtype)
     fast = act == TANH and W.itemsize == 4  # float32
+    # OpenBLAS (0.3.30, single thread, AVX-512) multiplies a (B, H) block by an (H, H) matrix
+    # about 30 % faster as W (B rows)^T, i.e. with the (H, B) product, once H is a few hundred
+    # (H=500, B=32: 200 vs 290 us); for small H the direct product is faster.
+    transposed = H >= _TRANSPOSED_MIN_H and B >= 4
     # only the genuinely sequential product W a_{t-1} stays in the time loop
     for t in range(T):
-        np.dot(Hs[t * B:(t + 1) * B], Wt, rec)
+        if transposed:
+            np.dot(W, Hs[t * B:(t + 1) * B].T, recT)
+            _transpose_into(recT, rec)
+        else:
+            np.dot(Hs[t * B:(t + 1) * B], Wt, rec)
         _step_forward(Z[t * B:(t + 1) * B], rec, b, Hs[(t + 1) * B:(t + 2) * B], act, fast)
     # carried state
     for i in range(B):
@@ -331,7 +352,11 @@ def rnn_window(W, U, b, V, c, act, out_kind, paper, s0, X, tgt_idx, tgt_bin, wts
         _step_backward(dH[t * B:(t + 1) * B], back, Hs[(t + 1) * B:(t + 2) * B],
                        DZ[t * B:(t + 1) * B], act)
         if t > 0:
-            np.dot(DZ[t * B:(t + 1) * B], W, back)
+            if transposed:
+                np.dot(Wt, DZ[t * B:(t + 1) * B].T, recT)
+                _transpose_into(recT, back)
+            else:
+                np.dot(DZ[t * B:(t + 1) * B], W, back)
     np.dot(DZ.T, Hs[:TB], gW)
     np.dot(DZ.T, X, gU)
     for j in range(H):
