@@ -398,7 +398,11 @@ def rnn_window(W, U, b, V, c, act, out_kind, paper, s0, X, tgt_idx, tgt_bin, wts
     if not want_grad:
         return total, wsum, correct
     # output layer gradients
-    np.dot(dY.T, Ha, gV)
+    # gV = dY^T Ha, computed as its transpose Ha^T dY: OpenBLAS takes the latter about 30 %
+    # faster when H is a few hundred (H=500, O=50: 4 vs 6 ms)
+    gVT = np.empty((H, O), dtype=W.dtype)
+    np.dot(Ha.T, dY, gVT)
+    _transpose_into(gVT, gV)
     for o in range(O):
         gc[o] = 0.0
     for r in range(TB):
