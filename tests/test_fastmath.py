@@ -58,3 +58,30 @@ def test_sigmoid_tails_do_not_lose_relative_accuracy():
     got = _map(1, np.array([-30.0, 30.0]))
     assert got[0, 0] == pytest.approx(1 / (1 + np.exp(30.0)), rel=1e-14)
     assert got[1, 1] == pytest.approx(np.exp(-30.0) / (1 + np.exp(-30.0)) ** 2, rel=1e-14)
+
+
+def test_float32_exp_and_log1p_within_a_few_ulp():
+    from clipviz.kernels.fastmath import fexp_f32
+    from clipviz.kernels.rnn import _log1p_unit_f32
+
+    @njit
+    def both(xs, es):
+        a = np.empty_like(xs)
+        b = np.empty_like(es)
+        for i in range(xs.size):
+            a[i] = fexp_f32(xs[i])
+        for i in range(es.size):
+            b[i] = _log1p_unit_f32(es[i])
+        return a, b
+
+    xs = np.concatenate([np.linspace(-87, 88, 400_001), [0.0, 1.0, -1.0, 1e-30, -1e-30]]).astype(np.float32)
+    es = np.concatenate([np.linspace(0, 1, 200_001), np.logspace(-38, 0, 2000)]).astype(np.float32)
+    a, b = both(xs, es)
+    assert a.dtype == np.float32 and b.dtype == np.float32
+    ref = np.exp(xs.astype(np.float64))
+    assert np.max(np.abs(a - ref) / np.spacing(ref.astype(np.float32))) <= 2
+    assert a[-5] == 1.0
+    refl = np.log1p(es.astype(np.float64))
+    nz = refl > 0
+    assert np.max(np.abs(b - refl)[nz] / np.spacing(refl[nz].astype(np.float32))) <= 3  # measured 2.6
+    assert b[0] == 0.0

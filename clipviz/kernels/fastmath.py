@@ -111,3 +111,49 @@ def tanh_d2(x: float):
     d1 = 4.0 * e * inv * inv
     d2 = -2.0 * t * d1
     return t, d1, d2
+
+
+@intrinsic
+def _bits_to_float32(typingctx, bits):
+    """Reinterpret the 32 bits of an int32 as a float32 (no conversion)."""
+    if not isinstance(bits, types.Integer):
+        return None
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+# float32 exp (Cephes expf): exp(z) = 2**k exp(r), k = round(z / ln 2), |r| <= ln2/2,
+# ln 2 split so that k * _E32_HI is exact; degree-6 polynomial; no table, so a float32 loop
+# over it vectorises 16 lanes wide with AVX-512.
+_F32 = np.float32
+_E32_LOG2E = _F32(1.44269504088896341)
+_E32_HI = _F32(0.693359375)
+_E32_LO = _F32(-2.12194440e-4)
+_E32_P0, _E32_P1, _E32_P2 = _F32(1.9875691500e-4), _F32(1.3981999507e-3), _F32(8.3334519073e-3)
+_E32_P3, _E32_P4, _E32_P5 = _F32(4.1665795894e-2), _F32(1.6666665459e-1), _F32(5.0000001201e-1)
+_E32_MIN = _F32(-87.0)  # exp(-87) ~ 1.6e-38, still a normal float32
+_E32_MAX = _F32(88.0)
+_E32_HALF = _F32(0.5)
+_E32_ONE = _F32(1.0)
+
+
+@njit(inline="always", cache=True, fastmath={"contract"})
+def fexp_f32(z):
+    """exp of a float32 in float32 arithmetic, vectorisable (within 2 ulp on
+    [-87, 88]; arguments outside are clamped to that range)."""
+    z = min(max(_F32(z), _E32_MIN), _E32_MAX)
+    kf = np.floor(z * _E32_LOG2E + _E32_HALF)
+    r = (z - kf * _E32_HI) - kf * _E32_LO
+    r2 = r * r
+    p = _E32_P0 * r + _E32_P1
+    p = p * r + _E32_P2
+    p = p * r + _E32_P3
+    p = p * r + _E32_P4
+    p = p * r + _E32_P5
+    p = p * r2 + r + _E32_ONE
+    scale = _bits_to_float32((np.int32(kf) + np.int32(127)) << np.int32(23))
+    return p * scale
