@@ -335,6 +335,9 @@ def layout(**kwargs) -> html.Div:
                         html.Div(className="overlay", children=[
                             html.Div(graph(f"{P}-surface", base, modebar=False), className="overlay-base"),
                             html.Div(graph(f"{P}-paths", paths, modebar=False, static=True), className="overlay-top"),
+                            # the MathJax axis titles: typeset once here, not on every redraw
+                            html.Div(graph(f"{P}-titles", fs.titles_dict(), modebar=False, static=True),
+                                     className="overlay-top"),
                         ]),
                         html.Div(className="buttons", children=[
                             html.Button("Download surface CSV", id=f"{P}-dl-surface-btn", className="dl"),
@@ -379,8 +382,16 @@ function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog
     put('w0', w0); put('b0', b0); put('lr', lr); put('n', n); put('clip', clip);
     if (typeof taulog === 'number') { put('tau', Number(Math.pow(10, taulog).toPrecision(4))); }
     put('p', p);
-    const url = window.location.pathname + '?' + q.toString();
-    window.history.replaceState(window.history.state, '', url);
+    const path = window.location.pathname, url = path + '?' + q.toString();
+    // the address bar follows once the controls rest: replaceState costs 5-15 ms of main thread,
+    // which would otherwise delay every request (this callback runs before Dash sends it)
+    clearTimeout(window.__clipvizUrlTimer);
+    window.__clipvizUrlTimer = setTimeout(() => {
+        // (unless the user has gone to another page meanwhile)
+        if (window.location.pathname === path && window.location.pathname + window.location.search !== url) {
+            window.history.replaceState(window.history.state, '', url);
+        }
+    }, 250);
     return window.location.origin + url;
 }
 """
@@ -403,8 +414,11 @@ function(n_png, n_svg) {
     const fmt = trig.prop_id.startsWith('es-svg') ? 'svg' : 'png';
     const base = document.querySelector('#es-surface .js-plotly-plot');
     const top = document.querySelector('#es-paths .js-plotly-plot');
+    const titles = document.querySelector('#es-titles .js-plotly-plot').layout;
+    const title = (ax) => Object.assign({}, base.layout[ax], {title: {text: titles[ax].title.text, standoff: 4}});
     const layout = Object.assign({}, base.layout, {showlegend: true, legend: top.layout.legend,
-                                  annotations: top.layout.annotations, height: 900, width: 1400});
+                                  annotations: top.layout.annotations, height: 900, width: 1400,
+                                  xaxis: title('xaxis'), yaxis: title('yaxis')});
     Plotly.toImage({data: base.data.concat(top.data), layout: layout},
                    {format: fmt, width: 1400, height: 900, scale: fmt === 'png' ? 2 : 1}).then(url => {
         const a = document.createElement('a');
