@@ -419,7 +419,9 @@ function(n_png, n_svg) {
     const layout = Object.assign({}, base.layout, {showlegend: true, legend: top.layout.legend,
                                   annotations: top.layout.annotations, height: 900, width: 1400,
                                   xaxis: title('xaxis'), yaxis: title('yaxis')});
-    Plotly.toImage({data: base.data.concat(top.data), layout: layout},
+    // bricks drawn one by one in the export (an image scaled up there may be smoothed)
+    const data = [Object.assign({}, base.data[0], {zsmooth: false})].concat(base.data.slice(1), top.data);
+    Plotly.toImage({data: data, layout: layout},
                    {format: fmt, width: 1400, height: 900, scale: fmt === 'png' ? 2 : 1}).then(url => {
         const a = document.createElement('a');
         a.href = url; a.download = 'clipviz-error-surface.' + fmt;
