@@ -407,6 +407,27 @@ function(click) {
 """
 
 
+# The side figure waits while the surface layer is recomputed or redrawn (a change of T, x0, target
+# or σ recomputes both; the paths' response comes first and drawing the side figure then would
+# hold up the surface), at most one second.
+DIAG_JS = """
+function(fig) {
+    if (!fig) { return window.dash_clientside.no_update; }
+    const busy = () => {
+        const box = document.getElementById('es-surface');
+        const gd = box && box.querySelector('.js-plotly-plot');
+        return !!box && (box.getAttribute('data-dash-is-loading') === 'true'
+                         || (!!gd && gd.classList.contains('dash-graph--pending')));
+    };
+    if (!busy()) { return fig; }
+    const t0 = performance.now();
+    return new Promise(resolve => {
+        const poll = () => { (!busy() || performance.now() - t0 > 1000) ? resolve(fig) : setTimeout(poll, 4); };
+        setTimeout(poll, 4);
+    });
+}
+"""
+
 EXPORT_JS = """
 function(n_png, n_svg) {
     const trig = (window.dash_clientside.callback_context.triggered || [])[0];
@@ -446,8 +467,7 @@ def register(app: dash.Dash) -> None:
                  *RUN_INPUTS, *SURFACE_INPUTS[:2], *SURFACE_INPUTS[3:7],
                  State(f"{P}-res", "value"), State(f"{P}-log", "value"),
                  prevent_initial_call=True)(update_runs)
-    app.clientside_callback("function(fig) { return fig || window.dash_clientside.no_update; }",
-                            Output(f"{P}-diag", "figure"), Input(f"{P}-diag-store", "data"),
+    app.clientside_callback(DIAG_JS, Output(f"{P}-diag", "figure"), Input(f"{P}-diag-store", "data"),
                             prevent_initial_call=True)
     app.clientside_callback(EXPORT_JS, Output(f"{P}-export-dummy", "children"),
                             Input(f"{P}-png", "n_clicks"), Input(f"{P}-svg", "n_clicks"),
