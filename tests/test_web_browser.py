@@ -58,6 +58,10 @@ def test_surface_page_loads_with_empty_console(dash_duo, make_app):
     assert gd_eval(dash_duo, "es-surface", "gd._fullData[0].z.length") == 256
     assert gd_eval(dash_duo, "es-paths", "gd._fullData[0].x[0]") == pytest.approx(4.0)
     assert gd_eval(dash_duo, "es-diag", "gd.data.length") >= 4
+    # the axis titles are typeset (MathJax) on the title layer over the surface
+    wait_until(lambda: dash_duo.driver.execute_script(
+        "return document.querySelectorAll('#es-titles .g-xtitle svg, #es-titles .g-ytitle svg').length") == 2,
+        what="the MathJax axis titles")
     wait_until(lambda: "/surface?" in dash_duo.find_element("#es-link").get_attribute("value"),
                what="the shareable link")
     assert severe_logs(dash_duo) == []

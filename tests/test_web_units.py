@@ -111,6 +111,21 @@ def test_surface_figure_holds_the_log_surface_and_both_paths(grid, pair):
     np.testing.assert_allclose(decode(lin["z"]), grid.E.astype(np.float32))
 
 
+def test_axis_titles_are_on_the_title_layer_and_in_the_single_figure(grid, pair):
+    """The page's surface layer has no axis titles (redrawn often); the title layer, drawn once,
+    has the MathJax titles over the same plot area; the single figure (export, notebooks) has them."""
+    base = fs.surface_dict(grid)["layout"]
+    assert "title" not in base["xaxis"] and "title" not in base["yaxis"]
+    layer = fs.titles_dict()
+    assert layer["data"] == []
+    assert layer["layout"]["xaxis"]["title"]["text"] == "$w$" and layer["layout"]["yaxis"]["title"]["text"] == "$b$"
+    assert layer["layout"]["margin"] == base["margin"] and layer["layout"]["height"] == base["height"]
+    assert not layer["layout"]["xaxis"]["showticklabels"] and not layer["layout"]["yaxis"]["showticklabels"]
+    fig = fs.surface_figure(grid, *pair)
+    assert fig.layout.xaxis.title.text == "$w$" and fig.layout.yaxis.title.text == "$b$"
+    assert fig.data[0].zsmooth == "fast"
+
+
 def test_divergence_is_annotated_not_drawn_to_infinity(grid):
     u = one_unit.descend(4.0, -3.6, lr=1e8, n_steps=20)
     c = one_unit.descend(4.0, -3.6, lr=1e8, n_steps=20, clip="norm", threshold=1e-9)

@@ -335,6 +335,9 @@ def layout(**kwargs) -> html.Div:
                         html.Div(className="overlay", children=[
                             html.Div(graph(f"{P}-surface", base, modebar=False), className="overlay-base"),
                             html.Div(graph(f"{P}-paths", paths, modebar=False, static=True), className="overlay-top"),
+                            # the MathJax axis titles: typeset once here, not on every redraw
+                            html.Div(graph(f"{P}-titles", fs.titles_dict(), modebar=False, static=True),
+                                     className="overlay-top"),
                         ]),
                         html.Div(className="buttons", children=[
                             html.Button("Download surface CSV", id=f"{P}-dl-surface-btn", className="dl"),
@@ -379,8 +382,16 @@ function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog
     put('w0', w0); put('b0', b0); put('lr', lr); put('n', n); put('clip', clip);
     if (typeof taulog === 'number') { put('tau', Number(Math.pow(10, taulog).toPrecision(4))); }
     put('p', p);
-    const url = window.location.pathname + '?' + q.toString();
-    window.history.replaceState(window.history.state, '', url);
+    const path = window.location.pathname, url = path + '?' + q.toString();
+    // the address bar follows once the controls rest: replaceState costs 5-15 ms of main thread,
+    // which would otherwise delay every request (this callback runs before Dash sends it)
+    clearTimeout(window.__clipvizUrlTimer);
+    window.__clipvizUrlTimer = setTimeout(() => {
+        // (unless the user has gone to another page meanwhile)
+        if (window.location.pathname === path && window.location.pathname + window.location.search !== url) {
+            window.history.replaceState(window.history.state, '', url);
+        }
+    }, 250);
     return window.location.origin + url;
 }
 """
@@ -396,6 +407,27 @@ function(click) {
 """
 
 
+# The side figure waits while the surface layer is recomputed or redrawn (a change of T, x0, target
+# or σ recomputes both; the paths' response comes first and drawing the side figure then would
+# hold up the surface), at most one second.
+DIAG_JS = """
+function(fig) {
+    if (!fig) { return window.dash_clientside.no_update; }
+    const busy = () => {
+        const box = document.getElementById('es-surface');
+        const gd = box && box.querySelector('.js-plotly-plot');
+        return !!box && (box.getAttribute('data-dash-is-loading') === 'true'
+                         || (!!gd && gd.classList.contains('dash-graph--pending')));
+    };
+    if (!busy()) { return fig; }
+    const t0 = performance.now();
+    return new Promise(resolve => {
+        const poll = () => { (!busy() || performance.now() - t0 > 1000) ? resolve(fig) : setTimeout(poll, 4); };
+        setTimeout(poll, 4);
+    });
+}
+"""
+
 EXPORT_JS = """
 function(n_png, n_svg) {
     const trig = (window.dash_clientside.callback_context.triggered || [])[0];
@@ -403,9 +435,14 @@ function(n_png, n_svg) {
     const fmt = trig.prop_id.startsWith('es-svg') ? 'svg' : 'png';
     const base = document.querySelector('#es-surface .js-plotly-plot');
     const top = document.querySelector('#es-paths .js-plotly-plot');
+    const titles = document.querySelector('#es-titles .js-plotly-plot').layout;
+    const title = (ax) => Object.assign({}, base.layout[ax], {title: {text: titles[ax].title.text, standoff: 4}});
     const layout = Object.assign({}, base.layout, {showlegend: true, legend: top.layout.legend,
-                                  annotations: top.layout.annotations, height: 900, width: 1400});
-    Plotly.toImage({data: base.data.concat(top.data), layout: layout},
+                                  annotations: top.layout.annotations, height: 900, width: 1400,
+                                  xaxis: title('xaxis'), yaxis: title('yaxis')});
+    // bricks drawn one by one in the export (an image scaled up there may be smoothed)
+    const data = [Object.assign({}, base.data[0], {zsmooth: false})].concat(base.data.slice(1), top.data);
+    Plotly.toImage({data: data, layout: layout},
                    {format: fmt, width: 1400, height: 900, scale: fmt === 'png' ? 2 : 1}).then(url => {
         const a = document.createElement('a');
         a.href = url; a.download = 'clipviz-error-surface.' + fmt;
@@ -430,8 +467,7 @@ def register(app: dash.Dash) -> None:
                  *RUN_INPUTS, *SURFACE_INPUTS[:2], *SURFACE_INPUTS[3:7],
                  State(f"{P}-res", "value"), State(f"{P}-log", "value"),
                  prevent_initial_call=True)(update_runs)
-    app.clientside_callback("function(fig) { return fig || window.dash_clientside.no_update; }",
-                            Output(f"{P}-diag", "figure"), Input(f"{P}-diag-store", "data"),
+    app.clientside_callback(DIAG_JS, Output(f"{P}-diag", "figure"), Input(f"{P}-diag-store", "data"),
                             prevent_initial_call=True)
     app.clientside_callback(EXPORT_JS, Output(f"{P}-export-dummy", "children"),
                             Input(f"{P}-png", "n_clicks"), Input(f"{P}-svg", "n_clicks"),
