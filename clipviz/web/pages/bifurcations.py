@@ -103,25 +103,26 @@ def update_b(b, w, act, x0):
     return p1, p2, cob, ""
 
 
-def download(n, w, b_min, b_max, act, x0, T, res):
-    if not n:
-        return no_update
+def _computed_for_download(w, b_min, b_max, act, x0, T, res):
+    """The page's computation for a CSV download, or None if a control is out of range."""
     values, errors = check_all(SPECS, dict(w=w, b_min=b_min, b_max=b_max, act=act, x0=x0, T=T, res=res, b=0))
     _window_error(values, errors)
     if errors:
+        return None
+    return compute(*_args(values))
+
+
+def download(n, *controls):
+    if not n or (res := _computed_for_download(*controls)) is None:
         return no_update
-    bd, _o, _f, sens, *_ = compute(*_args(values))
+    bd, _o, _f, sens, *_ = res
     return dict(content=fd.bifurcation_csv(bd, sens), filename="clipviz-bifurcation.csv", type="text/csv")
 
 
-def download_basins(n, w, b_min, b_max, act, x0, T, res):
-    if not n:
+def download_basins(n, *controls):
+    if not n or (res := _computed_for_download(*controls)) is None:
         return no_update
-    values, errors = check_all(SPECS, dict(w=w, b_min=b_min, b_max=b_max, act=act, x0=x0, T=T, res=res, b=0))
-    _window_error(values, errors)
-    if errors:
-        return no_update
-    *_, bgrid, x0s, labels = compute(*_args(values))
+    *_, bgrid, x0s, labels = res
     return dict(content=fd.basins_csv(bgrid, x0s, labels), filename="clipviz-basins.csv", type="text/csv")
 
 
