@@ -274,25 +274,16 @@ def test_restarted_web_app_lists_every_run_with_its_curves(cluster, client):
 @pytest.mark.browser
 def test_training_page_runs_on_celery_in_the_browser(cluster, dash_duo, make_app):
     """The page's Run button sends the job to the Celery workers; curves arrive live."""
-    dash_duo.start_server(make_app())
-    q = "?hidden=8&seq_len=10&batch=10&updates=2000&eval_every=500&seeds=1"
-    dash_duo.wait_for_page(url=dash_duo.server_url + "/training" + q)
-    dash_duo.wait_for_element("#tr-run", timeout=15)
-    dash_duo.find_element("#tr-run").click()
-    dash_duo.wait_for_contains_text("#tr-msg", "on the celery backend", timeout=15)
-    dash_duo.wait_for_contains_text("#tr-progress-text", "· finished", timeout=90)
-    dash_duo.wait_for_contains_text("#tr-table", "finished", timeout=10)
+    from .test_training_page import run_from_page, wait_for_every_update_on_the_loss_curve
+
+    run_from_page(dash_duo, make_app(), "?hidden=8&seq_len=10&batch=10&updates=2000&eval_every=500&seeds=1",
+                  "on the celery backend", finish_timeout=90)
     from clipviz.runstore import shared_store
 
     run = shared_store().list(limit=1)[0]
     assert run.status == "finished" and run.worker.startswith("celery:")
     assert run.done == 2000 or run.result["solved"]
-    deadline = time.monotonic() + 5
-    while dash_duo.driver.execute_script(
-            "const gd = document.querySelector('#tr-curves .js-plotly-plot');"
-            "return gd._fullData[0].x.length;") != run.done:
-        assert time.monotonic() < deadline, "the loss curve does not show every update"
-        time.sleep(0.1)
+    wait_for_every_update_on_the_loss_curve(dash_duo, run.done)
     logs = [e for e in dash_duo.get_logs() or [] if e.get("level") in ("SEVERE", "WARNING")]
     assert logs == []
 

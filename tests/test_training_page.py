@@ -105,27 +105,37 @@ def test_sweep_callbacks(store_env):
     assert "Methods" in tp.submit_sweep(1, "10", 2, 60, [], *_values())[1]
 
 
-@pytest.mark.browser
-def test_training_page_in_the_browser(dash_duo, make_app, store_env):
-    dash_duo.start_server(make_app())
-    q = "?hidden=8&seq_len=20&batch=10&updates=400&eval_every=100&seeds=1"
-    dash_duo.wait_for_page(url=dash_duo.server_url + "/training" + q)
+def run_from_page(dash_duo, app, query, started_msg, finish_timeout):
+    """Open the training page with ``query``, press Run, and wait until the run is finished."""
+    dash_duo.start_server(app)
+    dash_duo.wait_for_page(url=dash_duo.server_url + "/training" + query)
     dash_duo.wait_for_element("#tr-run", timeout=15)
     dash_duo.find_element("#tr-run").click()
-    dash_duo.wait_for_contains_text("#tr-msg", "started 1 run", timeout=15)
-    dash_duo.wait_for_contains_text("#tr-progress-text", "· finished", timeout=60)
+    dash_duo.wait_for_contains_text("#tr-msg", started_msg, timeout=15)
+    dash_duo.wait_for_contains_text("#tr-progress-text", "· finished", timeout=finish_timeout)
     dash_duo.wait_for_contains_text("#tr-table", "finished", timeout=10)
+
+
+def wait_for_every_update_on_the_loss_curve(dash_duo, n_updates, timeout=5.0):
+    """The live loss curve ends up with one point per update of the run."""
+    deadline = time.monotonic() + timeout
+    while dash_duo.driver.execute_script(
+            "const gd = document.querySelector('#tr-curves .js-plotly-plot');"
+            "return gd._fullData[0].x.length;") != n_updates:
+        assert time.monotonic() < deadline, "the loss curve does not show every update"
+        time.sleep(0.1)
+
+
+@pytest.mark.browser
+def test_training_page_in_the_browser(dash_duo, make_app, store_env):
+    run_from_page(dash_duo, make_app(), "?hidden=8&seq_len=20&batch=10&updates=400&eval_every=100&seeds=1",
+                  "started 1 run", finish_timeout=60)
     (run,) = tp._jobs().store.list()
     assert f"{run.done} / {run.done} updates" in dash_duo.find_element("#tr-progress-text").text
     n = dash_duo.driver.execute_script(
         "const gd = document.querySelector('#tr-curves .js-plotly-plot'); return gd.data.length;")
     assert n >= 4
-    wait = time.monotonic() + 5
-    while dash_duo.driver.execute_script(
-            "const gd = document.querySelector('#tr-curves .js-plotly-plot');"
-            "return gd._fullData[0].x.length;") != run.done:
-        assert time.monotonic() < wait, "the loss curve does not show every update"
-        time.sleep(0.1)
+    wait_for_every_update_on_the_loss_curve(dash_duo, run.done)
     # a long run is cancelled from the page
     dash_duo.find_element("#tr-updates").clear()
     dash_duo.find_element("#tr-updates").send_keys("1000000\t")
