@@ -43,6 +43,13 @@ RULES = ("none", "norm", "value", "autoclip")
 """Names accepted by :func:`clip` and :class:`Clipper`."""
 
 
+def _norm(g: np.ndarray) -> float:
+    """||g||_2, as ``np.linalg.norm`` computes it (sqrt of the dot product), without its
+    argument checks: the one-unit descent calls this twice per step."""
+    flat = g.ravel()
+    return math.sqrt(float(flat.dot(flat)))
+
+
 def clip_none(g: np.ndarray, threshold: float) -> tuple[np.ndarray, bool]:
     """No clipping: ``g`` itself, never fired."""
     return g, False
@@ -50,7 +57,7 @@ def clip_none(g: np.ndarray, threshold: float) -> tuple[np.ndarray, bool]:
 
 def clip_norm(g: np.ndarray, threshold: float) -> tuple[np.ndarray, bool]:
     """Algorithm 1 of the paper: rescale g to norm ``threshold`` when ||g|| >= threshold."""
-    n = float(np.linalg.norm(g))
+    n = _norm(g)
     if n >= threshold and n > 0.0:
         return g * (threshold / n), True
     return g, False
@@ -177,9 +184,11 @@ class Clipper:
 
     def step(self, g: np.ndarray) -> ClipOutcome:
         """Clip one gradient; non-finite gradients are reported as skipped."""
-        if not np.all(np.isfinite(g)):
+        n = _norm(g)
+        # a non-finite sum of squares: a NaN or inf entry (skip the step), or finite entries whose
+        # squares overflow (norm inf, as np.linalg.norm says)
+        if not math.isfinite(n) and not np.all(np.isfinite(g)):
             return ClipOutcome(np.zeros_like(g), math.inf, False, True, self._tau)
-        n = float(np.linalg.norm(g))
         tau = self._tau
         if self.rule == "autoclip":
             bisect.insort(self._sorted_norms, n)

@@ -117,13 +117,71 @@ def test_axis_titles_are_on_the_title_layer_and_in_the_single_figure(grid, pair)
     base = fs.surface_dict(grid)["layout"]
     assert "title" not in base["xaxis"] and "title" not in base["yaxis"]
     layer = fs.titles_dict()
-    assert layer["data"] == []
+    # the title layer's only traces are the legend key of the path layer: no points to draw
+    assert [t["name"] for t in layer["data"]] == ["no clipping", "with clipping", "clipping fired", "start",
+                                                  "diverged"]
+    assert all(t["x"] == [None] and t["y"] == [None] for t in layer["data"]) and layer["layout"]["showlegend"]
     assert layer["layout"]["xaxis"]["title"]["text"] == "$w$" and layer["layout"]["yaxis"]["title"]["text"] == "$b$"
     assert layer["layout"]["margin"] == base["margin"] and layer["layout"]["height"] == base["height"]
     assert not layer["layout"]["xaxis"]["showticklabels"] and not layer["layout"]["yaxis"]["showticklabels"]
     fig = fs.surface_figure(grid, *pair)
     assert fig.layout.xaxis.title.text == "$w$" and fig.layout.yaxis.title.text == "$b$"
     assert fig.data[0].zsmooth == "fast"
+
+
+def _box_distance_to_polyline(p: np.ndarray, line: np.ndarray, scale: np.ndarray) -> float:
+    """max-norm distance (in units of ``scale``) from point p to the polyline, sampled finely."""
+    s = np.linspace(0.0, 1.0, 201)[:, None]
+    best = np.inf
+    for a, b in zip(line[:-1], line[1:]):
+        seg = a + s * (b - a)
+        best = min(best, float(np.min(np.max(np.abs(seg - p) / scale, axis=1))))
+    if len(line) == 1:
+        best = float(np.max(np.abs(line[0] - p) / scale))
+    return best
+
+
+@pytest.mark.parametrize("start, lr, n, clip", [((4.0, -3.6), 1.5, 100, "none"), ((4.0, -3.6), 1.5, 100, "norm"),
+                                                 ((5.0, -1.75), 0.2, 300, "none"), ((2.0, 0.0), 1.5, 60, "none")])
+def test_thinned_path_draws_the_same_picture(start, lr, n, clip):
+    """The path layer leaves out markers that sit on the last one drawn: first and last steps kept,
+    every step within THIN of the window of a kept one, and every point of the full line within THIN
+    of the thinned line (checked on the line through all steps, sampled)."""
+    t = one_unit.descend(*start, lr=lr, n_steps=n, clip=clip, threshold=0.1 if clip == "norm" else None)
+    window = (-2.0, 12.0, -8.0, 2.0)
+    keep = fs.thin_steps(t.params, window)
+    assert keep[0] == 0 and keep[-1] == len(t.params) - 1 and np.all(np.diff(keep) > 0)
+    scale = np.array([14.0, 10.0]) * fs.THIN
+    kept = t.params[keep]
+    for k in range(len(t.params)):
+        assert np.min(np.max(np.abs(kept - t.params[k]) / scale, axis=1)) <= 1 + 1e-9
+    full = t.params
+    for a, b in zip(full[:-1], full[1:]):
+        for s in (0.0, 0.25, 0.5, 0.75, 1.0):
+            assert _box_distance_to_polyline(a + s * (b - a), kept, scale) <= 1 + 1e-2
+    if clip == "none" and start == (4.0, -3.6):
+        assert len(keep) < len(t.params) // 2  # the run converges on the plateau: most markers overlap
+
+
+def test_thinning_keeps_nonfinite_and_tiny_paths():
+    pts = np.array([[0.0, 0.0], [1e-9, 0.0], [np.nan, np.inf], [np.nan, np.inf], [1e-9, 0.0]])
+    np.testing.assert_array_equal(fs.thin_steps(pts, (0, 1, 0, 1)), [0, 2, 3, 4])
+    np.testing.assert_array_equal(fs.thin_steps(pts[:2], (0, 1, 0, 1)), [0, 1])
+    np.testing.assert_array_equal(fs.thin_steps(pts[:1], (0, 1, 0, 1)), [0])
+
+
+def test_surface_messages_already_shown_are_not_resent():
+    """update_surface gets the message lines' current texts as States and sends only changed ones."""
+    surf = page.update_surface(**SURF)
+    assert all(m == "" for m in surf[1:])  # called plainly: every message is sent
+    surf2 = page.update_surface(*SURF.values(), *[""] * len(page.SURFACE_MSGS))
+    assert surf2[0] is not no_update and all(m is no_update for m in surf2[1:])
+    bad = page.update_surface(*{**SURF, "T": 0}.values(), *[""] * len(page.SURFACE_MSGS))
+    msgs = dict(zip(page.SURFACE_MSGS, bad[1:]))
+    assert bad[0] is no_update and "out of range" in msgs["T"]
+    assert all(m is no_update for k, m in msgs.items() if k != "T")
+    cleared = page.update_surface(*SURF.values(), *[msgs[k] if k == "T" else "" for k in page.SURFACE_MSGS])
+    assert dict(zip(page.SURFACE_MSGS, cleared[1:]))["T"] == ""
 
 
 def test_divergence_is_annotated_not_drawn_to_infinity(grid):
@@ -203,12 +261,15 @@ def test_update_surface_rejects_bad_values_and_keeps_figure(change, control, wor
 def test_update_runs_sends_paths_and_side_figure_not_the_surface():
     out = page.update_runs(**RUN, w_range=[-2, 12], b_range=[-8, 2], T=30, x0=0.5, target=0.7,
                            act="sigmoid", res=32, log_flags=["log"])
-    paths, diag, msgs = out[0], out[1], out[2:]
-    assert not any(msgs)
+    paths, diag, msgs = out["paths"], out["diag"], out["msgs"]
+    assert set(msgs) == set(page.RUN_MSGS) and not any(msgs.values())
     assert [t["type"] for t in paths["data"]] == ["scatter"] * 5  # no surface in this response
     assert paths["layout"]["xaxis"]["range"] == [-2.0, 12.0]
+    assert paths["layout"]["showlegend"] is False  # the legend is drawn once, on the title layer
     u = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=40, steps=30)
-    np.testing.assert_array_equal(arr(paths["data"][0]["x"]), u.params[:, 0])
+    keep = fs.thin_steps(u.params, (-2.0, 12.0, -8.0, 2.0))
+    np.testing.assert_array_equal(arr(paths["data"][0]["x"]), u.params[keep, 0])
+    np.testing.assert_array_equal(arr(paths["data"][0]["y"]), u.params[keep, 1])
     go.Figure(paths)
     go.Figure(diag)
 
@@ -220,8 +281,8 @@ def test_update_runs_sends_paths_and_side_figure_not_the_surface():
 def test_update_runs_rejects_bad_values(change, control):
     out = page.update_runs(**{**RUN, **change}, w_range=[-2, 12], b_range=[-8, 2], T=30, x0=0.5,
                            target=0.7, act="sigmoid", res=32, log_flags=["log"])
-    assert out[0] is no_update and out[1] is no_update
-    msgs = dict(zip(page.RUN_MSGS, out[2:]))
+    assert out["paths"] is None and out["diag"] is None
+    msgs = out["msgs"]
     assert msgs[control] and all(m == "" for k, m in msgs.items() if k != control)
 
 
@@ -273,7 +334,10 @@ def _raw_update(app, inputs: dict, state: dict):
     outputs += [{"id": f"es-msg-{m}", "property": "children"} for m in page.SURFACE_MSGS]
     body = {"output": key, "outputs": outputs,
             "inputs": [{"id": f"es-{k}", "property": "value", "value": v} for k, v in inputs.items()],
-            "changedPropIds": ["es-T.value"], "state": []}
+            "changedPropIds": ["es-T.value"],
+            # the message lines' texts, as the browser sends them (or garbage given in ``state``)
+            "state": [{"id": f"es-msg-{m}", "property": "children", "value": state.get(m, "")}
+                      for m in page.SURFACE_MSGS]}
     return app.server.test_client().post("/_dash-update-component", json=body)
 
 
@@ -290,6 +354,10 @@ def test_garbage_sent_straight_to_the_callback_endpoint_gets_a_message_not_a_500
         resp = r.get_json()["response"]
         assert "es-surface" not in resp  # the figure is left as it was
         assert any(v["children"] for v in resp.values())
+    # garbage in the message lines' texts (States) is answered like any other request
+    r = _raw_update(app, {**good, "T": 10**9}, {"T": {"x": [1]}, "res": 7})
+    assert r.status_code == 200, r.data[:500]
+    assert "out of range" in r.get_json()["response"]["es-msg-T"]["children"]
 
 
 def test_memoized_computation_runs_once_per_key(make_app, monkeypatch):
@@ -405,25 +473,53 @@ def test_cli_serve_is_registered():
     assert args.port == 8123 and args._module == "clipviz.web.serve"
 
 
-def test_window_change_does_not_resend_the_side_figure(make_app):
+def test_runs_endpoint_serves_the_descents_and_explains_bad_input(make_app):
+    """The page's browser code posts the raw control values to api/surface/runs (not a Dash
+    callback); a change of the window only (diag false) does not resend the side figure."""
     app = make_app(warm=False)
-    key = next(k for k in app.callback_map if "es-paths.figure" in k)
-    vals = dict(w0=4.0, b0=-3.6, lr=1.5, n=40, clip="norm", tau=0.0, p=10, w_range=[-2, 10], b_range=[-8, 2],
-                T=30, x0=0.5, target=0.7, act="sigmoid")
-    outputs = [{"id": "es-paths", "property": "figure"}, {"id": "es-diag-store", "property": "data"}]
-    outputs += [{"id": f"es-msg-{m}", "property": "children"} for m in page.RUN_MSGS]
+    client = app.server.test_client()
+    vals = dict(w0=4.0, b0=-3.6, lr=1.5, n=40, clip="norm", tau_log=0.0, p=10, w_range=[-2, 10], b_range=[-8, 2],
+                T=30, x0=0.5, target=0.7, act="sigmoid", res=32, log_flags=["log"])
 
-    def post(changed):
-        body = {"output": key, "outputs": outputs, "changedPropIds": [changed],
-                "inputs": [{"id": f"es-{k}", "property": "value", "value": v} for k, v in vals.items()],
-                "state": [{"id": "es-res", "property": "value", "value": 32},
-                          {"id": "es-log", "property": "value", "value": ["log"]}]}
-        r = app.server.test_client().post("/_dash-update-component", json=body)
-        assert r.status_code == 200
-        return r.get_json()["response"]
+    def post(body, status=200):
+        r = client.post("/api/surface/runs", json=body)
+        assert r.status_code == status, r.data[:300]
+        return r.get_json()
 
-    window = post("es-w_range.value")
-    assert window["es-paths"]["figure"]["layout"]["xaxis"]["range"] == [-2.0, 10.0]
-    assert "es-diag-store" not in window
-    start = post("es-w0.value")
-    assert "es-diag-store" in start and "es-paths" in start
+    window = post({**vals, "diag": False})
+    assert window["paths"]["layout"]["xaxis"]["range"] == [-2.0, 10.0] and window["diag"] is None
+    start = post(vals)
+    assert start["paths"] and start["diag"] and set(start["msgs"]) == set(page.RUN_MSGS)
+    u = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=40, steps=30)
+    keep = fs.thin_steps(u.params, (-2.0, 10.0, -8.0, 2.0))
+    np.testing.assert_array_equal(arr(start["paths"]["data"][0]["x"]), u.params[keep, 0])
+    go.Figure(start["diag"])
+    # bad and garbage values: messages, no figures, never a 500
+    for bad, control in ((dict(lr=0), "lr"), (dict(n="many"), "n"), (dict(w0={"$gt": 1}), "w0"),
+                         (dict(clip=[1]), "clip"), (dict(tau_log="1e999"), "tau")):
+        out = post({**vals, **bad})
+        assert out["paths"] is None and out["diag"] is None and out["msgs"][control]
+    assert post({}, 200)["paths"] is None  # nothing given: every control explains itself
+    assert "JSON object" in post([1, 2], 400)["error"]
+    r = client.post("/api/surface/runs", data="not json", content_type="application/json")
+    assert r.status_code == 400 and "reload" in r.get_json()["error"]
+
+
+
+def test_runs_endpoint_sends_a_diverged_run_as_strict_json(make_app, monkeypatch):
+    """(No start within the page's bounds diverges, so the runs are swapped for ones that do.)
+    The answer is strict JSON: a browser's JSON.parse refuses a bare NaN or Infinity."""
+    app = make_app(warm=False)
+    u = one_unit.descend(4.0, -3.6, lr=1e8, n_steps=20)
+    c = one_unit.descend(4.0, -3.6, lr=1e8, n_steps=20, clip="norm", threshold=1e-9)
+    assert u.diverged_at is not None
+    u.grad_norm[-1] = np.inf  # the side figure's arrays carry non-finite values as NaN
+    monkeypatch.setattr(page, "runs", lambda *a: (u, c))
+    vals = dict(w0=4.0, b0=-3.6, lr=1.5, n=20, clip="norm", tau_log=0.0, p=10, w_range=[-2, 10], b_range=[-8, 2],
+                T=30, x0=0.5, target=0.7, act="sigmoid", res=32, log_flags=["log"])
+    r = app.server.test_client().post("/api/surface/runs", json=vals)
+    assert r.status_code == 200
+    out = json.loads(r.data, parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON"))
+    assert [a["text"] for a in out["paths"]["layout"]["annotations"]] == [
+        f"unclipped: diverged at step {u.diverged_at}"]
+    assert any("diverged" in a["text"] for a in out["diag"]["layout"]["annotations"])

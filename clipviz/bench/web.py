@@ -48,9 +48,10 @@ const check = () => {
     window.__specs.forEach(s => { if (!s.done && s.sig(s.gd) !== s.sig0) { s.done = true; s.at = now - t0; } });
     if (window.__specs.every(s => s.done)) {
         const reqs = performance.getEntriesByType('resource').filter(
-            e => e.name.includes('_dash-update-component') && e.startTime >= t0);
+            e => (e.name.includes('_dash-update-component') || e.name.includes('api/surface/')) && e.startTime >= t0);
         const served = reqs.length ? Math.max(...reqs.map(e => e.responseEnd)) - t0 : 0;
-        window.__lat = [now - t0, served, window.__specs[0].at];
+        const sent = reqs.length ? Math.min(...reqs.map(e => e.startTime)) - t0 : 0;
+        window.__lat = [now - t0, served, window.__specs[0].at, sent];
         window.__t0 = null;
     }
 };
@@ -123,7 +124,7 @@ def _wait(driver, js: str, timeout: float) -> object:
 
 
 def _measure(driver, url: str, selector: str, key: str, signatures: dict, n: int,
-             warmup: int) -> tuple[list[float], list[float], list[float]]:
+             warmup: int) -> tuple[list[float], list[float], list[float], list[float]]:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -134,7 +135,7 @@ def _measure(driver, url: str, selector: str, key: str, signatures: dict, n: int
     time.sleep(0.5)
     driver.execute_script(INSTRUMENT, list(signatures.items()))  # a list keeps the main figure first
     thumb = driver.find_element(By.CSS_SELECTOR, selector)
-    out, served, main = [], [], []
+    out, served, main, sent = [], [], [], []
     for i in range(warmup + n):
         thumb.send_keys(getattr(Keys, key))
         lat = _wait(driver, "return window.__lat;", 30)
@@ -142,9 +143,10 @@ def _measure(driver, url: str, selector: str, key: str, signatures: dict, n: int
             out.append(float(lat[0]))
             served.append(float(lat[1]))
             main.append(float(lat[2]))
+            sent.append(float(lat[3]))
         time.sleep(0.15)  # let the URL update and any second callback finish
         driver.execute_script("performance.clearResourceTimings();")
-    return out, served, main
+    return out, served, main, sent
 
 
 def _p95(xs: list[float]) -> float:
@@ -163,9 +165,10 @@ def run(quick: bool = False) -> list[str]:
              f"{n} changes per row after 3 warm-up changes",
              "main: keydown -> plotly_afterplot of the main figure showing the new value (paths layer for",
              "      (a), surface layer for (b)); all: -> the last figure the change redraws (side figure too);",
-             "      responses: keydown -> last callback response received (medians; the rest is drawing)",
+             "      sent / responses: keydown -> first callback request sent / last response received",
+             "      (medians; before 'sent' the browser handles the input, after 'responses' it draws)",
              f"{'change':32s} {'kind':>4s} {'main med':>9s} {'main p95':>9s} {'all med':>9s} {'all p95':>9s} "
-             f"{'responses':>10s}"]
+             f"{'sent':>7s} {'responses':>10s}"]
     with tempfile.TemporaryDirectory() as data_dir:
         server = _start_gunicorn(port, data_dir)
         try:
@@ -174,13 +177,13 @@ def run(quick: bool = False) -> list[str]:
                 main_kind: dict[str, list[float]] = {"a": [], "b": []}
                 all_kind: dict[str, list[float]] = {"a": [], "b": []}
                 for label, kind, selector, key, sigs in CASES:
-                    lat, served, main = _measure(driver, f"http://127.0.0.1:{port}/surface", selector, key,
+                    lat, served, main, sent = _measure(driver, f"http://127.0.0.1:{port}/surface", selector, key,
                                                  sigs, n, 3)
                     main_kind[kind] += main
                     all_kind[kind] += lat
                     lines.append(f"{label:32s} {kind:>4s} {statistics.median(main):7.1f}ms {_p95(main):7.1f}ms "
                                  f"{statistics.median(lat):7.1f}ms {_p95(lat):7.1f}ms "
-                                 f"{statistics.median(served):8.1f}ms")
+                                 f"{statistics.median(sent):5.1f}ms {statistics.median(served):8.1f}ms")
                 for kind, target, what in (("a", 60, "trajectory-only"), ("b", 150, "surface 256x256")):
                     for name, data in (("main figure", main_kind[kind]), ("all figures", all_kind[kind])):
                         p95 = _p95(data)

@@ -116,28 +116,70 @@ def _hover(t: Trajectory, label: str) -> list[str]:
     return out
 
 
-def trajectory_traces(unclipped: Trajectory, clipped: Trajectory,
-                      hover: bool = True) -> tuple[list[dict], list[dict]]:
+#: the web page's path layer leaves out a step's marker when it lies within this fraction of the
+#: window (per axis) of the last marker drawn: 0.5 px at 1000 px, so the picture is the same
+THIN = 1 / 2000
+
+
+def thin_steps(points: np.ndarray, window: tuple[float, float, float, float],
+               tol: float = THIN) -> np.ndarray:
+    """Indices of the steps of a path that can be seen apart at ``window`` = (w_min, w_max, b_min, b_max).
+
+    Step k is left out when it lies within ``tol`` of the window's width (in w) and height (in b)
+    of the last step kept; the first and last steps are always kept.  Every left-out step is
+    then within ``tol`` of a kept one, and every point of the line through all the steps lies
+    within ``tol`` of the line through the kept ones (the steps skipped after a kept step lie in a
+    box of that size around it).  A converging descent piles up dozens of markers on one pixel,
+    and SVG markers cost the browser about 50 µs each to redraw.
+    """
+    pts = np.asarray(points, dtype=float)
+    n = pts.shape[0]
+    if n <= 2:
+        return np.arange(n)
+    scale = np.array([window[1] - window[0], window[3] - window[2]], dtype=float) * tol
+    keep = [0]
+    last = pts[0]
+    for k in range(1, n - 1):
+        p = pts[k]
+        # NaN / inf (a diverged run's last steps) are always kept: never hidden behind a marker
+        if not (abs(p[0] - last[0]) <= scale[0] and abs(p[1] - last[1]) <= scale[1]):
+            keep.append(k)
+            last = p
+    keep.append(n - 1)
+    return np.asarray(keep)
+
+
+def trajectory_traces(unclipped: Trajectory, clipped: Trajectory, hover: bool = True,
+                      window: tuple[float, float, float, float] | None = None) -> tuple[list[dict], list[dict]]:
     """Traces 2..6 and the divergence annotations of :func:`surface_figure`.
 
     Coordinates go as float64 typed arrays; ``hover=False`` leaves out the
     per-step hover text (the web page's path layer does not take the mouse).
+    With ``window``, steps that cannot be told apart there are left out
+    (:func:`thin_steps`; the web page's path layer); without it every step is drawn.
     """
     label_c = _clip_label(clipped)
+
+    def shown(t: Trajectory) -> np.ndarray:
+        return t.params if window is None else t.params[thin_steps(t.params, window)]
+
+    pu, pc = shown(unclipped), shown(clipped)
     tr_u = dict(type="scatter", mode="lines+markers", name="no clipping",
-                x=typed(unclipped.params[:, 0], "f8"), y=typed(unclipped.params[:, 1], "f8"),
+                x=typed(pu[:, 0], "f8"), y=typed(pu[:, 1], "f8"),
                 line=dict(color=UNCLIPPED, width=2), marker=dict(size=5, color=UNCLIPPED))
     tr_c = dict(type="scatter", mode="lines+markers", name=label_c,
-                x=typed(clipped.params[:, 0], "f8"), y=typed(clipped.params[:, 1], "f8"),
+                x=typed(pc[:, 0], "f8"), y=typed(pc[:, 1], "f8"),
                 line=dict(color=CLIPPED, width=2), marker=dict(size=5, color=CLIPPED))
     if hover:
         tr_u.update(text=_hover(unclipped, "unclipped"), hoverinfo="text")
         tr_c.update(text=_hover(clipped, "clipped"), hoverinfo="text")
     else:
         tr_u["hoverinfo"] = tr_c["hoverinfo"] = "skip"
-    idx = np.flatnonzero(clipped.clipped[: clipped.params.shape[0]])
+    fired = clipped.params[np.flatnonzero(clipped.clipped[: clipped.params.shape[0]])]
+    if window is not None and fired.shape[0]:
+        fired = fired[thin_steps(fired, window)]
     tr_f = dict(type="scatter", mode="markers", name="clipping fired",
-                x=typed(clipped.params[idx, 0], "f8"), y=typed(clipped.params[idx, 1], "f8"),
+                x=typed(fired[:, 0], "f8"), y=typed(fired[:, 1], "f8"),
                 marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(color=FIRED, width=2.5)),
                 hoverinfo="skip")
     tr_s = dict(type="scatter", mode="markers", name="start",
@@ -208,25 +250,44 @@ def surface_layout(grid: SurfaceGrid, uirevision: str, titles: bool = False) -> 
     )
 
 
+#: the legend of the page's path layer, drawn once on the title layer (a legend costs the browser
+#: about 7 ms on every redraw): the key of the symbols; the exact clipping rule and τ are in the
+#: controls and in the side figure's legend
+LEGEND = dict(orientation="h", x=0, y=-0.1, yanchor="top", bgcolor="rgba(0,0,0,0)")
+LEGEND_KEY = (
+    dict(name="no clipping", mode="lines+markers", line=dict(color=UNCLIPPED, width=2),
+         marker=dict(size=5, color=UNCLIPPED)),
+    dict(name="with clipping", mode="lines+markers", line=dict(color=CLIPPED, width=2),
+         marker=dict(size=5, color=CLIPPED)),
+    dict(name="clipping fired", mode="markers",
+         marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(color=FIRED, width=2.5))),
+    dict(name="start", mode="markers",
+         marker=dict(size=15, symbol="star", color="white", line=dict(color="black", width=1.5))),
+    dict(name="diverged", mode="markers", marker=dict(size=14, symbol="x", color="black")),
+)
+
+
 def titles_dict() -> dict:
-    """The title layer: no data, only the MathJax axis titles of the surface, placed as on a
-    surface layout with ``titles=True``; the web page draws it once, over the surface."""
+    """The title layer: the MathJax axis titles of the surface, placed as on a surface layout with
+    ``titles=True``, and the legend of the path layer (traces without points); the web page draws
+    it once, over the surface."""
     axes = _axes((0.0, 1.0, 0.0, 1.0), False)
     for name, ax in axes.items():
         ax.update(visible=True, title=dict(text=AXIS_TITLES[name], standoff=4 + TICK_DEPTH[name]))
-    return {"data": [], "layout": dict(
-        template=TEMPLATE, font=FONT, height=HEIGHT, margin=MARGIN, showlegend=False,
+    key = [dict(type="scatter", x=[None], y=[None], hoverinfo="skip", **k) for k in LEGEND_KEY]
+    return {"data": key, "layout": dict(
+        template=TEMPLATE, font=FONT, height=HEIGHT, margin=MARGIN, showlegend=True, legend=LEGEND,
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", dragmode=False, hovermode=False,
         **axes)}
 
 
 def paths_layout(window: tuple[float, float, float, float], notes: list[dict]) -> dict:
-    """Layout of the transparent path layer drawn over the surface (same plot area)."""
+    """Layout of the transparent path layer drawn over the surface (same plot area, no legend:
+    that is on the title layer)."""
     return dict(
         template=TEMPLATE, font=FONT, height=HEIGHT, margin=MARGIN, uirevision="paths",
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", dragmode=False,
-        hovermode=False, annotations=notes, **_axes(window, False),
-        legend=dict(orientation="h", x=0, y=-0.1, yanchor="top", bgcolor="rgba(0,0,0,0)"),
+        hovermode=False, annotations=notes, showlegend=False, **_axes(window, False),
     )
 
 
@@ -244,7 +305,7 @@ def surface_dict(grid: SurfaceGrid, log_colour: bool = True) -> dict:
 def paths_dict(window: tuple[float, float, float, float], unclipped: Trajectory,
                clipped: Trajectory) -> dict:
     """The path layer: both descents over ``window`` = (w_min, w_max, b_min, b_max) (plain dict)."""
-    traces, notes = trajectory_traces(unclipped, clipped, hover=False)
+    traces, notes = trajectory_traces(unclipped, clipped, hover=False, window=window)
     return {"data": traces, "layout": paths_layout(window, notes)}
 
 
@@ -259,7 +320,7 @@ def surface_figure(grid: SurfaceGrid, unclipped: Trajectory, clipped: Trajectory
     base = surface_dict(grid, log_colour)
     traces, notes = trajectory_traces(unclipped, clipped, hover=True)
     layout = dict(surface_layout(grid, window_revision(grid), titles=True), showlegend=True, annotations=notes,
-                  legend=paths_layout(grid.window, notes)["legend"])
+                  legend=LEGEND)
     return go.Figure(data=base["data"] + traces, layout=layout)
 
 

@@ -156,47 +156,83 @@ def run_values(w0, b0, lr, n, clip, tau_log, p) -> tuple[dict, dict[str, str]]:
 # ---------------------------------------------------------------------------
 # callbacks (plain functions)
 # ---------------------------------------------------------------------------
-def update_surface(w_range, b_range, res, T, x0, target, act, log_flags):
-    """Surface controls changed: redraw the surface layer (or keep it, with messages)."""
+def _changed(msgs: list[str], shown: tuple) -> list:
+    """The message outputs: ``no_update`` where the message line already shows that text
+    (``shown``: their current children, empty when called as a plain function).  Every output
+    sent costs the browser a re-render before the figure is drawn."""
+    if len(shown) != len(msgs):
+        return list(msgs)
+    return [no_update if (old or "") == new else new for new, old in zip(msgs, shown)]
+
+
+def update_surface(w_range, b_range, res, T, x0, target, act, log_flags, *shown):
+    """Surface controls changed: redraw the surface layer (or keep it, with messages).
+    ``shown``: the message lines' current texts (States), so only changed ones are sent."""
     values, msgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
     out_msgs = [msgs[k] for k in SURFACE_MSGS]
     if any(out_msgs):
-        return [no_update, *out_msgs]
+        return [no_update, *_changed(out_msgs, shown)]
     try:
         fig = surface_payload(*_surface_args(values), values["log"])
     except ValueError as exc:  # the library's own limits
-        return [no_update, str(exc), *out_msgs[1:]]
-    return [fig, *out_msgs]
+        return [no_update, *_changed([str(exc), *out_msgs[1:]], shown)]
+    return [fig, *_changed(out_msgs, shown)]
 
 
 def _window(sv: dict) -> tuple[float, float, float, float]:
     return (float(sv["w_min"]), float(sv["w_max"]), float(sv["b_min"]), float(sv["b_max"]))
 
 
-def update_runs(w0, b0, lr, n, clip, tau_log, p, w_range, b_range, T, x0, target, act, res, log_flags):
-    """Descent controls, the window or T, x0, target, σ changed: redraw the path layer and the
-    side figure only (the surface layer is not sent)."""
+def update_runs(w0, b0, lr, n, clip, tau_log, p, w_range, b_range, T, x0, target, act, res, log_flags,
+                diag: bool = True) -> dict:
+    """Descent controls, the window or T, x0, target, σ changed: the path layer and the side figure
+    (the surface layer is not sent).
+
+    Returns ``{"paths": figure dict or None, "diag": figure dict or None, "msgs": {control: text}}``;
+    None keeps the figure on screen (bad input: the messages say why).  ``diag=False`` (a change of
+    the window only) leaves the side figure as it is.  Served as JSON by :func:`runs_view`.
+    """
     rv, rmsgs = run_values(w0, b0, lr, n, clip, tau_log, p)
-    out_msgs = [rmsgs[k] for k in RUN_MSGS]
+    msgs = {k: rmsgs[k] for k in RUN_MSGS}
     sv, smsgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
-    if any(out_msgs) or any(smsgs.values()):
-        return [no_update, no_update, *out_msgs]
+    if any(msgs.values()) or any(smsgs.values()):  # (surface messages: shown by update_surface)
+        return {"paths": None, "diag": None, "msgs": msgs}
     try:
         u, c = runs(*_run_args({**sv, **rv}))
     except ValueError as exc:
-        return [no_update, no_update, str(exc), *out_msgs[1:]]
-    # a window change moves the paths' axes but leaves the runs (and the side figure) as they were
-    diag = no_update if _triggered_only_by(f"{P}-w_range", f"{P}-b_range") else fs.diagnostics_dict(u, c)
-    return [fs.paths_dict(_window(sv), u, c), diag, *out_msgs]
+        return {"paths": None, "diag": None, "msgs": {**msgs, "w0": str(exc)}}
+    return {"paths": fs.paths_dict(_window(sv), u, c), "diag": fs.diagnostics_dict(u, c) if diag else None,
+            "msgs": msgs}
 
 
-def _triggered_only_by(*ids: str) -> bool:
-    """Whether every input that fired this callback is one of ``ids`` (False outside a callback)."""
+RUNS_ARGS = ("w0", "b0", "lr", "n", "clip", "tau_log", "p", "w_range", "b_range", "T", "x0", "target", "act",
+             "res", "log_flags")
+RUNS_ROUTE = "api/surface/runs"
+
+
+def runs_view():
+    """``POST <prefix>api/surface/runs``: :func:`update_runs` for the page's browser code.
+
+    Body: the raw control values under the names of :data:`RUNS_ARGS` (as the controls hold
+    them; each is checked here) and ``diag``.  The page calls it straight from the browser, not as
+    a Dash callback: a Dash round trip costs 20-25 ms of browser time around the request, more
+    than the computation and the drawing of the paths together.  Bad input answers 200 with the
+    messages; a body that is not a JSON object answers 400 with {"error"}.
+    """
+    from flask import Response, jsonify, request
+    from plotly.io.json import to_json_plotly
+
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return jsonify(error="the request body must be a JSON object of control values; reload the page"), 400
     try:
-        fired = [t["prop_id"].split(".")[0] for t in dash.callback_context.triggered]
-    except Exception:  # called as a plain function: no callback context
-        return False
-    return bool(fired) and all(f in ids for f in fired)
+        out = update_runs(*(body.get(k) for k in RUNS_ARGS), diag=body.get("diag") is not False)
+    except Exception:  # never a traceback on screen: the figure stays, the line says what happened
+        log.exception("descent request failed: %r", body)
+        out = {"paths": None, "diag": None,
+               "msgs": {**{k: "" for k in RUN_MSGS}, "w0": "the server could not compute these descents "
+                        "(the error is in its log); the figure shows the last good values"}}
+    return Response(to_json_plotly(out), mimetype="application/json")  # NaN -> null
 
 
 def update_3d(view3d, w_range, b_range, res, T, x0, target, act, log_flags):
@@ -356,7 +392,7 @@ def layout(**kwargs) -> html.Div:
                 dcc.Download(id=f"{P}-dl-surface"),
                 html.Div(id=f"{P}-export-dummy", hidden=True),
                 dcc.Store(id=f"{P}-3d-gate"),
-                dcc.Store(id=f"{P}-diag-store"),
+                dcc.Store(id=f"{P}-runs-req"),  # the (unused) output of RUNS_JS
                 dcc.Download(id=f"{P}-dl-runs"),
             ]),
         ]),
@@ -407,26 +443,52 @@ function(click) {
 """
 
 
-# The side figure waits while the surface layer is recomputed or redrawn (a change of T, x0, target
-# or σ recomputes both; the paths' response comes first and drawing the side figure then would
-# hold up the surface), at most one second.
-DIAG_JS = """
-function(fig) {
-    if (!fig) { return window.dash_clientside.no_update; }
-    const busy = () => {
-        const box = document.getElementById('es-surface');
-        const gd = box && box.querySelector('.js-plotly-plot');
-        return !!box && (box.getAttribute('data-dash-is-loading') === 'true'
-                         || (!!gd && gd.classList.contains('dash-graph--pending')));
-    };
-    if (!busy()) { return fig; }
-    const t0 = performance.now();
-    return new Promise(resolve => {
-        const poll = () => { (!busy() || performance.now() - t0 > 1000) ? resolve(fig) : setTimeout(poll, 4); };
-        setTimeout(poll, 4);
+# The descents go by fetch to runs_view, not through a Dash server callback, and are drawn with
+# set_props.  A stale answer (the controls moved on meanwhile) is dropped.  The side figure is set
+# after the paths, and waits while the surface layer is recomputed or redrawn (a change of T, x0,
+# target or σ recomputes both; drawing the side figure then would hold up the surface), at most 1 s.
+RUNS_JS = """
+function(w0, b0, lr, n, clip, tau_log, p, w_range, b_range, T, x0, target, act, res, log_flags) {
+    const dc = window.dash_clientside, box = document.getElementById('es-paths');
+    if (!box) { return dc.no_update; }
+    const trig = (dc.callback_context.triggered || []).map(t => t.prop_id.split('.')[0]);
+    const diag = !(trig.length && trig.every(id => id === 'es-w_range' || id === 'es-b_range'));
+    const body = {w0, b0, lr, n, clip, tau_log, p, w_range, b_range, T, x0, target, act, res, log_flags, diag};
+    const seq = box.__clipvizSeq = (box.__clipvizSeq || 0) + 1;
+    const cfg = JSON.parse(document.getElementById('_dash-config').textContent);
+    const current = () => document.getElementById('es-paths') === box && box.__clipvizSeq === seq;
+    const say = (msgs) => Object.entries(msgs).forEach(([k, m]) => {
+        const el = document.getElementById('es-msg-' + k);
+        if (el && el.textContent !== (m || '')) { dc.set_props('es-msg-' + k, {children: m || ''}); }
     });
+    const busy = () => {
+        const s = document.getElementById('es-surface');
+        const gd = s && s.querySelector('.js-plotly-plot');
+        return !!s && (s.getAttribute('data-dash-is-loading') === 'true'
+                       || (!!gd && gd.classList.contains('dash-graph--pending')));
+    };
+    fetch((cfg.requests_pathname_prefix || '/') + '%s', {
+        method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)})
+    .then(r => r.json().then(out => ({ok: r.ok, out}), () => ({ok: false, out: {}})))
+    .then(({ok, out}) => {
+        if (!current()) { return; }
+        if (!ok) { say({w0: (out && out.error) || 'the server did not answer; the figure shows the last good values'}); return; }
+        if (out.paths) { dc.set_props('es-paths', {figure: out.paths}); }
+        say(out.msgs || {});
+        if (!out.diag) { return; }
+        const t0 = performance.now();
+        const draw = () => {
+            if (!current()) { return; }
+            if (busy() && performance.now() - t0 < 1000) { setTimeout(draw, 4); return; }
+            dc.set_props('es-diag', {figure: out.diag});
+        };
+        setTimeout(draw, 0);
+    })
+    .catch(() => { if (current()) { say({w0: 'no connection to the server; the figure shows the last good values'}); } });
+    return dc.no_update;
 }
-"""
+""" % RUNS_ROUTE
+
 
 EXPORT_JS = """
 function(n_png, n_svg) {
@@ -437,7 +499,7 @@ function(n_png, n_svg) {
     const top = document.querySelector('#es-paths .js-plotly-plot');
     const titles = document.querySelector('#es-titles .js-plotly-plot').layout;
     const title = (ax) => Object.assign({}, base.layout[ax], {title: {text: titles[ax].title.text, standoff: 4}});
-    const layout = Object.assign({}, base.layout, {showlegend: true, legend: top.layout.legend,
+    const layout = Object.assign({}, base.layout, {showlegend: true, legend: titles.legend,
                                   annotations: top.layout.annotations, height: 900, width: 1400,
                                   xaxis: title('xaxis'), yaxis: title('yaxis')});
     // bricks drawn one by one in the export (an image scaled up there may be smoothed)
@@ -459,16 +521,14 @@ def register(app: dash.Dash) -> None:
                        title="clipviz · error surface",
                        description="E_T(w, b) of the one-unit RNN with clipped and unclipped descent")
     app.callback(Output(f"{P}-surface", "figure"), *[Output(msg_id(P, k), "children") for k in SURFACE_MSGS],
-                 *SURFACE_INPUTS, prevent_initial_call=True)(update_surface)
-    # the side figure goes through a store and is drawn after the path layer, so the paths
-    # (the main figure) appear without waiting for the slower two-panel log plot
-    app.callback(Output(f"{P}-paths", "figure"), Output(f"{P}-diag-store", "data"),
-                 *[Output(msg_id(P, k), "children") for k in RUN_MSGS],
-                 *RUN_INPUTS, *SURFACE_INPUTS[:2], *SURFACE_INPUTS[3:7],
-                 State(f"{P}-res", "value"), State(f"{P}-log", "value"),
-                 prevent_initial_call=True)(update_runs)
-    app.clientside_callback(DIAG_JS, Output(f"{P}-diag", "figure"), Input(f"{P}-diag-store", "data"),
-                            prevent_initial_call=True)
+                 *SURFACE_INPUTS, *[State(msg_id(P, k), "children") for k in SURFACE_MSGS],
+                 prevent_initial_call=True)(update_surface)
+    # the descents: browser code asks runs_view directly and draws the answer (see RUNS_JS)
+    app.server.add_url_rule(app.config.routes_pathname_prefix + RUNS_ROUTE, "surface_runs", runs_view,
+                            methods=["POST"])
+    app.clientside_callback(RUNS_JS, Output(f"{P}-runs-req", "data"),
+                            *RUN_INPUTS, *SURFACE_INPUTS[:2], *SURFACE_INPUTS[3:7],
+                            State(f"{P}-res", "value"), State(f"{P}-log", "value"), prevent_initial_call=True)
     app.clientside_callback(EXPORT_JS, Output(f"{P}-export-dummy", "children"),
                             Input(f"{P}-png", "n_clicks"), Input(f"{P}-svg", "n_clicks"),
                             prevent_initial_call=True)
