@@ -41,7 +41,7 @@ def open_surface(dash_duo, make_app, query=""):
     dash_duo.wait_for_page(url=dash_duo.server_url + "/surface" + query)
     dash_duo.wait_for_element("#es-surface .js-plotly-plot", timeout=15)
     wait_until(lambda: gd_eval(dash_duo, "es-surface", "gd.data.length") == 2, what="surface traces")
-    wait_until(lambda: gd_eval(dash_duo, "es-paths", "gd.data.length") == 5, what="path traces")
+    wait_until(lambda: (gd_eval(dash_duo, "es-paths", "gd.data.length") or 0) >= 4, what="path traces")
 
 
 def test_home_page_loads_with_empty_console(dash_duo, make_app):

@@ -263,7 +263,8 @@ def test_update_runs_sends_paths_and_side_figure_not_the_surface():
                            act="sigmoid", res=32, log_flags=["log"])
     paths, diag, msgs = out["paths"], out["diag"], out["msgs"]
     assert set(msgs) == set(page.RUN_MSGS) and not any(msgs.values())
-    assert [t["type"] for t in paths["data"]] == ["scatter"] * 5  # no surface in this response
+    # no surface in this response; no divergence trace when nothing diverged
+    assert [t["name"] for t in paths["data"]] == ["no clipping", "norm clipping, τ=1", "clipping fired", "start"]
     assert paths["layout"]["xaxis"]["range"] == [-2.0, 12.0]
     assert paths["layout"]["showlegend"] is False  # the legend is drawn once, on the title layer
     u = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=40, steps=30)
@@ -522,4 +523,28 @@ def test_runs_endpoint_sends_a_diverged_run_as_strict_json(make_app, monkeypatch
     out = json.loads(r.data, parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON"))
     assert [a["text"] for a in out["paths"]["layout"]["annotations"]] == [
         f"unclipped: diverged at step {u.diverged_at}"]
+    assert out["paths"]["data"][4]["name"] == "diverged" and out["paths"]["data"][4]["x"] == [u.params[-1, 0]]
     assert any("diverged" in a["text"] for a in out["diag"]["layout"]["annotations"])
+
+
+def test_memoized_stores_only_results_slower_than_min_seconds(make_app):
+    """Small computations are not written to the cache (a write costs more than they do); slow ones
+    are, and a stored result is served without computing again."""
+    from clipviz.web.cache import memoized
+
+    calls = []
+
+    @memoized(min_seconds=0.05)
+    def work(x, slow):
+        calls.append(x)
+        if slow:
+            time.sleep(0.06)
+        return x * 2
+
+    app = make_app(warm=False)
+    with app.server.app_context():
+        assert work(1, False) == 2 and work(1, False) == 2
+        assert calls == [1, 1]  # fast: computed each time, never stored
+        assert work(2, True) == 4 and work(2, True) == 4
+        assert calls == [1, 1, 2]  # slow: stored once, then read
+    assert work(2, True) == 4 and calls == [1, 1, 2, 2]  # outside an app: a plain call

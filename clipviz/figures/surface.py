@@ -155,8 +155,9 @@ def trajectory_traces(unclipped: Trajectory, clipped: Trajectory, hover: bool = 
 
     Coordinates go as float64 typed arrays; ``hover=False`` leaves out the
     per-step hover text (the web page's path layer does not take the mouse).
-    With ``window``, steps that cannot be told apart there are left out
-    (:func:`thin_steps`; the web page's path layer); without it every step is drawn.
+    With ``window`` (the web page's path layer), steps that cannot be told apart there are left
+    out (:func:`thin_steps`) and the divergence trace is left out when nothing diverged; without
+    it every step is drawn and there are always five traces.
     """
     label_c = _clip_label(clipped)
 
@@ -198,6 +199,8 @@ def trajectory_traces(unclipped: Trajectory, clipped: Trajectory, hover: bool = 
     tr_d = dict(type="scatter", mode="markers", name="diverged", x=dx, y=dy,
                 marker=dict(size=14, symbol="x", color="black"), hoverinfo="skip",
                 showlegend=bool(dx))
+    if window is not None and not dx:  # the path layer: no empty trace to set up on every redraw
+        return [tr_u, tr_c, tr_f, tr_s], notes
     return [tr_u, tr_c, tr_f, tr_s, tr_d], notes
 
 

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -79,9 +80,18 @@ def memo_key(fn: Callable[..., Any], args: tuple, kwargs: dict) -> str:
     return f"memo:{fn.__module__}.{fn.__qualname__}:{hashlib.sha1(text.encode()).hexdigest()}"
 
 
-def memoized(fn: F) -> F:
+def memoized(fn: F | None = None, *, min_seconds: float = 0.0):
     """Memoise ``fn`` in the app's flask-caching backend when running inside an app that has the
-    cache, else a plain call.  Arguments must be scalars or strings (see :func:`memo_key`)."""
+    cache, else a plain call.  Arguments must be scalars or strings (see :func:`memo_key`).
+
+    ``min_seconds``: store only results that took at least this long to compute (every call still
+    looks in the cache first).  Writing an entry costs about a millisecond (pickle, file or Redis),
+    more than some of the page's small computations take.
+
+    Use as ``@memoized`` or ``@memoized(min_seconds=...)``.
+    """
+    if fn is None:
+        return functools.partial(memoized, min_seconds=min_seconds)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -95,11 +105,13 @@ def memoized(fn: F) -> F:
             hit = None
         if hit is not None:
             return hit
+        t = time.perf_counter()
         value = fn(*args, **kwargs)
-        try:
-            cache.set(key, value, timeout=SETTINGS.cache_timeout_s)
-        except Exception:
-            log.warning("cache write failed for %s", key, exc_info=True)
+        if time.perf_counter() - t >= min_seconds:
+            try:
+                cache.set(key, value, timeout=SETTINGS.cache_timeout_s)
+            except Exception:
+                log.warning("cache write failed for %s", key, exc_info=True)
         return value
 
     wrapper.uncached = fn  # type: ignore[attr-defined]

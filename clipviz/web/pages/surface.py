@@ -86,7 +86,7 @@ def surface_grid(w_min, w_max, b_min, b_max, res, T, x0, target, act) -> fs.Surf
                               activation=act)
 
 
-@memoized
+@memoized(min_seconds=0.005)  # the default 100 steps take ~2 ms: less than a cache write
 def runs(w0, b0, lr, n, clip, tau, p, T, x0, target, act):
     """(unclipped, clipped) descents from (w0, b0)."""
     common = dict(lr=lr, n_steps=n, steps=T, x0=x0, target=target, activation=act)
