@@ -170,20 +170,6 @@ def test_thinning_keeps_nonfinite_and_tiny_paths():
     np.testing.assert_array_equal(fs.thin_steps(pts[:1], (0, 1, 0, 1)), [0])
 
 
-def test_surface_messages_already_shown_are_not_resent():
-    """update_surface gets the message lines' current texts as States and sends only changed ones."""
-    surf = page.update_surface(**SURF)
-    assert all(m == "" for m in surf[1:])  # called plainly: every message is sent
-    surf2 = page.update_surface(*SURF.values(), *[""] * len(page.SURFACE_MSGS))
-    assert surf2[0] is not no_update and all(m is no_update for m in surf2[1:])
-    bad = page.update_surface(*{**SURF, "T": 0}.values(), *[""] * len(page.SURFACE_MSGS))
-    msgs = dict(zip(page.SURFACE_MSGS, bad[1:]))
-    assert bad[0] is no_update and "out of range" in msgs["T"]
-    assert all(m is no_update for k, m in msgs.items() if k != "T")
-    cleared = page.update_surface(*SURF.values(), *[msgs[k] if k == "T" else "" for k in page.SURFACE_MSGS])
-    assert dict(zip(page.SURFACE_MSGS, cleared[1:]))["T"] == ""
-
-
 def test_divergence_is_annotated_not_drawn_to_infinity(grid):
     u = one_unit.descend(4.0, -3.6, lr=1e8, n_steps=20)
     c = one_unit.descend(4.0, -3.6, lr=1e8, n_steps=20, clip="norm", threshold=1e-9)
@@ -234,10 +220,19 @@ SURF = dict(w_range=[-2, 12], b_range=[-8, 2], res=32, T=30, x0=0.5, target=0.7,
 RUN = dict(w0=4.0, b0=-3.6, lr=1.5, n=40, clip="norm", tau_log=0.0, p=10)
 
 
-def test_update_surface_sends_only_the_surface_layer():
-    out = page.update_surface(**SURF)
-    fig, msgs = out[0], out[1:]
-    assert not any(msgs) and len(fig["data"]) == 2
+ALL_MSGS = set(page.SURFACE_MSGS) | set(page.RUN_MSGS)
+
+
+def view(surface=True, paths=True, diag=True, **change):
+    return page.update_view(**{**SURF, **RUN, **change}, surface=surface, paths=paths, diag=diag)
+
+
+def test_update_view_sends_only_the_surface_for_a_surface_only_change():
+    out = view(paths=False, diag=False)  # e.g. the resolution or the colour scale changed
+    fig = out["surface"]
+    assert out["paths"] is None and out["diag"] is None
+    assert set(out["msgs"]) == ALL_MSGS and not any(out["msgs"].values())
+    assert len(fig["data"]) == 2
     assert fig["data"][0]["type"] == "heatmap" and fig["data"][1]["type"] == "contour"
     z = decode(fig["data"][0]["z"])
     assert z.shape == (32, 32) and z.dtype == np.float32
@@ -250,20 +245,20 @@ def test_update_surface_sends_only_the_surface_layer():
     (dict(w_range="junk"), "w_range", "enter"), (dict(act="relu"), "act", "choose one of"),
     (dict(x0=None), "x0", "enter"), (dict(target=2), "target", "between -1 and 1"),
 ])
-def test_update_surface_rejects_bad_values_and_keeps_figure(change, control, words):
-    out = page.update_surface(**{**SURF, **change})
-    assert out[0] is no_update
-    msgs = dict(zip(page.SURFACE_MSGS, out[1:]))
+def test_update_view_rejects_bad_surface_values_and_keeps_every_figure(change, control, words):
+    out = view(**change)
+    assert out["surface"] is None and out["paths"] is None and out["diag"] is None
+    msgs = out["msgs"]
     assert words in msgs[control]
     assert all(m == "" for k, m in msgs.items() if k != control)
 
 
-def test_update_runs_sends_paths_and_side_figure_not_the_surface():
-    out = page.update_runs(**RUN, w_range=[-2, 12], b_range=[-8, 2], T=30, x0=0.5, target=0.7,
-                           act="sigmoid", res=32, log_flags=["log"])
+def test_update_view_sends_paths_and_side_figure_not_the_surface_for_a_descent_change():
+    out = view(surface=False)
     paths, diag, msgs = out["paths"], out["diag"], out["msgs"]
-    assert set(msgs) == set(page.RUN_MSGS) and not any(msgs.values())
-    # no surface in this response; no divergence trace when nothing diverged
+    assert out["surface"] is None
+    assert set(msgs) == ALL_MSGS and not any(msgs.values())
+    # no divergence trace when nothing diverged
     assert [t["name"] for t in paths["data"]] == ["no clipping", "norm clipping, τ=1", "clipping fired", "start"]
     assert paths["layout"]["xaxis"]["range"] == [-2.0, 12.0]
     assert paths["layout"]["showlegend"] is False  # the legend is drawn once, on the title layer
@@ -273,16 +268,19 @@ def test_update_runs_sends_paths_and_side_figure_not_the_surface():
     np.testing.assert_array_equal(arr(paths["data"][0]["y"]), u.params[keep, 1])
     go.Figure(paths)
     go.Figure(diag)
+    window = view(surface=True, paths=True, diag=False, w_range=[-2, 10])  # the window moved
+    assert window["surface"] and window["diag"] is None
+    assert window["paths"]["layout"]["xaxis"]["range"] == [-2.0, 10.0]
 
 
 @pytest.mark.parametrize("change, control", [
     (dict(lr=0), "lr"), (dict(lr="fast"), "lr"), (dict(n=10**6), "n"), (dict(clip="clamp"), "clip"),
     (dict(tau_log=9), "tau"), (dict(p=0), "p"), (dict(w0=float("nan")), "w0"), (dict(b0=1e9), "b0"),
 ])
-def test_update_runs_rejects_bad_values(change, control):
-    out = page.update_runs(**{**RUN, **change}, w_range=[-2, 12], b_range=[-8, 2], T=30, x0=0.5,
-                           target=0.7, act="sigmoid", res=32, log_flags=["log"])
+def test_update_view_rejects_bad_descent_values(change, control):
+    out = view(**change)
     assert out["paths"] is None and out["diag"] is None
+    assert out["surface"] is not None  # the surface controls are fine: it is drawn
     msgs = out["msgs"]
     assert msgs[control] and all(m == "" for k, m in msgs.items() if k != control)
 
@@ -329,36 +327,26 @@ def test_health_and_pages(make_app):
         assert c.get(path).status_code == 200
 
 
-def _raw_update(app, inputs: dict, state: dict):
-    key = next(k for k in app.callback_map if "es-msg-w_range" in k)
-    outputs = [{"id": "es-surface", "property": "figure"}]
-    outputs += [{"id": f"es-msg-{m}", "property": "children"} for m in page.SURFACE_MSGS]
-    body = {"output": key, "outputs": outputs,
-            "inputs": [{"id": f"es-{k}", "property": "value", "value": v} for k, v in inputs.items()],
-            "changedPropIds": ["es-T.value"],
-            # the message lines' texts, as the browser sends them (or garbage given in ``state``)
-            "state": [{"id": f"es-msg-{m}", "property": "children", "value": state.get(m, "")}
-                      for m in page.SURFACE_MSGS]}
-    return app.server.test_client().post("/_dash-update-component", json=body)
-
-
-def test_garbage_sent_straight_to_the_callback_endpoint_gets_a_message_not_a_500(make_app):
+def test_garbage_sent_straight_to_the_view_endpoint_gets_a_message_not_a_500(make_app):
     app = make_app(warm=False)
-    good = dict(w_range=[-2, 12], b_range=[-8, 2], res=32, T=30, x0=0.5, target=0.7, act="sigmoid",
-                log=["log"])
-    r = _raw_update(app, good, {})
+    client = app.server.test_client()
+    good = {**SURF, **RUN, "surface": True, "paths": True, "diag": True}
+    r = client.post("/api/surface/view", json=good)
     assert r.status_code == 200, r.data[:500]
-    for bad in (dict(T={"$gt": 1}), dict(res="1e400"), dict(w_range=[None, "x"]), dict(act=[1, 2]),
-                dict(x0="inf"), dict(log=7)):
-        r = _raw_update(app, {**good, **bad}, {})
-        assert r.status_code == 200, r.data[:500]
-        resp = r.get_json()["response"]
-        assert "es-surface" not in resp  # the figure is left as it was
-        assert any(v["children"] for v in resp.values())
-    # garbage in the message lines' texts (States) is answered like any other request
-    r = _raw_update(app, {**good, "T": 10**9}, {"T": {"x": [1]}, "res": 7})
-    assert r.status_code == 200, r.data[:500]
-    assert "out of range" in r.get_json()["response"]["es-msg-T"]["children"]
+    assert r.get_json()["surface"] and r.get_json()["paths"]
+    for bad, control in ((dict(T={"$gt": 1}), "T"), (dict(res="1e400"), "res"), (dict(w_range=[None, "x"]), "w_range"),
+                         (dict(act=[1, 2]), "act"), (dict(x0="inf"), "x0"), (dict(log_flags=7), "log"),
+                         (dict(n="many"), "n"), (dict(w0={"$gt": 1}), "w0"), (dict(clip=[1]), "clip"),
+                         (dict(tau_log="1e999"), "tau")):
+        r = client.post("/api/surface/view", json={**good, **bad})
+        assert r.status_code == 200, (bad, r.data[:500])
+        out = r.get_json()
+        assert out["paths"] is None and out["diag"] is None  # the figures are left as they were
+        assert out["msgs"][control], bad
+    assert client.post("/api/surface/view", json={}).get_json()["msgs"]["T"]  # nothing given: explained
+    assert "JSON object" in client.post("/api/surface/view", json=[1, 2]).get_json()["error"]
+    r = client.post("/api/surface/view", data="not json", content_type="application/json")
+    assert r.status_code == 400 and "reload" in r.get_json()["error"]
 
 
 def test_memoized_computation_runs_once_per_key(make_app, monkeypatch):
@@ -474,40 +462,31 @@ def test_cli_serve_is_registered():
     assert args.port == 8123 and args._module == "clipviz.web.serve"
 
 
-def test_runs_endpoint_serves_the_descents_and_explains_bad_input(make_app):
-    """The page's browser code posts the raw control values to api/surface/runs (not a Dash
-    callback); a change of the window only (diag false) does not resend the side figure."""
+def test_view_endpoint_sends_only_what_the_change_needs(make_app):
+    """The page's browser code posts the raw control values and what it needs to api/surface/view
+    (not a Dash callback)."""
     app = make_app(warm=False)
     client = app.server.test_client()
-    vals = dict(w0=4.0, b0=-3.6, lr=1.5, n=40, clip="norm", tau_log=0.0, p=10, w_range=[-2, 10], b_range=[-8, 2],
-                T=30, x0=0.5, target=0.7, act="sigmoid", res=32, log_flags=["log"])
 
-    def post(body, status=200):
-        r = client.post("/api/surface/runs", json=body)
-        assert r.status_code == status, r.data[:300]
+    def post(**want):
+        r = client.post("/api/surface/view", json={**SURF, **RUN, "w_range": [-2, 10], **want})
+        assert r.status_code == 200, r.data[:300]
         return r.get_json()
 
-    window = post({**vals, "diag": False})
-    assert window["paths"]["layout"]["xaxis"]["range"] == [-2.0, 10.0] and window["diag"] is None
-    start = post(vals)
-    assert start["paths"] and start["diag"] and set(start["msgs"]) == set(page.RUN_MSGS)
+    window = post(surface=True, paths=True, diag=False)
+    assert window["surface"] and window["diag"] is None
+    assert window["paths"]["layout"]["xaxis"]["range"] == [-2.0, 10.0]
+    start = post(paths=True, diag=True)
+    assert start["surface"] is None and start["paths"] and start["diag"]
     u = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=40, steps=30)
     keep = fs.thin_steps(u.params, (-2.0, 10.0, -8.0, 2.0))
     np.testing.assert_array_equal(arr(start["paths"]["data"][0]["x"]), u.params[keep, 0])
     go.Figure(start["diag"])
-    # bad and garbage values: messages, no figures, never a 500
-    for bad, control in ((dict(lr=0), "lr"), (dict(n="many"), "n"), (dict(w0={"$gt": 1}), "w0"),
-                         (dict(clip=[1]), "clip"), (dict(tau_log="1e999"), "tau")):
-        out = post({**vals, **bad})
-        assert out["paths"] is None and out["diag"] is None and out["msgs"][control]
-    assert post({}, 200)["paths"] is None  # nothing given: every control explains itself
-    assert "JSON object" in post([1, 2], 400)["error"]
-    r = client.post("/api/surface/runs", data="not json", content_type="application/json")
-    assert r.status_code == 400 and "reload" in r.get_json()["error"]
+    nothing = post()
+    assert nothing["surface"] is None and nothing["paths"] is None and nothing["diag"] is None
 
 
-
-def test_runs_endpoint_sends_a_diverged_run_as_strict_json(make_app, monkeypatch):
+def test_view_endpoint_sends_a_diverged_run_as_strict_json(make_app, monkeypatch):
     """(No start within the page's bounds diverges, so the runs are swapped for ones that do.)
     The answer is strict JSON: a browser's JSON.parse refuses a bare NaN or Infinity."""
     app = make_app(warm=False)
@@ -516,9 +495,8 @@ def test_runs_endpoint_sends_a_diverged_run_as_strict_json(make_app, monkeypatch
     assert u.diverged_at is not None
     u.grad_norm[-1] = np.inf  # the side figure's arrays carry non-finite values as NaN
     monkeypatch.setattr(page, "runs", lambda *a: (u, c))
-    vals = dict(w0=4.0, b0=-3.6, lr=1.5, n=20, clip="norm", tau_log=0.0, p=10, w_range=[-2, 10], b_range=[-8, 2],
-                T=30, x0=0.5, target=0.7, act="sigmoid", res=32, log_flags=["log"])
-    r = app.server.test_client().post("/api/surface/runs", json=vals)
+    vals = {**SURF, **RUN, "paths": True, "diag": True}
+    r = app.server.test_client().post("/api/surface/view", json=vals)
     assert r.status_code == 200
     out = json.loads(r.data, parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON"))
     assert [a["text"] for a in out["paths"]["layout"]["annotations"]] == [
@@ -548,3 +526,16 @@ def test_memoized_stores_only_results_slower_than_min_seconds(make_app):
         assert work(2, True) == 4 and work(2, True) == 4
         assert calls == [1, 1, 2]  # slow: stored once, then read
     assert work(2, True) == 4 and calls == [1, 1, 2, 2]  # outside an app: a plain call
+
+
+def test_view_endpoint_answers_a_server_fault_with_a_message_not_a_traceback(make_app, monkeypatch):
+    app = make_app(warm=False)
+
+    def broken(*a):
+        raise RuntimeError("kernel exploded")
+
+    monkeypatch.setattr(page, "runs", broken)
+    r = app.server.test_client().post("/api/surface/view", json={**SURF, **RUN, "paths": True})
+    assert r.status_code == 500
+    assert "could not compute" in r.get_json()["error"] and b"kernel exploded" not in r.data
+    assert b"Traceback" not in r.data

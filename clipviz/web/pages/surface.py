@@ -5,10 +5,12 @@ demand; clicking sets the start (w_0, b_0) of two descents, one plain and one
 with the chosen clipping rule (Algorithm 1 for ``norm``); beside them ‖g‖ and E
 per step.  Every control lives in the URL.
 
-Callbacks are plain module-level functions (unit-tested without a browser):
-:func:`update_surface` patches only the heatmap and contour traces,
-:func:`update_runs` only the path traces and the side figure, so moving a
-trajectory control never resends the surface.
+The figures are stacked layers (surface; descent paths; axis titles and legend,
+drawn once) so that a change redraws only what it moves.  Browser code posts
+each change to :func:`view_endpoint` and draws the answer; the checking and
+computing is :func:`update_view`, a plain function (unit-tested without a
+browser), which sends the surface only for a surface change and the side
+figure only when the descents changed.
 """
 
 from __future__ import annotations
@@ -156,68 +158,63 @@ def run_values(w0, b0, lr, n, clip, tau_log, p) -> tuple[dict, dict[str, str]]:
 # ---------------------------------------------------------------------------
 # callbacks (plain functions)
 # ---------------------------------------------------------------------------
-def _changed(msgs: list[str], shown: tuple) -> list:
-    """The message outputs: ``no_update`` where the message line already shows that text
-    (``shown``: their current children, empty when called as a plain function).  Every output
-    sent costs the browser a re-render before the figure is drawn."""
-    if len(shown) != len(msgs):
-        return list(msgs)
-    return [no_update if (old or "") == new else new for new, old in zip(msgs, shown)]
-
-
-def update_surface(w_range, b_range, res, T, x0, target, act, log_flags, *shown):
-    """Surface controls changed: redraw the surface layer (or keep it, with messages).
-    ``shown``: the message lines' current texts (States), so only changed ones are sent."""
-    values, msgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
-    out_msgs = [msgs[k] for k in SURFACE_MSGS]
-    if any(out_msgs):
-        return [no_update, *_changed(out_msgs, shown)]
-    try:
-        fig = surface_payload(*_surface_args(values), values["log"])
-    except ValueError as exc:  # the library's own limits
-        return [no_update, *_changed([str(exc), *out_msgs[1:]], shown)]
-    return [fig, *_changed(out_msgs, shown)]
-
-
 def _window(sv: dict) -> tuple[float, float, float, float]:
     return (float(sv["w_min"]), float(sv["w_max"]), float(sv["b_min"]), float(sv["b_max"]))
 
 
-def update_runs(w0, b0, lr, n, clip, tau_log, p, w_range, b_range, T, x0, target, act, res, log_flags,
-                diag: bool = True) -> dict:
-    """Descent controls, the window or T, x0, target, σ changed: the path layer and the side figure
-    (the surface layer is not sent).
+def update_view(w_range, b_range, res, T, x0, target, act, log_flags, w0, b0, lr, n, clip, tau_log, p, *,
+                surface: bool = True, paths: bool = True, diag: bool = True) -> dict:
+    """What a change of the page's controls redraws: the surface layer, the path layer, the side
+    figure, and every control's message line.
 
-    Returns ``{"paths": figure dict or None, "diag": figure dict or None, "msgs": {control: text}}``;
-    None keeps the figure on screen (bad input: the messages say why).  ``diag=False`` (a change of
-    the window only) leaves the side figure as it is.  Served as JSON by :func:`runs_view`.
+    The keywords say which figures the change needs: the browser asks for the surface after a
+    change of a surface control only, for the paths after any change but of the resolution or the
+    colour scale, and for the side figure unless only the window moved.
+
+    Returns ``{"surface": dict or None, "paths": dict or None, "diag": dict or None,
+    "msgs": {control: text}}`` (figures as plain dicts with typed arrays); None leaves the figure
+    on screen as it is: not asked for, or the values are bad (then the messages say why).
+    Served as JSON by :func:`view_endpoint`.
     """
-    rv, rmsgs = run_values(w0, b0, lr, n, clip, tau_log, p)
-    msgs = {k: rmsgs[k] for k in RUN_MSGS}
     sv, smsgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
-    if any(msgs.values()) or any(smsgs.values()):  # (surface messages: shown by update_surface)
-        return {"paths": None, "diag": None, "msgs": msgs}
-    try:
-        u, c = runs(*_run_args({**sv, **rv}))
-    except ValueError as exc:
-        return {"paths": None, "diag": None, "msgs": {**msgs, "w0": str(exc)}}
-    return {"paths": fs.paths_dict(_window(sv), u, c), "diag": fs.diagnostics_dict(u, c) if diag else None,
-            "msgs": msgs}
+    rv, rmsgs = run_values(w0, b0, lr, n, clip, tau_log, p)
+    msgs = {**{k: smsgs[k] for k in SURFACE_MSGS}, **{k: rmsgs[k] for k in RUN_MSGS}}
+    out: dict[str, Any] = {"surface": None, "paths": None, "diag": None, "msgs": msgs}
+    if any(smsgs.values()):
+        return out
+    if surface:
+        try:
+            out["surface"] = surface_payload(*_surface_args(sv), sv["log"])
+        except ValueError as exc:  # the library's own limits
+            msgs["res"] = str(exc)
+            return out
+    if (paths or diag) and not any(rmsgs.values()):
+        try:
+            u, c = runs(*_run_args({**sv, **rv}))
+        except ValueError as exc:
+            msgs["w0"] = str(exc)
+            return out
+        if paths:
+            out["paths"] = fs.paths_dict(_window(sv), u, c)
+        if diag:
+            out["diag"] = fs.diagnostics_dict(u, c)
+    return out
 
 
-RUNS_ARGS = ("w0", "b0", "lr", "n", "clip", "tau_log", "p", "w_range", "b_range", "T", "x0", "target", "act",
-             "res", "log_flags")
-RUNS_ROUTE = "api/surface/runs"
+VIEW_ARGS = ("w_range", "b_range", "res", "T", "x0", "target", "act", "log_flags",
+             "w0", "b0", "lr", "n", "clip", "tau_log", "p")
+VIEW_ROUTE = "api/surface/view"
 
 
-def runs_view():
-    """``POST <prefix>api/surface/runs``: :func:`update_runs` for the page's browser code.
+def view_endpoint():
+    """``POST <prefix>api/surface/view``: :func:`update_view` for the page's browser code.
 
-    Body: the raw control values under the names of :data:`RUNS_ARGS` (as the controls hold
-    them; each is checked here) and ``diag``.  The page calls it straight from the browser, not as
-    a Dash callback: a Dash round trip costs 20-25 ms of browser time around the request, more
-    than the computation and the drawing of the paths together.  Bad input answers 200 with the
-    messages; a body that is not a JSON object answers 400 with {"error"}.
+    Body: the raw control values under the names of :data:`VIEW_ARGS` (as the controls hold them;
+    each is checked here) and the booleans ``surface``, ``paths``, ``diag``.  The page calls it
+    from its browser code, not through a Dash server callback: a Dash round trip costs 20-25 ms
+    of browser time around the request (more than computing and drawing the paths), and one
+    answer lets the browser draw the surface and the paths in the same frame.  Bad values answer
+    200 with the messages; a body that is not a JSON object answers 400 with {"error"}.
     """
     from flask import Response, jsonify, request
     from plotly.io.json import to_json_plotly
@@ -226,12 +223,12 @@ def runs_view():
     if not isinstance(body, dict):
         return jsonify(error="the request body must be a JSON object of control values; reload the page"), 400
     try:
-        out = update_runs(*(body.get(k) for k in RUNS_ARGS), diag=body.get("diag") is not False)
-    except Exception:  # never a traceback on screen: the figure stays, the line says what happened
-        log.exception("descent request failed: %r", body)
-        out = {"paths": None, "diag": None,
-               "msgs": {**{k: "" for k in RUN_MSGS}, "w0": "the server could not compute these descents "
-                        "(the error is in its log); the figure shows the last good values"}}
+        out = update_view(*(body.get(k) for k in VIEW_ARGS), surface=body.get("surface") is True,
+                          paths=body.get("paths") is True, diag=body.get("diag") is True)
+    except Exception:  # never a traceback on screen: the figures stay, the line says what happened
+        log.exception("surface page request failed: %r", body)
+        return jsonify(error="the server could not compute this view (the error is in its log); "
+                             "the figures show the last good values"), 500
     return Response(to_json_plotly(out), mimetype="application/json")  # NaN -> null
 
 
@@ -360,6 +357,8 @@ def layout(**kwargs) -> html.Div:
                 "clipping rule (the paper's Algorithm 1 rescales g to norm τ)."], className="lead"),
         url_notes(unknown, errors),
         link_bar(P),
+        # the server's own trouble (no connection, an error in its log): not any one control's
+        html.Div("", id=msg_id(P, "server"), className="msg", role="alert"),
         html.Div(className="layout", children=[
             html.Div(className="sidebar", children=[
                 html.H3("Surface"), *surface_controls,
@@ -392,7 +391,6 @@ def layout(**kwargs) -> html.Div:
                 dcc.Download(id=f"{P}-dl-surface"),
                 html.Div(id=f"{P}-export-dummy", hidden=True),
                 dcc.Store(id=f"{P}-3d-gate"),
-                dcc.Store(id=f"{P}-runs-req"),  # the (unused) output of RUNS_JS
                 dcc.Download(id=f"{P}-dl-runs"),
             ]),
         ]),
@@ -407,31 +405,6 @@ SURFACE_INPUTS = [Input(f"{P}-w_range", "value"), Input(f"{P}-b_range", "value")
                   Input(f"{P}-act", "value"), Input(f"{P}-log", "value")]
 RUN_INPUTS = [Input(f"{P}-{n}", "value") for n in RUN_MSGS]
 
-URL_JS = """
-function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog, p) {
-    const q = new URLSearchParams();
-    const put = (k, v) => { if (v !== null && v !== undefined && v !== '') { q.set(k, v); } };
-    if (Array.isArray(wr)) { put('w_min', wr[0]); put('w_max', wr[1]); }
-    if (Array.isArray(br)) { put('b_min', br[0]); put('b_max', br[1]); }
-    put('res', res); put('T', T); put('x0', x0); put('target', target); put('act', act);
-    put('log', (logc || []).length ? 1 : 0); put('view3d', (v3d || []).length ? 1 : 0);
-    put('w0', w0); put('b0', b0); put('lr', lr); put('n', n); put('clip', clip);
-    if (typeof taulog === 'number') { put('tau', Number(Math.pow(10, taulog).toPrecision(4))); }
-    put('p', p);
-    const path = window.location.pathname, url = path + '?' + q.toString();
-    // the address bar follows once the controls rest: replaceState costs 5-15 ms of main thread,
-    // which would otherwise delay every request (this callback runs before Dash sends it)
-    clearTimeout(window.__clipvizUrlTimer);
-    window.__clipvizUrlTimer = setTimeout(() => {
-        // (unless the user has gone to another page meanwhile)
-        if (window.location.pathname === path && window.location.pathname + window.location.search !== url) {
-            window.history.replaceState(window.history.state, '', url);
-        }
-    }, 250);
-    return window.location.origin + url;
-}
-"""
-
 CLICK_JS = """
 function(click) {
     if (!click || !click.points || !click.points.length) { return [window.dash_clientside.no_update,
@@ -443,51 +416,86 @@ function(click) {
 """
 
 
-# The descents go by fetch to runs_view, not through a Dash server callback, and are drawn with
-# set_props.  A stale answer (the controls moved on meanwhile) is dropped.  The side figure is set
-# after the paths, and waits while the surface layer is recomputed or redrawn (a change of T, x0,
-# target or σ recomputes both; drawing the side figure then would hold up the surface), at most 1 s.
-RUNS_JS = """
-function(w0, b0, lr, n, clip, tau_log, p, w_range, b_range, T, x0, target, act, res, log_flags) {
-    const dc = window.dash_clientside, box = document.getElementById('es-paths');
-    if (!box) { return dc.no_update; }
-    const trig = (dc.callback_context.triggered || []).map(t => t.prop_id.split('.')[0]);
-    const diag = !(trig.length && trig.every(id => id === 'es-w_range' || id === 'es-b_range'));
-    const body = {w0, b0, lr, n, clip, tau_log, p, w_range, b_range, T, x0, target, act, res, log_flags, diag};
+# One browser-side callback for every control: it writes the address bar and the copy link, and
+# posts the values to view_endpoint (not a Dash server callback; see there), asking only for the
+# figures the change needs.  The answer is drawn with set_props, surface then paths in one go; a
+# stale answer (the controls moved on meanwhile) is dropped; the side figure follows once the
+# surface is drawn (at most 1 s later).  Messages are set only where their text changes.
+VIEW_JS = """
+function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog, p) {
+    const dc = window.dash_clientside;
+    // the link: every control, written to the address bar once the controls rest (replaceState
+    // costs 5-15 ms of main thread)
+    const q = new URLSearchParams();
+    const put = (k, v) => { if (v !== null && v !== undefined && v !== '') { q.set(k, v); } };
+    if (Array.isArray(wr)) { put('w_min', wr[0]); put('w_max', wr[1]); }
+    if (Array.isArray(br)) { put('b_min', br[0]); put('b_max', br[1]); }
+    put('res', res); put('T', T); put('x0', x0); put('target', target); put('act', act);
+    put('log', (logc || []).length ? 1 : 0); put('view3d', (v3d || []).length ? 1 : 0);
+    put('w0', w0); put('b0', b0); put('lr', lr); put('n', n); put('clip', clip);
+    if (typeof taulog === 'number') { put('tau', Number(Math.pow(10, taulog).toPrecision(4))); }
+    put('p', p);
+    const path = window.location.pathname, url = path + '?' + q.toString();
+    clearTimeout(window.__clipvizUrlTimer);
+    window.__clipvizUrlTimer = setTimeout(() => {
+        if (window.location.pathname === path && window.location.pathname + window.location.search !== url) {
+            window.history.replaceState(window.history.state, '', url);
+        }
+    }, 250);
+    const link = window.location.origin + url;
+
+    // which figures the change needs (none on the first call: the page came with them)
+    const trig = (dc.callback_context.triggered || []).map(t => t.prop_id.split('.')[0].slice(3))
+                                                       .filter(k => k);
+    const SURF = ['w_range', 'b_range', 'res', 'T', 'x0', 'target', 'act', 'log'];
+    const want = {surface: trig.some(k => SURF.includes(k)),
+                  paths: trig.some(k => k !== 'res' && k !== 'log' && k !== 'view3d'),
+                  diag: trig.some(k => !['res', 'log', 'view3d', 'w_range', 'b_range'].includes(k))};
+    const box = document.getElementById('es-paths');
+    if (!box || !(want.surface || want.paths || want.diag)) { return link; }
     const seq = box.__clipvizSeq = (box.__clipvizSeq || 0) + 1;
-    const cfg = JSON.parse(document.getElementById('_dash-config').textContent);
     const current = () => document.getElementById('es-paths') === box && box.__clipvizSeq === seq;
+    const overlay = box.closest('.overlay');
     const say = (msgs) => Object.entries(msgs).forEach(([k, m]) => {
         const el = document.getElementById('es-msg-' + k);
         if (el && el.textContent !== (m || '')) { dc.set_props('es-msg-' + k, {children: m || ''}); }
     });
-    const busy = () => {
-        const s = document.getElementById('es-surface');
-        const gd = s && s.querySelector('.js-plotly-plot');
-        return !!s && (s.getAttribute('data-dash-is-loading') === 'true'
-                       || (!!gd && gd.classList.contains('dash-graph--pending')));
-    };
+    const busyTimer = setTimeout(() => { if (current() && overlay) { overlay.dataset.busy = '1'; } }, 150);
+    const done = () => { clearTimeout(busyTimer); if (overlay && current()) { delete overlay.dataset.busy; } };
+    const body = Object.assign({w_range: wr, b_range: br, res, T, x0, target, act, log_flags: logc, w0, b0, lr,
+                                n, clip, tau_log: taulog, p}, want);
+    const cfg = JSON.parse(document.getElementById('_dash-config').textContent);
     fetch((cfg.requests_pathname_prefix || '/') + '%s', {
         method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)})
     .then(r => r.json().then(out => ({ok: r.ok, out}), () => ({ok: false, out: {}})))
     .then(({ok, out}) => {
         if (!current()) { return; }
-        if (!ok) { say({w0: (out && out.error) || 'the server did not answer; the figure shows the last good values'}); return; }
+        done();
+        if (!ok) {
+            say({server: (out && out.error) || 'the server did not answer; the figures show the last good values'});
+            return;
+        }
+        say(Object.assign({server: ''}, out.msgs || {}));
+        if (out.surface) { dc.set_props('es-surface', {figure: out.surface}); }
         if (out.paths) { dc.set_props('es-paths', {figure: out.paths}); }
-        say(out.msgs || {});
         if (!out.diag) { return; }
+        const surf = document.getElementById('es-surface');
+        const busy = () => { const gd = surf && surf.querySelector('.js-plotly-plot');
+                             return !!gd && gd.classList.contains('dash-graph--pending'); };
         const t0 = performance.now();
         const draw = () => {
             if (!current()) { return; }
-            if (busy() && performance.now() - t0 < 1000) { setTimeout(draw, 4); return; }
+            if (out.surface && busy() && performance.now() - t0 < 1000) { setTimeout(draw, 4); return; }
             dc.set_props('es-diag', {figure: out.diag});
         };
         setTimeout(draw, 0);
     })
-    .catch(() => { if (current()) { say({w0: 'no connection to the server; the figure shows the last good values'}); } });
-    return dc.no_update;
+    .catch(() => {
+        if (current()) { done(); say({server: 'no connection to the server; the figures show the last good values'}); }
+    });
+    return link;
 }
-""" % RUNS_ROUTE
+""" % VIEW_ROUTE
 
 
 EXPORT_JS = """
@@ -520,15 +528,11 @@ def register(app: dash.Dash) -> None:
     dash.register_page(__name__, path=PATH, name="Error surface", order=1, layout=layout,
                        title="clipviz · error surface",
                        description="E_T(w, b) of the one-unit RNN with clipped and unclipped descent")
-    app.callback(Output(f"{P}-surface", "figure"), *[Output(msg_id(P, k), "children") for k in SURFACE_MSGS],
-                 *SURFACE_INPUTS, *[State(msg_id(P, k), "children") for k in SURFACE_MSGS],
-                 prevent_initial_call=True)(update_surface)
-    # the descents: browser code asks runs_view directly and draws the answer (see RUNS_JS)
-    app.server.add_url_rule(app.config.routes_pathname_prefix + RUNS_ROUTE, "surface_runs", runs_view,
+    # the figures: browser code asks view_endpoint and draws the answer (VIEW_JS), no server callback
+    app.server.add_url_rule(app.config.routes_pathname_prefix + VIEW_ROUTE, "surface_view", view_endpoint,
                             methods=["POST"])
-    app.clientside_callback(RUNS_JS, Output(f"{P}-runs-req", "data"),
-                            *RUN_INPUTS, *SURFACE_INPUTS[:2], *SURFACE_INPUTS[3:7],
-                            State(f"{P}-res", "value"), State(f"{P}-log", "value"), prevent_initial_call=True)
+    app.clientside_callback(VIEW_JS, Output(f"{P}-link", "value"), *SURFACE_INPUTS,
+                            Input(f"{P}-view3d", "value"), *RUN_INPUTS)
     app.clientside_callback(EXPORT_JS, Output(f"{P}-export-dummy", "children"),
                             Input(f"{P}-png", "n_clicks"), Input(f"{P}-svg", "n_clicks"),
                             prevent_initial_call=True)
@@ -547,5 +551,4 @@ def register(app: dash.Dash) -> None:
                  prevent_initial_call=True)(download_runs)
     app.clientside_callback(CLICK_JS, Output(f"{P}-w0", "value"), Output(f"{P}-b0", "value"),
                             Input(f"{P}-surface", "clickData"), prevent_initial_call=True)
-    app.clientside_callback(URL_JS, Output(f"{P}-link", "value"),
-                            *SURFACE_INPUTS, Input(f"{P}-view3d", "value"), *RUN_INPUTS)
+
