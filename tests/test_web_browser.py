@@ -74,13 +74,17 @@ def press_slider(dash_duo, slider_id: str, key=Keys.ARROW_RIGHT, times: int = 1)
 
 def test_surface_slider_changes_the_surface(dash_duo, make_app):
     open_surface(dash_duo, make_app)
-    title = gd_eval(dash_duo, "es-surface", "gd.layout.title.text")
+    title = dash_duo.find_element("#es-title").text
+    assert "E₅₀(w, b)" in title
     z0 = gd_eval(dash_duo, "es-surface", ZSUM)
     press_slider(dash_duo, "es-T", times=3)  # T: 50 -> 53
-    wait_until(lambda: "53" in (gd_eval(dash_duo, "es-surface", "gd.layout.title.text") or ""),
-               what="the title to show T = 53")
-    assert gd_eval(dash_duo, "es-surface", "gd.layout.title.text") != title
-    assert gd_eval(dash_duo, "es-surface", ZSUM) != z0
+    wait_until(lambda: "E₅₃(w, b)" in dash_duo.find_element("#es-title").text, what="the title to show T = 53")
+    wait_until(lambda: gd_eval(dash_duo, "es-surface", ZSUM) != z0, what="the surface to change")
+    # the tick labels and the colour bar are on the frame layer, over the same plot area
+    assert dash_duo.driver.execute_script(
+        "return document.querySelectorAll('#es-frame .xtick, #es-frame .ytick').length") > 4
+    assert dash_duo.driver.execute_script("return document.querySelectorAll('#es-frame .colorbar').length") == 1
+    assert dash_duo.driver.execute_script("return document.querySelectorAll('#es-surface .xtick').length") == 0
     wait_until(lambda: "T=53" in dash_duo.find_element("#es-link").get_attribute("value"),
                what="the link to carry T=53")
     assert severe_logs(dash_duo) == []
@@ -126,7 +130,8 @@ def test_url_restores_the_view(dash_duo, make_app):
     assert gd_eval(dash_duo, "es-paths", "gd._fullData[3].x[0]") == 2.5
     assert gd_eval(dash_duo, "es-paths", "gd._fullData[3].y[0]") == -1.25
     assert gd_eval(dash_duo, "es-paths", "gd._fullData[0].x.length") <= 31
-    assert "E<sub>20</sub>" in gd_eval(dash_duo, "es-surface", "gd.layout.title.text")
+    assert "E₂₀(w, b)" in dash_duo.find_element("#es-title").text
+    assert gd_eval(dash_duo, "es-frame", "gd.layout.xaxis.range") == [0, 10]
     assert "value clipping" in gd_eval(dash_duo, "es-paths", "gd._fullData[1].name")
     assert dash_duo.find_element("#es-act input[value=tanh]").is_selected()
     link = wait_until(lambda: "act=tanh" in dash_duo.find_element("#es-link").get_attribute("value")

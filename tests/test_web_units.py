@@ -539,3 +539,43 @@ def test_view_endpoint_answers_a_server_fault_with_a_message_not_a_traceback(mak
     assert r.status_code == 500
     assert "could not compute" in r.get_json()["error"] and b"kernel exploded" not in r.data
     assert b"Traceback" not in r.data
+
+
+@pytest.mark.parametrize("lo, hi, log, want", [
+    (-7.3, -0.4, True, (-7.5, 0.0)), (-3.0, -3.0, True, (-3.0, -2.5)), (-12.0, 0.2, True, (-12.0, 0.5)),
+    (0.0, 0.43, False, (0.0, 0.5)), (0.0, 0.2, False, (0.0, 0.2)), (0.0, 0.21, False, (0.0, 0.25)),
+    (0.0, 3.9, False, (0.0, 5.0)), (0.0, 0.0, False, (0.0, 1e-12)),
+])
+def test_colour_range_is_rounded_outwards(lo, hi, log, want):
+    z = np.array([lo, (lo + hi) / 2, hi])
+    got = fs.colour_range(z, log)
+    assert got == pytest.approx(want) and got[0] <= lo and got[1] >= hi
+
+
+def test_web_layers_split_the_surface_figure(grid, pair):
+    """The page's base layer has no tick labels, colour bar or title; the frame layer has the tick
+    labels and the colour bar over the same plot area and names what it shows in layout.meta; the
+    single figure (export, notebooks) has everything on one figure."""
+    base = fs.surface_dict(grid)
+    assert base["data"][0]["showscale"] is False and "colorbar" not in base["data"][0]
+    assert "title" not in base["layout"] and base["layout"]["xaxis"]["visible"] is False
+    frame = fs.frame_dict(grid)
+    bar = frame["data"][0]
+    assert bar["showscale"] and bar["opacity"] == 0 and bar["colorbar"]["ticktext"][0].startswith("1e")
+    z = fs.colour_values(grid.E, True)
+    assert (bar["zmin"], bar["zmax"]) == fs.colour_range(z, True) == (base["data"][0]["zmin"], base["data"][0]["zmax"])
+    assert frame["layout"]["margin"] == base["layout"]["margin"] and frame["layout"]["height"] == base["layout"]["height"]
+    assert frame["layout"]["xaxis"]["range"] == base["layout"]["xaxis"]["range"]
+    assert frame["layout"]["xaxis"].get("visible", True) and frame["layout"]["meta"].endswith("|log")
+    # the same window and colour range give the same meta: the page then leaves the frame alone
+    assert fs.frame_dict(grid)["layout"]["meta"] == frame["layout"]["meta"]
+    assert fs.frame_dict(grid, log_colour=False)["layout"]["meta"] != frame["layout"]["meta"]
+    assert fs.surface_title(grid) == "Error surface E₃₀(w, b)   (click to set the start)"
+    single = fs.surface_figure(grid, *pair)
+    assert single.data[0].showscale and single.data[0].colorbar.ticktext and single.layout.title.text
+
+
+def test_update_view_sends_the_frame_and_title_with_the_surface():
+    out = view(paths=False, diag=False)
+    assert out["frame"]["layout"]["meta"] and out["title"] == "Error surface E₃₀(w, b)   (click to set the start)"
+    assert view(surface=False)["frame"] is None and view(surface=False)["title"] is None

@@ -35,11 +35,11 @@ WORKERS = 2
 THREADS = 2
 
 INSTRUMENT = """
-// arguments[0]: [[graph id, signature function body], ...], the main figure first; a change counts
+// arguments[0]: [[graph id, signature function body, part of the main figure], ...]; a change counts
 // as redrawn when every listed graph has fired plotly_afterplot with its signature changed.
 const specs = arguments[0];
-window.__specs = specs.map(([id, body]) => ({
-    gd: document.querySelector('#' + id + ' .js-plotly-plot'), sig: new Function('gd', body)}));
+window.__specs = specs.map(([id, body, main]) => ({
+    gd: document.querySelector('#' + id + ' .js-plotly-plot'), sig: new Function('gd', body), main: main}));
 window.__lat = null;
 window.__t0 = null;
 const check = () => {
@@ -51,7 +51,8 @@ const check = () => {
             e => (e.name.includes('_dash-update-component') || e.name.includes('api/surface/')) && e.startTime >= t0);
         const served = reqs.length ? Math.max(...reqs.map(e => e.responseEnd)) - t0 : 0;
         const sent = reqs.length ? Math.min(...reqs.map(e => e.startTime)) - t0 : 0;
-        window.__lat = [now - t0, served, window.__specs[0].at, sent];
+        const mainAt = Math.max(...window.__specs.filter(s => s.main).map(s => s.at));
+        window.__lat = [now - t0, served, mainAt, sent];
         window.__t0 = null;
     }
 };
@@ -65,18 +66,24 @@ document.addEventListener('keydown', () => {
 
 PATHS_SIG = "return JSON.stringify([gd.data[0].x, gd.data[1].x, gd.data[1].name]);"
 DIAG_SIG = "return JSON.stringify([gd.data[0].y, gd.data[2].y, gd.layout.shapes]);"
-SURF_SIG = "return JSON.stringify([gd.layout.title.text, gd.layout.xaxis.range, gd.layout.yaxis.range]);"
+SURF_SIG = "return JSON.stringify([gd.data[0].z, gd.layout.xaxis.range, gd.layout.yaxis.range]);"
+FRAME_SIG = "return gd.layout.meta;"  # the window and the colour range it shows
+RANGE_SIG = "return JSON.stringify(gd.layout.xaxis.range);"
 
-# label, kind, slider thumb, key, graphs that must be redrawn (with their signatures)
+# label, kind, slider thumb, key, graphs that must be redrawn: (id, signature, part of the main figure)
 CASES = [
-    ("start w0 (slider)", "a", "#es-w0 [role=slider]", "ARROW_RIGHT", {"es-paths": PATHS_SIG, "es-diag": DIAG_SIG}),
-    ("start b0 (slider)", "a", "#es-b0 [role=slider]", "ARROW_RIGHT", {"es-paths": PATHS_SIG, "es-diag": DIAG_SIG}),
+    ("start w0 (slider)", "a", "#es-w0 [role=slider]", "ARROW_RIGHT",
+     [("es-paths", PATHS_SIG, True), ("es-diag", DIAG_SIG, False)]),
+    ("start b0 (slider)", "a", "#es-b0 [role=slider]", "ARROW_RIGHT",
+     [("es-paths", PATHS_SIG, True), ("es-diag", DIAG_SIG, False)]),
     ("threshold tau (log slider)", "a", "#es-tau [role=slider]", "ARROW_LEFT",
-     {"es-paths": PATHS_SIG, "es-diag": DIAG_SIG}),
+     [("es-paths", PATHS_SIG, True), ("es-diag", DIAG_SIG, False)]),
+    # the window: the surface and its tick labels (frame layer) make the main figure
     ("w window (range slider)", "b", "#es-w_range [role=slider]:last-of-type", "ARROW_LEFT",
-     {"es-surface": SURF_SIG, "es-paths": "return JSON.stringify(gd.layout.xaxis.range);"}),
+     [("es-surface", SURF_SIG, True), ("es-frame", FRAME_SIG, True), ("es-paths", RANGE_SIG, False)]),
+    # T: the frame is redrawn only when the colour range moves (not waited for: it may not change)
     ("T (slider; surface + descents)", "b", "#es-T [role=slider]", "ARROW_RIGHT",
-     {"es-surface": SURF_SIG, "es-paths": PATHS_SIG, "es-diag": DIAG_SIG}),
+     [("es-surface", SURF_SIG, True), ("es-paths", PATHS_SIG, False), ("es-diag", DIAG_SIG, False)]),
 ]
 
 
@@ -123,7 +130,7 @@ def _wait(driver, js: str, timeout: float) -> object:
     raise RuntimeError(f"timed out: {js}")
 
 
-def _measure(driver, url: str, selector: str, key: str, signatures: dict, n: int,
+def _measure(driver, url: str, selector: str, key: str, signatures: list, n: int,
              warmup: int) -> tuple[list[float], list[float], list[float], list[float]]:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -133,7 +140,7 @@ def _measure(driver, url: str, selector: str, key: str, signatures: dict, n: int
                   "const p = document.querySelector('#es-paths .js-plotly-plot');"
                   "return g && g._fullLayout && p && p._fullLayout && p.data.length >= 4;", 60)
     time.sleep(0.5)
-    driver.execute_script(INSTRUMENT, list(signatures.items()))  # a list keeps the main figure first
+    driver.execute_script(INSTRUMENT, [list(s) for s in signatures])
     thumb = driver.find_element(By.CSS_SELECTOR, selector)
     out, served, main, sent = [], [], [], []
     for i in range(warmup + n):
@@ -164,7 +171,8 @@ def run(quick: bool = False) -> list[str]:
              f"server: gunicorn -w {WORKERS} --threads {THREADS} app:server; client: headless Chromium; "
              f"{n} changes per row after 3 warm-up changes",
              "main: keydown -> plotly_afterplot of the main figure showing the new value (paths layer for",
-             "      (a), surface layer for (b)); all: -> the last figure the change redraws (side figure too);",
+             "      (a); surface layer, and for a window change its tick labels, for (b)); all: -> the last",
+             "      figure the change redraws (the side figure too);",
              "      sent / responses: keydown -> first callback request sent / last response received",
              "      (medians; before 'sent' the browser handles the input, after 'responses' it draws)",
              f"{'change':32s} {'kind':>4s} {'main med':>9s} {'main p95':>9s} {'all med':>9s} {'all p95':>9s} "

@@ -7,15 +7,19 @@ start, each step marked, the steps where clipping fired marked differently,
 and a divergence annotated instead of a line to infinity.  Beside it: the
 gradient norm per step on a log axis with the threshold, and E per step.
 
-Trace layout of :func:`surface_figure` (fixed, so the web app can patch parts):
-0 heatmap, 1 contour lines, 2 unclipped path, 3 clipped path, 4 clip fired,
-5 start, 6 divergence points.  The web page draws traces 0-1 and 2-6 as two
-stacked layers with identical plot areas.
+Trace layout of :func:`surface_figure` (for export and notebooks): 0 heatmap,
+1 contour lines, 2 unclipped path, 3 clipped path, 4 clip fired, 5 start,
+6 divergence points.  The web page draws the same picture as stacked layers
+with one plot area, each redrawn only when what it shows changes: the surface
+(:func:`surface_dict`), the paths (:func:`paths_dict`), the frame with tick
+labels and colour bar (:func:`frame_dict`), and the MathJax axis titles with
+the legend (:func:`titles_dict`, drawn once).
 """
 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,10 +73,32 @@ def colour_values(E: np.ndarray, log_colour: bool) -> np.ndarray:
     return E.astype(np.float32)
 
 
-def _colorbar(z: np.ndarray, log_colour: bool) -> dict:
+def _nice_ceil(x: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 × 10^k that is >= x (x > 0)."""
+    k = math.floor(math.log10(x))
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if m * 10.0 ** k >= x * (1 - 1e-12):
+            return m * 10.0 ** k
+    return 10.0 ** (k + 1)  # pragma: no cover (10 × 10^k always qualifies)
+
+
+def colour_range(z: np.ndarray, log_colour: bool) -> tuple[float, float]:
+    """The ends of the colour scale for the values ``z`` (:func:`colour_values`), rounded outwards:
+    log10 E to half decades, E from 0 up to 1, 2, 2.5 or 5 × 10^k.  The scale and its colour bar
+    then stay put while the surface changes a little (a step of T, x0 or the window), so a colour
+    means the same error across such changes and the colour bar need not be redrawn."""
+    lo, hi = float(np.nanmin(z)), float(np.nanmax(z))
+    if log_colour:
+        lo, hi = math.floor(2.0 * lo) / 2.0, math.ceil(2.0 * hi) / 2.0
+        return lo, max(hi, lo + 0.5)
+    return 0.0, _nice_ceil(max(hi, E_FLOOR))
+
+
+def colorbar(zrange: tuple[float, float], log_colour: bool) -> dict:
+    """The colour bar of the surface for a colour range: decades as 1e-k on the log scale."""
     cb = dict(title=dict(text="E<sub>T</sub>", side="right"), thickness=14, len=0.9)
     if log_colour:
-        lo, hi = int(np.floor(np.nanmin(z))), int(np.ceil(np.nanmax(z)))
+        lo, hi = math.ceil(zrange[0]), math.floor(zrange[1])
         step = max(1, (hi - lo) // 6)
         ticks = list(range(lo, hi + 1, step))
         cb.update(tickvals=ticks, ticktext=[f"1e{t}" for t in ticks])
@@ -83,19 +109,23 @@ def _downsample(n: int) -> slice:
     return slice(None, None, max(1, int(np.ceil(n / CONTOUR_MAX))))
 
 
-def surface_traces(grid: SurfaceGrid, log_colour: bool = True) -> tuple[dict, dict]:
-    """The heatmap and contour-line traces (as plain dicts with typed arrays)."""
+def surface_traces(grid: SurfaceGrid, log_colour: bool = True, with_colorbar: bool = True) -> tuple[dict, dict]:
+    """The heatmap and contour-line traces (as plain dicts with typed arrays), coloured over
+    :func:`colour_range`.  ``with_colorbar=False``: the web page, which draws the colour bar on
+    its own layer (:func:`frame_dict`)."""
     z = colour_values(grid.E, log_colour)
-    zmin, zmax = float(z.min()), float(z.max())
+    zmin, zmax = colour_range(z, log_colour)
     name = "log10 E" if log_colour else "E"
     heat = dict(
         type="heatmap", x=typed(grid.ws), y=typed(grid.bs), z=typed(z), zmin=zmin, zmax=zmax,
-        colorscale="Viridis", colorbar=_colorbar(z, log_colour), name=name,
+        colorscale="Viridis", name=name, showscale=with_colorbar,
         # "fast": one pixel per grid point, scaled up unsmoothed: looks as zsmooth=False (one flat
         # brick per point) on this uniform grid, and draws faster than a rectangle per brick
         zsmooth="fast",
         hovertemplate="w=%{x:.3f}<br>b=%{y:.3f}<br>" + name + "=%{z:.3g}<extra></extra>",
     )
+    if with_colorbar:
+        heat["colorbar"] = colorbar((zmin, zmax), log_colour)
     sr, sc = _downsample(grid.bs.size), _downsample(grid.ws.size)
     lines = dict(
         type="contour", x=typed(grid.ws[sc]), y=typed(grid.bs[sr]), z=typed(z[sr, sc]),
@@ -237,20 +267,46 @@ def _axes(window: tuple[float, float, float, float], visible: bool, titles: bool
     return dict(xaxis=x, yaxis=y)
 
 
-def surface_layout(grid: SurfaceGrid, uirevision: str, titles: bool = False) -> dict:
-    """Layout of the surface (the base layer).
+def surface_title(grid: SurfaceGrid) -> str:
+    """The surface's title, as plain text (E_T with T as Unicode subscript digits)."""
+    sub = str(grid.steps).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+    return f"Error surface E{sub}(w, b)   (click to set the start)"
 
-    ``titles=False`` (the web page): the MathJax axis titles are left to the
-    title layer (:func:`titles_dict`), drawn once: typesetting them again on
-    every redraw of the surface cost about 40 ms in Chromium.
+
+def surface_layout(grid: SurfaceGrid, uirevision: str, titles: bool = False, chrome: bool = True) -> dict:
+    """Layout of the surface.
+
+    ``chrome=False`` (the web page's base layer): no tick labels, colour bar or title; the page
+    draws those on the frame layer (:func:`frame_dict`), which is redrawn only when the window
+    or the colour range changes, and the title as text.  ``titles=False``: the MathJax axis
+    titles are left to the title layer (:func:`titles_dict`), drawn once: typesetting them again
+    on every redraw cost about 40 ms in Chromium.
     """
-    return dict(
+    layout = dict(
         template=TEMPLATE, font=FONT, uirevision=uirevision, height=HEIGHT, margin=MARGIN,
         clickmode="event", dragmode=False, showlegend=False,
-        title=dict(text=f"Error surface E<sub>{grid.steps}</sub>(w, b)   (click to set the start)",
-                   x=0.01, font=dict(size=14)),
-        **_axes(grid.window, True, titles),
+        **_axes(grid.window, chrome, titles),
     )
+    if chrome:
+        layout["title"] = dict(text=surface_title(grid), x=0.01, font=dict(size=14))
+    return layout
+
+
+def frame_dict(grid: SurfaceGrid, log_colour: bool = True) -> dict:
+    """The frame layer of the web page: the axes' tick labels and the colour bar over the surface
+    layer (same plot area), and nothing else.  Its ``layout.meta`` names what it shows (window and
+    colour range): the page redraws it only when that changes."""
+    zrange = colour_range(colour_values(grid.E, log_colour), log_colour)
+    w0, w1, b0, b1 = grid.window
+    # the colour bar needs a trace: one transparent brick in a corner of the window
+    bar = dict(type="heatmap", x=[w0, w1], y=[b0, b1], z=[[zrange[0], zrange[1]], [zrange[0], zrange[1]]],
+               zmin=zrange[0], zmax=zrange[1], colorscale="Viridis", opacity=0.0, hoverinfo="skip",
+               showscale=True, colorbar=colorbar(zrange, log_colour), name="colour scale")
+    return {"data": [bar], "layout": dict(
+        template=TEMPLATE, font=FONT, height=HEIGHT, margin=MARGIN, showlegend=False, dragmode=False,
+        hovermode=False, paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
+        meta=f"{w0:g},{w1:g},{b0:g},{b1:g}|{zrange[0]:g},{zrange[1]:g}|{'log' if log_colour else 'lin'}",
+        **_axes(grid.window, True))}
 
 
 #: the legend of the page's path layer, drawn once on the title layer (a legend costs the browser
@@ -300,9 +356,10 @@ def window_revision(grid: SurfaceGrid) -> str:
 
 
 def surface_dict(grid: SurfaceGrid, log_colour: bool = True) -> dict:
-    """The base layer: heatmap and contour lines (plain dict, typed float32 arrays)."""
-    heat, lines = surface_traces(grid, log_colour)
-    return {"data": [heat, lines], "layout": surface_layout(grid, window_revision(grid))}
+    """The web page's base layer: heatmap and contour lines, no tick labels, colour bar or title
+    (those are on :func:`frame_dict`); a plain dict with typed float32 arrays."""
+    heat, lines = surface_traces(grid, log_colour, with_colorbar=False)
+    return {"data": [heat, lines], "layout": surface_layout(grid, window_revision(grid), chrome=False)}
 
 
 def paths_dict(window: tuple[float, float, float, float], unclipped: Trajectory,
@@ -320,11 +377,10 @@ def surface_figure(grid: SurfaceGrid, unclipped: Trajectory, clipped: Trajectory
     two stacked layers (:func:`surface_dict`, :func:`paths_dict`) so that
     moving the start redraws only the paths.
     """
-    base = surface_dict(grid, log_colour)
     traces, notes = trajectory_traces(unclipped, clipped, hover=True)
     layout = dict(surface_layout(grid, window_revision(grid), titles=True), showlegend=True, annotations=notes,
                   legend=LEGEND)
-    return go.Figure(data=base["data"] + traces, layout=layout)
+    return go.Figure(data=[*surface_traces(grid, log_colour), *traces], layout=layout)
 
 
 def surface3d_figure(grid: SurfaceGrid, log_colour: bool = True, max_side: int = 128) -> go.Figure:

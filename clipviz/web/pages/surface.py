@@ -76,10 +76,12 @@ RUN_MSGS = ("w0", "b0", "lr", "n", "clip", "tau", "p")
 # cached computations (scalars only, rounded by the callers)
 # ---------------------------------------------------------------------------
 @memoized
-def surface_payload(w_min, w_max, b_min, b_max, res, T, x0, target, act, log_colour) -> dict:
-    """The surface layer as a figure dict (typed float32 arrays), ready to send."""
+def surface_layers(w_min, w_max, b_min, b_max, res, T, x0, target, act, log_colour) -> dict:
+    """What the page draws of a surface, ready to send: ``surface`` (the base layer, typed
+    float32 arrays), ``frame`` (tick labels and colour bar) and ``title`` (text)."""
     grid = surface_grid.uncached(w_min, w_max, b_min, b_max, res, T, x0, target, act)
-    return fs.surface_dict(grid, log_colour)
+    return {"surface": fs.surface_dict(grid, log_colour), "frame": fs.frame_dict(grid, log_colour),
+            "title": fs.surface_title(grid)}
 
 
 @memoized
@@ -171,20 +173,22 @@ def update_view(w_range, b_range, res, T, x0, target, act, log_flags, w0, b0, lr
     change of a surface control only, for the paths after any change but of the resolution or the
     colour scale, and for the side figure unless only the window moved.
 
-    Returns ``{"surface": dict or None, "paths": dict or None, "diag": dict or None,
-    "msgs": {control: text}}`` (figures as plain dicts with typed arrays); None leaves the figure
-    on screen as it is: not asked for, or the values are bad (then the messages say why).
+    Returns ``{"surface", "frame", "title", "paths", "diag", "msgs": {control: text}}``: the
+    surface's base layer, frame layer (tick labels, colour bar) and title, the path layer and the
+    side figure (figures as plain dicts with typed arrays, the title as text); None leaves that
+    part on screen as it is: not asked for, or the values are bad (then the messages say why).
     Served as JSON by :func:`view_endpoint`.
     """
     sv, smsgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
     rv, rmsgs = run_values(w0, b0, lr, n, clip, tau_log, p)
     msgs = {**{k: smsgs[k] for k in SURFACE_MSGS}, **{k: rmsgs[k] for k in RUN_MSGS}}
-    out: dict[str, Any] = {"surface": None, "paths": None, "diag": None, "msgs": msgs}
+    out: dict[str, Any] = {"surface": None, "frame": None, "title": None, "paths": None, "diag": None,
+                           "msgs": msgs}
     if any(smsgs.values()):
         return out
     if surface:
         try:
-            out["surface"] = surface_payload(*_surface_args(sv), sv["log"])
+            out.update(surface_layers(*_surface_args(sv), sv["log"]))
         except ValueError as exc:  # the library's own limits
             msgs["res"] = str(exc)
             return out
@@ -285,10 +289,10 @@ def download_runs(n_clicks, w0, b0, lr, n, clip, tau_log, p, w_range, b_range, r
 # layout
 # ---------------------------------------------------------------------------
 def initial_figures(values: dict) -> tuple[dict, dict, dict]:
-    """(surface layer, path layer, side figure) for checked values."""
-    base = surface_payload(*_surface_args(values), values["log"])
+    """(surface layers as :func:`surface_layers`, path layer, side figure) for checked values."""
+    layers = surface_layers(*_surface_args(values), values["log"])
     u, c = runs(*_run_args(values))
-    return base, fs.paths_dict(_window(values), u, c), fs.diagnostics_dict(u, c)
+    return layers, fs.paths_dict(_window(values), u, c), fs.diagnostics_dict(u, c)
 
 
 def layout(**kwargs) -> html.Div:
@@ -368,11 +372,15 @@ def layout(**kwargs) -> html.Div:
                 html.Div(className="row", children=[
                     html.Div(className="col-wide", children=[
                         html.Div(className="overlay", children=[
-                            html.Div(graph(f"{P}-surface", base, modebar=False), className="overlay-base"),
+                            html.Div(graph(f"{P}-surface", base["surface"], modebar=False), className="overlay-base"),
                             html.Div(graph(f"{P}-paths", paths, modebar=False, static=True), className="overlay-top"),
-                            # the MathJax axis titles: typeset once here, not on every redraw
+                            # tick labels and colour bar: redrawn only when the window or colour range changes
+                            html.Div(graph(f"{P}-frame", base["frame"], modebar=False, static=True),
+                                     className="overlay-top"),
+                            # the MathJax axis titles and the legend: drawn once, not on every redraw
                             html.Div(graph(f"{P}-titles", fs.titles_dict(), modebar=False, static=True),
                                      className="overlay-top"),
+                            html.Div(base["title"], id=f"{P}-title", className="overlay-title"),
                         ]),
                         html.Div(className="buttons", children=[
                             html.Button("Download surface CSV", id=f"{P}-dl-surface-btn", className="dl"),
@@ -389,6 +397,7 @@ def layout(**kwargs) -> html.Div:
                          children=graph(f"{P}-3d", fs.surface3d_figure(
                              surface_grid(*_surface_args(v)), v["log"]) if v["view3d"] else {})),
                 dcc.Download(id=f"{P}-dl-surface"),
+                dcc.Store(id=f"{P}-view-req"),  # VIEW_JS's output (it returns no_update: see there)
                 html.Div(id=f"{P}-export-dummy", hidden=True),
                 dcc.Store(id=f"{P}-3d-gate"),
                 dcc.Download(id=f"{P}-dl-runs"),
@@ -416,7 +425,7 @@ function(click) {
 """
 
 
-# One browser-side callback for every control: it writes the address bar and the copy link, and
+# One browser-side callback for every control: it writes the address bar and the copy-link box, and
 # posts the values to view_endpoint (not a Dash server callback; see there), asking only for the
 # figures the change needs.  The answer is drawn with set_props, surface then paths in one go; a
 # stale answer (the controls moved on meanwhile) is dropped; the side figure follows once the
@@ -438,11 +447,15 @@ function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog
     const path = window.location.pathname, url = path + '?' + q.toString();
     clearTimeout(window.__clipvizUrlTimer);
     window.__clipvizUrlTimer = setTimeout(() => {
-        if (window.location.pathname === path && window.location.pathname + window.location.search !== url) {
+        if (window.location.pathname !== path) { return; }  // the user went to another page meanwhile
+        if (window.location.pathname + window.location.search !== url) {
             window.history.replaceState(window.history.state, '', url);
         }
+        // the copy-link box, written here rather than as this callback's output: an output costs
+        // Dash ~10 ms of main thread right after the request leaves, delaying its answer
+        const box = document.getElementById('es-link');
+        if (box) { box.value = window.location.origin + url; }
     }, 250);
-    const link = window.location.origin + url;
 
     // which figures the change needs (none on the first call: the page came with them)
     const trig = (dc.callback_context.triggered || []).map(t => t.prop_id.split('.')[0].slice(3))
@@ -452,7 +465,7 @@ function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog
                   paths: trig.some(k => k !== 'res' && k !== 'log' && k !== 'view3d'),
                   diag: trig.some(k => !['res', 'log', 'view3d', 'w_range', 'b_range'].includes(k))};
     const box = document.getElementById('es-paths');
-    if (!box || !(want.surface || want.paths || want.diag)) { return link; }
+    if (!box || !(want.surface || want.paths || want.diag)) { return dc.no_update; }
     const seq = box.__clipvizSeq = (box.__clipvizSeq || 0) + 1;
     const current = () => document.getElementById('es-paths') === box && box.__clipvizSeq === seq;
     const overlay = box.closest('.overlay');
@@ -465,7 +478,7 @@ function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog
     const body = Object.assign({w_range: wr, b_range: br, res, T, x0, target, act, log_flags: logc, w0, b0, lr,
                                 n, clip, tau_log: taulog, p}, want);
     const cfg = JSON.parse(document.getElementById('_dash-config').textContent);
-    fetch((cfg.requests_pathname_prefix || '/') + '%s', {
+    fetch((cfg.requests_pathname_prefix || '/') + '%(route)s', {
         method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)})
     .then(r => r.json().then(out => ({ok: r.ok, out}), () => ({ok: false, out: {}})))
     .then(({ok, out}) => {
@@ -477,6 +490,12 @@ function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog
         }
         say(Object.assign({server: ''}, out.msgs || {}));
         if (out.surface) { dc.set_props('es-surface', {figure: out.surface}); }
+        const frame = document.querySelector('#es-frame .js-plotly-plot');
+        if (out.frame && !(frame && frame.layout && frame.layout.meta === out.frame.layout.meta)) {
+            dc.set_props('es-frame', {figure: out.frame});
+        }
+        const title = document.getElementById('es-title');
+        if (out.title && title && title.textContent !== out.title) { dc.set_props('es-title', {children: out.title}); }
         if (out.paths) { dc.set_props('es-paths', {figure: out.paths}); }
         if (!out.diag) { return; }
         const surf = document.getElementById('es-surface');
@@ -493,9 +512,9 @@ function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog
     .catch(() => {
         if (current()) { done(); say({server: 'no connection to the server; the figures show the last good values'}); }
     });
-    return link;
+    return dc.no_update;
 }
-""" % VIEW_ROUTE
+""" % {"route": VIEW_ROUTE}
 
 
 EXPORT_JS = """
@@ -503,15 +522,20 @@ function(n_png, n_svg) {
     const trig = (window.dash_clientside.callback_context.triggered || [])[0];
     if (!trig) { return window.dash_clientside.no_update; }
     const fmt = trig.prop_id.startsWith('es-svg') ? 'svg' : 'png';
-    const base = document.querySelector('#es-surface .js-plotly-plot');
-    const top = document.querySelector('#es-paths .js-plotly-plot');
-    const titles = document.querySelector('#es-titles .js-plotly-plot').layout;
-    const title = (ax) => Object.assign({}, base.layout[ax], {title: {text: titles[ax].title.text, standoff: 4}});
-    const layout = Object.assign({}, base.layout, {showlegend: true, legend: titles.legend,
+    // the page's layers as one figure: surface, paths, frame (ticks, colour bar), titles and legend
+    const gd = (id) => document.querySelector('#' + id + ' .js-plotly-plot');
+    const base = gd('es-surface'), top = gd('es-paths'), frame = gd('es-frame');
+    const titles = gd('es-titles').layout;
+    const axis = (ax) => Object.assign({}, frame.layout[ax], {title: {text: titles[ax].title.text, standoff: 4}});
+    const layout = Object.assign({}, frame.layout, {showlegend: true, legend: titles.legend,
                                   annotations: top.layout.annotations, height: 900, width: 1400,
-                                  xaxis: title('xaxis'), yaxis: title('yaxis')});
+                                  title: {text: document.getElementById('es-title').textContent, x: 0.01,
+                                          font: {size: 14}},
+                                  xaxis: axis('xaxis'), yaxis: axis('yaxis')});
     // bricks drawn one by one in the export (an image scaled up there may be smoothed)
-    const data = [Object.assign({}, base.data[0], {zsmooth: false})].concat(base.data.slice(1), top.data);
+    const heat = Object.assign({}, base.data[0], {zsmooth: false, showscale: true,
+                                                  colorbar: frame.data[0].colorbar});
+    const data = [heat].concat(base.data.slice(1), top.data);
     Plotly.toImage({data: data, layout: layout},
                    {format: fmt, width: 1400, height: 900, scale: fmt === 'png' ? 2 : 1}).then(url => {
         const a = document.createElement('a');
@@ -531,7 +555,7 @@ def register(app: dash.Dash) -> None:
     # the figures: browser code asks view_endpoint and draws the answer (VIEW_JS), no server callback
     app.server.add_url_rule(app.config.routes_pathname_prefix + VIEW_ROUTE, "surface_view", view_endpoint,
                             methods=["POST"])
-    app.clientside_callback(VIEW_JS, Output(f"{P}-link", "value"), *SURFACE_INPUTS,
+    app.clientside_callback(VIEW_JS, Output(f"{P}-view-req", "data"), *SURFACE_INPUTS,
                             Input(f"{P}-view3d", "value"), *RUN_INPUTS)
     app.clientside_callback(EXPORT_JS, Output(f"{P}-export-dummy", "children"),
                             Input(f"{P}-png", "n_clicks"), Input(f"{P}-svg", "n_clicks"),
