@@ -80,12 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         driver = browser(args.width, args.height)
         try:
             driver.get(f"http://127.0.0.1:{port}{args.path}{args.query}")
-            # every dcc.Graph on the page has been drawn (not just the first ones to load)
+            # every dcc.Graph on the page has been drawn (not just the first ones to load); those
+            # outside the title layers (which hold only axis titles) with their data
             wait_for(driver, "const graphs = Array.from(document.querySelectorAll('.dash-graph'))"
                              ".filter(g => g.offsetParent !== null);"
                              "return graphs.length >= 1 && graphs.every(g => { const p = g.querySelector("
                              "'.js-plotly-plot'); return p && p._fullLayout && p._fullData && "
-                             "p._fullData.length > 0; });")
+                             "(p._fullData.length > 0 || g.closest('.overlay-top') !== null); });")
             time.sleep(1.5)  # MathJax typesetting of the axis titles
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(args.out)

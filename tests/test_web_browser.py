@@ -179,3 +179,36 @@ def test_3d_view_on_demand(dash_duo, make_app):
     assert dash_duo.find_element("#es-3d-box").is_displayed()
     wait_until(lambda: "view3d=1" in dash_duo.find_element("#es-link").get_attribute("value"), what="link")
     assert severe_logs(dash_duo) == []
+
+
+def test_png_and_svg_buttons_export_each_figure_with_all_its_layers(dash_duo, make_app):
+    """The page draws each figure as stacked layers; its PNG / SVG buttons export one figure with
+    the surface, the paths, tick labels, colour bar, title, axis titles and legend (the side
+    figure: its traces and its MathJax axis titles)."""
+    open_surface(dash_duo, make_app)
+    wait_until(lambda: dash_duo.driver.execute_script(
+        "return document.querySelectorAll('#es-diag-titles .g-ytitle svg, #es-diag-titles .g-y2title svg,"
+        " #es-diag-titles .g-x2title svg').length") == 3, what="the side figure's MathJax axis titles")
+    # keep the file the page would download
+    dash_duo.driver.execute_script(
+        "window.__exported = []; HTMLAnchorElement.prototype.click = function () {"
+        " window.__exported.push([this.download, this.href]); };")
+    dash_duo.find_element("#es-svg").click()
+    wait_until(lambda: dash_duo.driver.execute_script("return window.__exported.length") == 1, what="surface SVG")
+    dash_duo.find_element("#es-diag-svg").click()
+    wait_until(lambda: dash_duo.driver.execute_script("return window.__exported.length") == 2, what="side SVG")
+    dash_duo.find_element("#es-png").click()
+    wait_until(lambda: dash_duo.driver.execute_script("return window.__exported.length") == 3, what="surface PNG")
+    files = dash_duo.driver.execute_script(
+        "return window.__exported.map(([n, h]) => [n, h.startsWith('data:image/svg') ? "
+        "decodeURIComponent(h.slice(h.indexOf(',') + 1)) : h.slice(0, 30)]);")
+    (n1, surf), (n2, side), (n3, png) = files
+    assert n1 == "clipviz-error-surface.svg" and n2 == "clipviz-gradient-norms.svg"
+    assert n3 == "clipviz-error-surface.png" and png.startswith("data:image/png;base64,")
+    for part in ("Error surface E₅₀(w, b)", "no clipping", "norm clipping, τ=1", "clipping fired", "start",
+                 "class=\"heatmaplayer", "colorbar", "xtick"):
+        assert part in surf, part
+    assert surf.count("<image") >= 1  # the heatmap
+    for part in ("Gradient norm and error per step", "threshold τ = 1", "g-ytitle", "g-y2title", "g-x2title"):
+        assert part in side, part
+    assert severe_logs(dash_duo) == []

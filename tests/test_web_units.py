@@ -579,3 +579,22 @@ def test_update_view_sends_the_frame_and_title_with_the_surface():
     out = view(paths=False, diag=False)
     assert out["frame"]["layout"]["meta"] and out["title"] == "Error surface E₃₀(w, b)   (click to set the start)"
     assert view(surface=False)["frame"] is None and view(surface=False)["title"] is None
+
+
+def test_side_figure_axis_titles_are_on_their_own_layer(pair):
+    """On the page the side figure has no axis titles; its title layer (drawn once) has them over
+    the same plot areas; the single figure (notebooks) has them itself."""
+    web = fs.diagnostics_dict(*pair, titles=False)
+    layer = fs.diagnostics_titles_dict()
+    for ax in ("yaxis", "xaxis2", "yaxis2"):
+        assert "title" not in web["layout"][ax]
+        assert layer["layout"][ax]["title"]["text"] == fs.DIAG_TITLES[ax]
+        assert layer["layout"][ax]["domain"] == web["layout"][ax]["domain"]
+        assert layer["layout"][ax]["anchor"] == web["layout"][ax]["anchor"]
+    assert layer["layout"]["margin"] == web["layout"]["margin"] and layer["layout"]["margin"]["autoexpand"] is False
+    assert layer["layout"]["height"] == web["layout"]["height"]
+    # a subplot exists only where a trace uses its axes: one empty trace on each
+    assert {(t["xaxis"], t["yaxis"]) for t in layer["data"]} == {("x", "y"), ("x2", "y2")}
+    assert all(len(t["x"]) == 0 for t in layer["data"])
+    single = fs.diagnostics_figure(*pair)
+    assert single.layout.yaxis.title.text == r"$\|g\|$" and single.layout.yaxis2.title.text == "$E_T$"

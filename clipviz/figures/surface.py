@@ -404,8 +404,47 @@ def diagnostics_figure(unclipped: Trajectory, clipped: Trajectory) -> go.Figure:
     return go.Figure(diagnostics_dict(unclipped, clipped))
 
 
-def diagnostics_dict(unclipped: Trajectory, clipped: Trajectory) -> dict:
-    """:func:`diagnostics_figure` as a plain figure dict (no validation cost, for callbacks)."""
+#: the side figure's MathJax axis titles
+DIAG_TITLES = dict(yaxis=r"$\|g\|$", xaxis2=r"$\text{step}$", yaxis2=r"$E_T$")
+#: fixed margins (autoexpand off) so that the title layer lines up; the legend sits in the bottom one
+DIAG_MARGIN = dict(l=70, r=20, t=40, b=110, autoexpand=False)
+#: room (px) the side figure's tick labels take: its title layer, which has no tick labels, puts
+#: the titles this much further out ("10⁻¹²" on the log axes; step numbers under the x axis)
+DIAG_TICK_DEPTH = dict(yaxis=42, xaxis2=22, yaxis2=42)
+
+
+def _diag_axes() -> dict:
+    return dict(
+        xaxis=dict(domain=[0, 1], anchor="y", matches="x2", showticklabels=False),
+        yaxis=dict(domain=[0.55, 1], anchor="x", type="log", exponentformat="power"),
+        xaxis2=dict(domain=[0, 1], anchor="y2"),
+        yaxis2=dict(domain=[0, 0.45], anchor="x2", type="log", exponentformat="power"),
+    )
+
+
+def diagnostics_titles_dict() -> dict:
+    """The side figure's title layer: its MathJax axis titles over the same plot areas, no data;
+    the web page draws it once (typesetting them on every redraw of the side figure cost ~35 ms)."""
+    axes = _diag_axes()
+    for name, ax in axes.items():
+        ax.update(showticklabels=False, ticks="", showline=False, showgrid=False, zeroline=False)
+        if name in DIAG_TITLES:
+            ax["title"] = dict(text=DIAG_TITLES[name], standoff=4 + DIAG_TICK_DEPTH[name])
+    # Plotly makes a subplot only for axes that some trace uses: one empty trace on each
+    empty = [dict(type="scatter", x=[], y=[], xaxis=x, yaxis=y, hoverinfo="skip", showlegend=False)
+             for x, y in (("x", "y"), ("x2", "y2"))]
+    return {"data": empty, "layout": dict(
+        template=TEMPLATE, font=FONT, height=DIAG_HEIGHT, margin=DIAG_MARGIN, showlegend=False,
+        paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", dragmode=False, hovermode=False,
+        **axes)}
+
+
+DIAG_HEIGHT = 560
+
+
+def diagnostics_dict(unclipped: Trajectory, clipped: Trajectory, titles: bool = True) -> dict:
+    """:func:`diagnostics_figure` as a plain figure dict (no validation cost, for callbacks).
+    ``titles=False`` (the web page): no axis titles, which are on :func:`diagnostics_titles_dict`."""
     traces = []
     shapes = []
     notes = []
@@ -443,15 +482,16 @@ def diagnostics_dict(unclipped: Trajectory, clipped: Trajectory) -> dict:
                           xanchor="right", yanchor="bottom", showarrow=False,
                           text=f"threshold τ = {clipped.threshold:g}", font=dict(color=FIRED, size=11)))
     n = max(unclipped.grad_norm.size, clipped.grad_norm.size, 1)
+    axes = _diag_axes()
+    axes["xaxis"]["range"] = [-0.5, n + 0.5]
+    if titles:
+        for name, text in DIAG_TITLES.items():
+            axes[name]["title"] = dict(text=text)
     layout = dict(
-        template=TEMPLATE, font=FONT, height=560, uirevision="diag",
-        margin=dict(l=70, r=20, t=40, b=55), shapes=shapes, annotations=notes,
+        template=TEMPLATE, font=FONT, height=DIAG_HEIGHT, uirevision="diag",
+        margin=DIAG_MARGIN, shapes=shapes, annotations=notes,
         title=dict(text="Gradient norm and error per step", x=0.01, font=dict(size=14)),
-        xaxis=dict(domain=[0, 1], anchor="y", matches="x2", showticklabels=False, range=[-0.5, n + 0.5]),
-        yaxis=dict(domain=[0.55, 1], type="log", title=dict(text=r"$\|g\|$"), exponentformat="power"),
-        xaxis2=dict(domain=[0, 1], anchor="y2", title=dict(text=r"$\text{step}$")),
-        yaxis2=dict(domain=[0, 0.45], type="log", title=dict(text=r"$E_T$"), exponentformat="power"),
-        legend=dict(orientation="h", x=0, y=-0.12, yanchor="top"),
+        legend=dict(orientation="h", x=0, y=-0.17, yanchor="top"), **axes,
     )
     return {"data": traces, "layout": layout}
 

@@ -201,7 +201,7 @@ def update_view(w_range, b_range, res, T, x0, target, act, log_flags, w0, b0, lr
         if paths:
             out["paths"] = fs.paths_dict(_window(sv), u, c)
         if diag:
-            out["diag"] = fs.diagnostics_dict(u, c)
+            out["diag"] = fs.diagnostics_dict(u, c, titles=False)
     return out
 
 
@@ -292,7 +292,7 @@ def initial_figures(values: dict) -> tuple[dict, dict, dict]:
     """(surface layers as :func:`surface_layers`, path layer, side figure) for checked values."""
     layers = surface_layers(*_surface_args(values), values["log"])
     u, c = runs(*_run_args(values))
-    return layers, fs.paths_dict(_window(values), u, c), fs.diagnostics_dict(u, c)
+    return layers, fs.paths_dict(_window(values), u, c), fs.diagnostics_dict(u, c, titles=False)
 
 
 def layout(**kwargs) -> html.Div:
@@ -389,8 +389,19 @@ def layout(**kwargs) -> html.Div:
                         ]),
                     ]),
                     html.Div(className="col", children=[
-                        graph(f"{P}-diag", diag),
-                        html.Button("Download descent CSV", id=f"{P}-dl-runs-btn", className="dl"),
+                        html.Div(className="overlay", children=[
+                            # no toolbar camera: its image would lack the axis titles (on their own
+                            # layer); the PNG / SVG buttons below export both layers as one figure
+                            html.Div(graph(f"{P}-diag", diag, modebar=False), className="overlay-base"),
+                            # its MathJax axis titles, drawn once
+                            html.Div(graph(f"{P}-diag-titles", fs.diagnostics_titles_dict(), modebar=False,
+                                           static=True), className="overlay-top"),
+                        ]),
+                        html.Div(className="buttons", children=[
+                            html.Button("Download descent CSV", id=f"{P}-dl-runs-btn", className="dl"),
+                            html.Button("PNG", id=f"{P}-diag-png", className="dl", title="‖g‖ and E per step, 1400×900"),
+                            html.Button("SVG", id=f"{P}-diag-svg", className="dl", title="‖g‖ and E per step, vector"),
+                        ]),
                     ]),
                 ]),
                 html.Div(id=f"{P}-3d-box", style={"display": "block" if v["view3d"] else "none"},
@@ -518,28 +529,40 @@ function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog
 
 
 EXPORT_JS = """
-function(n_png, n_svg) {
+function(n_png, n_svg, n_dpng, n_dsvg) {
     const trig = (window.dash_clientside.callback_context.triggered || [])[0];
     if (!trig) { return window.dash_clientside.no_update; }
-    const fmt = trig.prop_id.startsWith('es-svg') ? 'svg' : 'png';
-    // the page's layers as one figure: surface, paths, frame (ticks, colour bar), titles and legend
+    const id = trig.prop_id.split('.')[0];
+    const fmt = id.endsWith('svg') ? 'svg' : 'png';
     const gd = (id) => document.querySelector('#' + id + ' .js-plotly-plot');
-    const base = gd('es-surface'), top = gd('es-paths'), frame = gd('es-frame');
-    const titles = gd('es-titles').layout;
-    const axis = (ax) => Object.assign({}, frame.layout[ax], {title: {text: titles[ax].title.text, standoff: 4}});
-    const layout = Object.assign({}, frame.layout, {showlegend: true, legend: titles.legend,
-                                  annotations: top.layout.annotations, height: 900, width: 1400,
-                                  title: {text: document.getElementById('es-title').textContent, x: 0.01,
-                                          font: {size: 14}},
-                                  xaxis: axis('xaxis'), yaxis: axis('yaxis')});
-    // bricks drawn one by one in the export (an image scaled up there may be smoothed)
-    const heat = Object.assign({}, base.data[0], {zsmooth: false, showscale: true,
-                                                  colorbar: frame.data[0].colorbar});
-    const data = [heat].concat(base.data.slice(1), top.data);
+    let data, layout, name;
+    if (id.startsWith('es-diag')) {
+        // the side figure with its axis titles (on their own layer)
+        const diag = gd('es-diag'), titles = gd('es-diag-titles').layout;
+        layout = Object.assign({}, diag.layout, {height: 900, width: 1400});
+        ['yaxis', 'xaxis2', 'yaxis2'].forEach(ax => {
+            layout[ax] = Object.assign({}, diag.layout[ax], {title: {text: titles[ax].title.text}});
+        });
+        data = diag.data; name = 'clipviz-gradient-norms';
+    } else {
+        // the page's layers as one figure: surface, paths, frame (ticks, colour bar), titles, legend
+        const base = gd('es-surface'), top = gd('es-paths'), frame = gd('es-frame');
+        const titles = gd('es-titles').layout;
+        const axis = (ax) => Object.assign({}, frame.layout[ax], {title: {text: titles[ax].title.text, standoff: 4}});
+        layout = Object.assign({}, frame.layout, {showlegend: true, legend: titles.legend,
+                               annotations: top.layout.annotations, height: 900, width: 1400,
+                               title: {text: document.getElementById('es-title').textContent, x: 0.01,
+                                       font: {size: 14}},
+                               xaxis: axis('xaxis'), yaxis: axis('yaxis')});
+        // bricks drawn one by one in the export (an image scaled up there may be smoothed)
+        const heat = Object.assign({}, base.data[0], {zsmooth: false, showscale: true,
+                                                      colorbar: frame.data[0].colorbar});
+        data = [heat].concat(base.data.slice(1), top.data); name = 'clipviz-error-surface';
+    }
     Plotly.toImage({data: data, layout: layout},
                    {format: fmt, width: 1400, height: 900, scale: fmt === 'png' ? 2 : 1}).then(url => {
         const a = document.createElement('a');
-        a.href = url; a.download = 'clipviz-error-surface.' + fmt;
+        a.href = url; a.download = name + '.' + fmt;
         document.body.appendChild(a); a.click(); a.remove();
     });
     return '';
@@ -559,6 +582,7 @@ def register(app: dash.Dash) -> None:
                             Input(f"{P}-view3d", "value"), *RUN_INPUTS)
     app.clientside_callback(EXPORT_JS, Output(f"{P}-export-dummy", "children"),
                             Input(f"{P}-png", "n_clicks"), Input(f"{P}-svg", "n_clicks"),
+                            Input(f"{P}-diag-png", "n_clicks"), Input(f"{P}-diag-svg", "n_clicks"),
                             prevent_initial_call=True)
     # the 3-D view costs a request only while it is shown: a browser-side gate passes changes on
     app.clientside_callback(GATE_3D_JS, Output(f"{P}-3d-gate", "data"), Input(f"{P}-view3d", "value"),
