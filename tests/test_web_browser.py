@@ -41,7 +41,7 @@ def open_surface(dash_duo, make_app, query=""):
     dash_duo.wait_for_page(url=dash_duo.server_url + "/surface" + query)
     dash_duo.wait_for_element("#es-surface .js-plotly-plot", timeout=15)
     wait_until(lambda: gd_eval(dash_duo, "es-surface", "gd.data.length") == 2, what="surface traces")
-    wait_until(lambda: (gd_eval(dash_duo, "es-paths", "gd.data.length") or 0) >= 4, what="path traces")
+    wait_until(lambda: (gd_eval(dash_duo, "es-paths", "gd.data.length") or 0) >= 3, what="path traces")
 
 
 def test_home_page_loads_with_empty_console(dash_duo, make_app):
@@ -96,7 +96,7 @@ def test_trajectory_slider_moves_the_paths(dash_duo, make_app):
     press_slider(dash_duo, "es-w0", times=50)  # w0: 4.00 -> 4.50 in steps of 0.01
     wait_until(lambda: abs((gd_eval(dash_duo, "es-paths", "gd._fullData[0].x[0]") or 0) - 4.5) < 1e-9,
                what="the paths to start at w0 = 4.5")
-    assert gd_eval(dash_duo, "es-paths", "gd._fullData[3].x[0]") == pytest.approx(4.5)
+    assert gd_eval(dash_duo, "es-paths", "gd._fullData[2].x[0]") == pytest.approx(4.5)
     assert gd_eval(dash_duo, "es-surface", "gd._fullData[0].z[10][10]") == heat_uid
     assert severe_logs(dash_duo) == []
 
@@ -111,10 +111,10 @@ def test_click_on_surface_moves_the_start(dash_duo, make_app):
     actions = ActionBuilder(dash_duo.driver)
     actions.pointer_action.move_to_location(int(x), int(y)).click()
     actions.perform()
-    wait_until(lambda: abs((gd_eval(dash_duo, "es-paths", "gd._fullData[3].x[0]") or 0) - 4.0) > 0.2,
+    wait_until(lambda: abs((gd_eval(dash_duo, "es-paths", "gd._fullData[2].x[0]") or 0) - 4.0) > 0.2,
                what="the start to move")
-    w0 = gd_eval(dash_duo, "es-paths", "gd._fullData[3].x[0]")
-    b0 = gd_eval(dash_duo, "es-paths", "gd._fullData[3].y[0]")
+    w0 = gd_eval(dash_duo, "es-paths", "gd._fullData[2].x[0]")
+    b0 = gd_eval(dash_duo, "es-paths", "gd._fullData[2].y[0]")
     assert w0 == pytest.approx(6.4, abs=0.1) and b0 == pytest.approx(-4.0, abs=0.1)
     assert gd_eval(dash_duo, "es-paths", "gd._fullData[0].x[0]") == pytest.approx(w0)
     assert severe_logs(dash_duo) == []
@@ -127,8 +127,8 @@ def test_url_restores_the_view(dash_duo, make_app):
     assert gd_eval(dash_duo, "es-surface", "gd._fullData[0].z.length") == 64
     assert gd_eval(dash_duo, "es-surface", "gd.layout.xaxis.range") == [0, 10]
     assert gd_eval(dash_duo, "es-surface", "gd.layout.yaxis.range") == [-6, 1]
-    assert gd_eval(dash_duo, "es-paths", "gd._fullData[3].x[0]") == 2.5
-    assert gd_eval(dash_duo, "es-paths", "gd._fullData[3].y[0]") == -1.25
+    assert gd_eval(dash_duo, "es-paths", "gd._fullData[2].x[0]") == 2.5
+    assert gd_eval(dash_duo, "es-paths", "gd._fullData[2].y[0]") == -1.25
     assert gd_eval(dash_duo, "es-paths", "gd._fullData[0].x.length") <= 31
     assert "E₂₀(w, b)" in dash_duo.find_element("#es-title").text
     assert gd_eval(dash_duo, "es-frame", "gd.layout.xaxis.range") == [0, 10]

@@ -259,7 +259,7 @@ def test_update_view_sends_paths_and_side_figure_not_the_surface_for_a_descent_c
     assert out["surface"] is None
     assert set(msgs) == ALL_MSGS and not any(msgs.values())
     # no divergence trace when nothing diverged
-    assert [t["name"] for t in paths["data"]] == ["no clipping", "norm clipping, τ=1", "clipping fired", "start"]
+    assert [t["name"] for t in paths["data"]] == ["no clipping", "norm clipping, τ=1", "start"]
     assert paths["layout"]["xaxis"]["range"] == [-2.0, 12.0]
     assert paths["layout"]["showlegend"] is False  # the legend is drawn once, on the title layer
     u = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=40, steps=30)
@@ -501,7 +501,7 @@ def test_view_endpoint_sends_a_diverged_run_as_strict_json(make_app, monkeypatch
     out = json.loads(r.data, parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON"))
     assert [a["text"] for a in out["paths"]["layout"]["annotations"]] == [
         f"unclipped: diverged at step {u.diverged_at}"]
-    assert out["paths"]["data"][4]["name"] == "diverged" and out["paths"]["data"][4]["x"] == [u.params[-1, 0]]
+    assert out["paths"]["data"][3]["name"] == "diverged" and out["paths"]["data"][3]["x"] == [u.params[-1, 0]]
     assert any("diverged" in a["text"] for a in out["diag"]["layout"]["annotations"])
 
 
@@ -598,3 +598,25 @@ def test_side_figure_axis_titles_are_on_their_own_layer(pair):
     assert all(len(t["x"]) == 0 for t in layer["data"])
     single = fs.diagnostics_figure(*pair)
     assert single.layout.yaxis.title.text == r"$\|g\|$" and single.layout.yaxis2.title.text == "$E_T$"
+
+
+def test_path_layer_rings_the_steps_where_clipping_fired():
+    """One marker per kept step; it is ringed when clipping fired at it or at a step it stands for."""
+    c = one_unit.descend(5.0, -1.75, lr=0.2, n_steps=120, clip="norm", threshold=0.1)
+    u = one_unit.descend(5.0, -1.75, lr=0.2, n_steps=120)
+    window = (-2.0, 12.0, -8.0, 2.0)
+    traces, _ = fs.path_layer_traces(u, c, window)
+    assert [t["name"] for t in traces] == ["no clipping", "norm clipping, τ=0.1", "start"]
+    keep = fs.thin_steps(c.params, window)
+    fired = np.zeros(len(c.params), bool)
+    fired[: c.clipped.size] = c.clipped[: len(c.params)]
+    want = np.array([fired[a:b].any() for a, b in zip(keep, list(keep[1:]) + [len(c.params)])])
+    assert 0 < want.sum() < len(keep)  # some steps fired, some did not
+    size, ring = arr(traces[1]["marker"]["size"]), arr(traces[1]["marker"]["line"]["width"])
+    np.testing.assert_array_equal(size, np.where(want, fs.FIRED_SIZE, 5))
+    np.testing.assert_array_equal(ring, np.where(want, fs.FIRED_RING, 0))
+    np.testing.assert_array_equal(arr(traces[1]["x"]), c.params[keep, 0])
+    # no clipping at all: plain markers, no per-step arrays
+    quiet = one_unit.descend(5.0, -1.75, lr=0.2, n_steps=20, clip="norm", threshold=1e6)
+    assert fs.path_layer_traces(u, quiet, window)[0][1]["marker"] == {"size": 5, "color": fs.CLIPPED}
+    go.Figure({"data": traces})

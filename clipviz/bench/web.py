@@ -138,7 +138,7 @@ def _measure(driver, url: str, selector: str, key: str, signatures: list, n: int
     driver.get(url)
     _wait(driver, "const g = document.querySelector('#es-surface .js-plotly-plot');"
                   "const p = document.querySelector('#es-paths .js-plotly-plot');"
-                  "return g && g._fullLayout && p && p._fullLayout && p.data.length >= 4;", 60)
+                  "return g && g._fullLayout && p && p._fullLayout && p.data.length >= 3;", 60)
     time.sleep(0.5)
     driver.execute_script(INSTRUMENT, [list(s) for s in signatures])
     thumb = driver.find_element(By.CSS_SELECTOR, selector)

@@ -179,40 +179,8 @@ def thin_steps(points: np.ndarray, window: tuple[float, float, float, float],
     return np.asarray(keep)
 
 
-def trajectory_traces(unclipped: Trajectory, clipped: Trajectory, hover: bool = True,
-                      window: tuple[float, float, float, float] | None = None) -> tuple[list[dict], list[dict]]:
-    """Traces 2..6 and the divergence annotations of :func:`surface_figure`.
-
-    Coordinates go as float64 typed arrays; ``hover=False`` leaves out the
-    per-step hover text (the web page's path layer does not take the mouse).
-    With ``window`` (the web page's path layer), steps that cannot be told apart there are left
-    out (:func:`thin_steps`) and the divergence trace is left out when nothing diverged; without
-    it every step is drawn and there are always five traces.
-    """
-    label_c = _clip_label(clipped)
-
-    def shown(t: Trajectory) -> np.ndarray:
-        return t.params if window is None else t.params[thin_steps(t.params, window)]
-
-    pu, pc = shown(unclipped), shown(clipped)
-    tr_u = dict(type="scatter", mode="lines+markers", name="no clipping",
-                x=typed(pu[:, 0], "f8"), y=typed(pu[:, 1], "f8"),
-                line=dict(color=UNCLIPPED, width=2), marker=dict(size=5, color=UNCLIPPED))
-    tr_c = dict(type="scatter", mode="lines+markers", name=label_c,
-                x=typed(pc[:, 0], "f8"), y=typed(pc[:, 1], "f8"),
-                line=dict(color=CLIPPED, width=2), marker=dict(size=5, color=CLIPPED))
-    if hover:
-        tr_u.update(text=_hover(unclipped, "unclipped"), hoverinfo="text")
-        tr_c.update(text=_hover(clipped, "clipped"), hoverinfo="text")
-    else:
-        tr_u["hoverinfo"] = tr_c["hoverinfo"] = "skip"
-    fired = clipped.params[np.flatnonzero(clipped.clipped[: clipped.params.shape[0]])]
-    if window is not None and fired.shape[0]:
-        fired = fired[thin_steps(fired, window)]
-    tr_f = dict(type="scatter", mode="markers", name="clipping fired",
-                x=typed(fired[:, 0], "f8"), y=typed(fired[:, 1], "f8"),
-                marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(color=FIRED, width=2.5)),
-                hoverinfo="skip")
+def _start_and_divergence(unclipped: Trajectory, clipped: Trajectory) -> tuple[dict, dict, list[dict]]:
+    """The start marker, the divergence markers (maybe none) and their annotations."""
     tr_s = dict(type="scatter", mode="markers", name="start",
                 x=[float(unclipped.params[0, 0])], y=[float(unclipped.params[0, 1])],
                 marker=dict(size=15, symbol="star", color="white", line=dict(color="black", width=1.5)),
@@ -229,9 +197,74 @@ def trajectory_traces(unclipped: Trajectory, clipped: Trajectory, hover: bool = 
     tr_d = dict(type="scatter", mode="markers", name="diverged", x=dx, y=dy,
                 marker=dict(size=14, symbol="x", color="black"), hoverinfo="skip",
                 showlegend=bool(dx))
-    if window is not None and not dx:  # the path layer: no empty trace to set up on every redraw
-        return [tr_u, tr_c, tr_f, tr_s], notes
+    return tr_s, tr_d, notes
+
+
+def _fired_at_points(t: Trajectory) -> np.ndarray:
+    """fired[k]: the gradient taken at t.params[k] was clipped (False at the last point)."""
+    n = t.params.shape[0]
+    fired = np.zeros(n, dtype=bool)
+    m = min(n, t.clipped.size)
+    fired[:m] = t.clipped[:m]
+    return fired
+
+
+def trajectory_traces(unclipped: Trajectory, clipped: Trajectory,
+                      hover: bool = True) -> tuple[list[dict], list[dict]]:
+    """Traces 2..6 and the divergence annotations of :func:`surface_figure`: every step drawn,
+    with its hover text (``hover=False``: none), clipping marked by a ring trace of its own.
+
+    Coordinates go as float64 typed arrays.  (The web page draws :func:`path_layer_traces`.)
+    """
+    tr_u = dict(type="scatter", mode="lines+markers", name="no clipping",
+                x=typed(unclipped.params[:, 0], "f8"), y=typed(unclipped.params[:, 1], "f8"),
+                line=dict(color=UNCLIPPED, width=2), marker=dict(size=5, color=UNCLIPPED))
+    tr_c = dict(type="scatter", mode="lines+markers", name=_clip_label(clipped),
+                x=typed(clipped.params[:, 0], "f8"), y=typed(clipped.params[:, 1], "f8"),
+                line=dict(color=CLIPPED, width=2), marker=dict(size=5, color=CLIPPED))
+    if hover:
+        tr_u.update(text=_hover(unclipped, "unclipped"), hoverinfo="text")
+        tr_c.update(text=_hover(clipped, "clipped"), hoverinfo="text")
+    else:
+        tr_u["hoverinfo"] = tr_c["hoverinfo"] = "skip"
+    fired = clipped.params[_fired_at_points(clipped)]
+    tr_f = dict(type="scatter", mode="markers", name="clipping fired",
+                x=typed(fired[:, 0], "f8"), y=typed(fired[:, 1], "f8"),
+                marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(color=FIRED, width=2.5)),
+                hoverinfo="skip")
+    tr_s, tr_d, notes = _start_and_divergence(unclipped, clipped)
     return [tr_u, tr_c, tr_f, tr_s, tr_d], notes
+
+
+#: on the web page's path layer a step where clipping fired is a bigger marker with an orange ring
+FIRED_SIZE, FIRED_RING = 9, 2.5
+
+
+def path_layer_traces(unclipped: Trajectory, clipped: Trajectory,
+                      window: tuple[float, float, float, float]) -> tuple[list[dict], list[dict]]:
+    """The web page's path layer: [unclipped, clipped, start] and, when a run diverged, the
+    divergence markers; and their annotations.  Cheap to redraw (SVG markers cost the browser
+    about 50 µs each): steps that cannot be told apart at ``window`` are left out
+    (:func:`thin_steps`), and a step where clipping fired is its own marker drawn with an orange
+    ring (a kept step is ringed when it or a step it stands for fired), not a second marker.
+    No hover text (the layer does not take the mouse).
+    """
+    ku, kc = thin_steps(unclipped.params, window), thin_steps(clipped.params, window)
+    pu, pc = unclipped.params[ku], clipped.params[kc]
+    # a kept step stands for itself and the left-out steps up to the next kept one
+    fired = np.logical_or.reduceat(_fired_at_points(clipped), kc)
+    tr_u = dict(type="scatter", mode="lines+markers", name="no clipping", hoverinfo="skip",
+                x=typed(pu[:, 0], "f8"), y=typed(pu[:, 1], "f8"),
+                line=dict(color=UNCLIPPED, width=2), marker=dict(size=5, color=UNCLIPPED))
+    marker = dict(size=5, color=CLIPPED)
+    if fired.any():
+        marker.update(size=typed(np.where(fired, FIRED_SIZE, 5)),
+                      line=dict(color=FIRED, width=typed(np.where(fired, FIRED_RING, 0.0))))
+    tr_c = dict(type="scatter", mode="lines+markers", name=_clip_label(clipped), hoverinfo="skip",
+                x=typed(pc[:, 0], "f8"), y=typed(pc[:, 1], "f8"), line=dict(color=CLIPPED, width=2),
+                marker=marker)
+    tr_s, tr_d, notes = _start_and_divergence(unclipped, clipped)
+    return ([tr_u, tr_c, tr_s, tr_d] if tr_d["x"] else [tr_u, tr_c, tr_s]), notes
 
 
 def _clip_label(t: Trajectory) -> str:
@@ -319,7 +352,7 @@ LEGEND_KEY = (
     dict(name="with clipping", mode="lines+markers", line=dict(color=CLIPPED, width=2),
          marker=dict(size=5, color=CLIPPED)),
     dict(name="clipping fired", mode="markers",
-         marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(color=FIRED, width=2.5))),
+         marker=dict(size=FIRED_SIZE, color=CLIPPED, line=dict(color=FIRED, width=FIRED_RING))),
     dict(name="start", mode="markers",
          marker=dict(size=15, symbol="star", color="white", line=dict(color="black", width=1.5))),
     dict(name="diverged", mode="markers", marker=dict(size=14, symbol="x", color="black")),
@@ -365,7 +398,7 @@ def surface_dict(grid: SurfaceGrid, log_colour: bool = True) -> dict:
 def paths_dict(window: tuple[float, float, float, float], unclipped: Trajectory,
                clipped: Trajectory) -> dict:
     """The path layer: both descents over ``window`` = (w_min, w_max, b_min, b_max) (plain dict)."""
-    traces, notes = trajectory_traces(unclipped, clipped, hover=False, window=window)
+    traces, notes = path_layer_traces(unclipped, clipped, window)
     return {"data": traces, "layout": paths_layout(window, notes)}
 
 
