@@ -212,3 +212,19 @@ def test_png_and_svg_buttons_export_each_figure_with_all_its_layers(dash_duo, ma
     for part in ("Gradient norm and error per step", "threshold τ = 1", "g-ytitle", "g-y2title", "g-x2title"):
         assert part in side, part
     assert severe_logs(dash_duo) == []
+
+
+def test_copy_link_box_keeps_the_link_after_focus_and_blur(dash_duo, make_app):
+    """The surface page writes the link into the box from browser code: clicking into the box
+    (to select it) and away again must not empty it."""
+    open_surface(dash_duo, make_app)
+    box = dash_duo.find_element("#es-link")
+    link = wait_until(lambda: box.get_attribute("value"), what="the link")
+    assert "/surface?" in link and "w0=4" in link
+    box.click()
+    dash_duo.find_element("h2").click()
+    time.sleep(0.4)
+    assert dash_duo.find_element("#es-link").get_attribute("value") == link
+    press_slider(dash_duo, "es-w0")
+    wait_until(lambda: "w0=4.01" in dash_duo.find_element("#es-link").get_attribute("value"), what="the new link")
+    assert severe_logs(dash_duo) == []

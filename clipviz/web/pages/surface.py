@@ -444,8 +444,8 @@ function(click) {
 VIEW_JS = """
 function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog, p) {
     const dc = window.dash_clientside;
-    // the link: every control, written to the address bar once the controls rest (replaceState
-    // costs 5-15 ms of main thread)
+    // the link: every control, written to the address bar and the copy-link box once the controls
+    // rest (400 ms without a change), so that it never competes with drawing a change
     const q = new URLSearchParams();
     const put = (k, v) => { if (v !== null && v !== undefined && v !== '') { q.set(k, v); } };
     if (Array.isArray(wr)) { put('w_min', wr[0]); put('w_max', wr[1]); }
@@ -462,11 +462,11 @@ function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog
         if (window.location.pathname + window.location.search !== url) {
             window.history.replaceState(window.history.state, '', url);
         }
-        // the copy-link box, written here rather than as this callback's output: an output costs
-        // Dash ~10 ms of main thread right after the request leaves, delaying its answer
-        const box = document.getElementById('es-link');
-        if (box) { box.value = window.location.origin + url; }
-    }, 250);
+        // the copy-link box: set here, once the controls rest, rather than as this callback's
+        // output, which costs Dash ~10 ms of main thread right after the request leaves
+        const box = document.getElementById('es-link'), link = window.location.origin + url;
+        if (box && box.value !== link) { dc.set_props('es-link', {value: link}); }
+    }, 400);
 
     // which figures the change needs (none on the first call: the page came with them)
     const trig = (dc.callback_context.triggered || []).map(t => t.prop_id.split('.')[0].slice(3))
