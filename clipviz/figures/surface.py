@@ -406,9 +406,9 @@ def surface_figure(grid: SurfaceGrid, unclipped: Trajectory, clipped: Trajectory
                    log_colour: bool = True) -> go.Figure:
     """Figure 3 of the paper with both descent paths, as one figure (for export and notebooks).
 
-    Traces as in the module docstring.  The web page draws the same traces in
-    two stacked layers (:func:`surface_dict`, :func:`paths_dict`) so that
-    moving the start redraws only the paths.
+    Traces as in the module docstring.  The web page draws the same picture as
+    stacked layers (see the module docstring) so that a change redraws only what
+    it moves.
     """
     traces, notes = trajectory_traces(unclipped, clipped, hover=True)
     layout = dict(surface_layout(grid, window_revision(grid), titles=True), showlegend=True, annotations=notes,
