@@ -2,9 +2,9 @@
 
 Filesystem cache under the data directory by default (shared by all gunicorn
 workers on one host); Redis when ``CLIPVIZ_REDIS_URL`` is set.  Cached
-functions take only rounded scalars (flask-caching builds keys from ``repr``
-of the arguments, under which numpy arrays collide), see
-:func:`clipviz.web.params.round_sig`.
+functions take only rounded scalars (keys are built from ``repr`` of the
+arguments, under which numpy arrays would collide), see
+:func:`clipviz.web.params.round_sig` and :func:`memo_key`.
 
 Outside a Flask application context (unit tests, notebooks) a memoised
 function simply runs.
