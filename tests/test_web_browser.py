@@ -98,6 +98,16 @@ def test_trajectory_slider_moves_the_paths(dash_duo, make_app):
                what="the paths to start at w0 = 4.5")
     assert gd_eval(dash_duo, "es-paths", "gd._fullData[2].x[0]") == pytest.approx(4.5)
     assert gd_eval(dash_duo, "es-surface", "gd._fullData[0].z[10][10]") == heat_uid
+    # every step is marked by the page's SVG markers, drawn by the browser at the lines' vertices
+    marks = dash_duo.driver.execute_script(
+        "return ['cv-unclipped', 'cv-clipped', 'cv-fired'].map(u => {"
+        " const p = document.querySelector('#es-paths .trace' + u + ' path.js-line');"
+        " const id = p && getComputedStyle(p).markerMid.replace(/^url\\(\"?#|\"?\\)$/g, '');"
+        " return [id, !!document.getElementById(id), p ? p.getAttribute('d').split(/[ML]/).length - 1 : 0]; });")
+    for (mark, defined, vertices), uid in zip(marks, ("cv-unclipped", "cv-clipped", "cv-fired")):
+        assert mark == f"{uid}-step" and defined and vertices >= 1, (uid, mark, defined, vertices)
+    n_kept = gd_eval(dash_duo, "es-paths", "gd._fullData[1].x.length")
+    assert marks[1][2] == n_kept  # one vertex (one marker) per kept step: nothing simplified away
     assert severe_logs(dash_duo) == []
 
 

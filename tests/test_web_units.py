@@ -258,8 +258,8 @@ def test_update_view_sends_paths_and_side_figure_not_the_surface_for_a_descent_c
     paths, diag, msgs = out["paths"], out["diag"], out["msgs"]
     assert out["surface"] is None
     assert set(msgs) == ALL_MSGS and not any(msgs.values())
-    # no divergence trace when nothing diverged
-    assert [t["name"] for t in paths["data"]] == ["no clipping", "norm clipping, τ=1", "start"]
+    # the steps where clipping fired, no divergence trace (nothing diverged)
+    assert [t["name"] for t in paths["data"]] == ["no clipping", "norm clipping, τ=1", "start", "clipping fired"]
     assert paths["layout"]["xaxis"]["range"] == [-2.0, 12.0]
     assert paths["layout"]["showlegend"] is False  # the legend is drawn once, on the title layer
     u = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=40, steps=30)
@@ -501,7 +501,8 @@ def test_view_endpoint_sends_a_diverged_run_as_strict_json(make_app, monkeypatch
     out = json.loads(r.data, parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON"))
     assert [a["text"] for a in out["paths"]["layout"]["annotations"]] == [
         f"unclipped: diverged at step {u.diverged_at}"]
-    assert out["paths"]["data"][3]["name"] == "diverged" and out["paths"]["data"][3]["x"] == [u.params[-1, 0]]
+    div = [t for t in out["paths"]["data"] if t["name"] == "diverged"]
+    assert len(div) == 1 and div[0]["x"] == [u.params[-1, 0]]
     assert any("diverged" in a["text"] for a in out["diag"]["layout"]["annotations"])
 
 
@@ -600,23 +601,39 @@ def test_side_figure_axis_titles_are_on_their_own_layer(pair):
     assert single.layout.yaxis.title.text == r"$\|g\|$" and single.layout.yaxis2.title.text == "$E_T$"
 
 
-def test_path_layer_rings_the_steps_where_clipping_fired():
-    """One marker per kept step; it is ringed when clipping fired at it or at a step it stands for."""
+def test_path_layer_marks_steps_at_line_vertices_and_rings_the_fired_ones():
+    """The path layer's steps are the vertices of lines the page marks with SVG markers (by trace
+    uid, every vertex kept); the steps where clipping fired are the vertices of an inkless line
+    ringed the same way; each trace says how to draw it with Plotly markers for an export."""
     c = one_unit.descend(5.0, -1.75, lr=0.2, n_steps=120, clip="norm", threshold=0.1)
     u = one_unit.descend(5.0, -1.75, lr=0.2, n_steps=120)
     window = (-2.0, 12.0, -8.0, 2.0)
     traces, _ = fs.path_layer_traces(u, c, window)
-    assert [t["name"] for t in traces] == ["no clipping", "norm clipping, τ=0.1", "start"]
+    assert [t["name"] for t in traces] == ["no clipping", "norm clipping, τ=0.1", "start", "clipping fired"]
+    assert [t.get("uid") for t in traces] == ["cv-unclipped", "cv-clipped", None, "cv-fired"]
+    for t in (traces[0], traces[1], traces[3]):
+        assert t["mode"] == "lines" and t["line"]["simplify"] is False and t["uid"] in fs.STEP_MARKERS
+        assert "marker" in t["meta"]["export"]
+    assert traces[3]["line"]["color"] == "rgba(0,0,0,0)"
     keep = fs.thin_steps(c.params, window)
     fired = np.zeros(len(c.params), bool)
     fired[: c.clipped.size] = c.clipped[: len(c.params)]
     want = np.array([fired[a:b].any() for a, b in zip(keep, list(keep[1:]) + [len(c.params)])])
     assert 0 < want.sum() < len(keep)  # some steps fired, some did not
-    size, ring = arr(traces[1]["marker"]["size"]), arr(traces[1]["marker"]["line"]["width"])
-    np.testing.assert_array_equal(size, np.where(want, fs.FIRED_SIZE, 5))
-    np.testing.assert_array_equal(ring, np.where(want, fs.FIRED_RING, 0))
     np.testing.assert_array_equal(arr(traces[1]["x"]), c.params[keep, 0])
-    # no clipping at all: plain markers, no per-step arrays
+    np.testing.assert_array_equal(arr(traces[3]["x"]), c.params[keep[want], 0])
+    np.testing.assert_array_equal(arr(traces[3]["y"]), c.params[keep[want], 1])
+    # no clipping at all: no fired trace; one fired step: a line of two equal vertices
     quiet = one_unit.descend(5.0, -1.75, lr=0.2, n_steps=20, clip="norm", threshold=1e6)
-    assert fs.path_layer_traces(u, quiet, window)[0][1]["marker"] == {"size": 5, "color": fs.CLIPPED}
+    assert [t["name"] for t in fs.path_layer_traces(u, quiet, window)[0]] == ["no clipping", "norm clipping, τ=1e+06",
+                                                                              "start"]
     go.Figure({"data": traces})
+
+
+def test_step_markers_are_defined_in_the_page_for_every_marked_trace():
+    from clipviz.web.app import INDEX_STRING, step_marker_html
+
+    html_ = step_marker_html()
+    assert html_ in INDEX_STRING
+    for uid in fs.STEP_MARKERS:
+        assert f'<marker id="{uid}-step"' in html_ and f".trace{uid} path.js-line {{ marker: url(#{uid}-step); }}" in html_

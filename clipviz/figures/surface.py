@@ -236,35 +236,61 @@ def trajectory_traces(unclipped: Trajectory, clipped: Trajectory,
     return [tr_u, tr_c, tr_f, tr_s, tr_d], notes
 
 
-#: on the web page's path layer a step where clipping fired is a bigger marker with an orange ring
+#: a step where clipping fired: a ring of this size (diameter, px) and line width around its marker
 FIRED_SIZE, FIRED_RING = 9, 2.5
+
+#: The web page's path layer marks the steps with SVG ``<marker>`` elements that the browser draws
+#: at every vertex of a trace's line (the CSS ``marker`` property), not with Plotly markers (one SVG
+#: element each, styled one by one: ~50 µs per step on every redraw).  Trace uid -> the marker:
+#: a dot (radius, colour) or a ring (radius, colour, line width).  The web app puts these into the
+#: page (``clipviz.web.app.step_marker_html``).
+STEP_MARKERS = {
+    "cv-unclipped": dict(r=2.5, fill=UNCLIPPED),
+    "cv-clipped": dict(r=2.5, fill=CLIPPED),
+    "cv-fired": dict(r=FIRED_SIZE / 2, ring=FIRED, width=FIRED_RING),
+}
+
+
+def _marked_line(uid: str, name: str, pts: np.ndarray, colour: str, export: dict) -> dict:
+    """A line through ``pts`` whose vertices the page marks with the STEP_MARKERS entry ``uid``;
+    ``meta.export``: what to draw instead when the layer is exported (Plotly markers)."""
+    if pts.shape[0] == 1:  # a line needs two vertices to be drawn (and marked)
+        pts = np.vstack([pts, pts])
+    return dict(type="scatter", mode="lines", name=name, uid=uid, hoverinfo="skip",
+                x=typed(pts[:, 0], "f8"), y=typed(pts[:, 1], "f8"),
+                # simplify=False: Plotly would drop vertices on nearly straight stretches, and a step
+                # with them
+                line=dict(color=colour, width=2, simplify=False), meta=dict(export=export))
 
 
 def path_layer_traces(unclipped: Trajectory, clipped: Trajectory,
                       window: tuple[float, float, float, float]) -> tuple[list[dict], list[dict]]:
-    """The web page's path layer: [unclipped, clipped, start] and, when a run diverged, the
-    divergence markers; and their annotations.  Cheap to redraw (SVG markers cost the browser
-    about 50 µs each): steps that cannot be told apart at ``window`` are left out
-    (:func:`thin_steps`), and a step where clipping fired is its own marker drawn with an orange
-    ring (a kept step is ringed when it or a step it stands for fired), not a second marker.
-    No hover text (the layer does not take the mouse).
+    """The web page's path layer: [unclipped, clipped, start], then the steps where clipping fired
+    and the divergence markers when there are any; and the annotations.
+
+    Cheap to redraw: steps that cannot be told apart at ``window`` are left out
+    (:func:`thin_steps`; a kept step counts as fired when it or a step it stands for fired), and
+    steps are marked by the browser at the lines' vertices (:data:`STEP_MARKERS`; the fired steps
+    are the vertices of a line drawn without ink).  No hover text (the layer takes no mouse).
     """
     ku, kc = thin_steps(unclipped.params, window), thin_steps(clipped.params, window)
-    pu, pc = unclipped.params[ku], clipped.params[kc]
+    pc = clipped.params[kc]
     # a kept step stands for itself and the left-out steps up to the next kept one
     fired = np.logical_or.reduceat(_fired_at_points(clipped), kc)
-    tr_u = dict(type="scatter", mode="lines+markers", name="no clipping", hoverinfo="skip",
-                x=typed(pu[:, 0], "f8"), y=typed(pu[:, 1], "f8"),
-                line=dict(color=UNCLIPPED, width=2), marker=dict(size=5, color=UNCLIPPED))
-    marker = dict(size=5, color=CLIPPED)
-    if fired.any():
-        marker.update(size=typed(np.where(fired, FIRED_SIZE, 5)),
-                      line=dict(color=FIRED, width=typed(np.where(fired, FIRED_RING, 0.0))))
-    tr_c = dict(type="scatter", mode="lines+markers", name=_clip_label(clipped), hoverinfo="skip",
-                x=typed(pc[:, 0], "f8"), y=typed(pc[:, 1], "f8"), line=dict(color=CLIPPED, width=2),
-                marker=marker)
+    tr_u = _marked_line("cv-unclipped", "no clipping", unclipped.params[ku], UNCLIPPED,
+                        dict(mode="lines+markers", marker=dict(size=5, color=UNCLIPPED)))
+    tr_c = _marked_line("cv-clipped", _clip_label(clipped), pc, CLIPPED,
+                        dict(mode="lines+markers", marker=dict(size=5, color=CLIPPED)))
     tr_s, tr_d, notes = _start_and_divergence(unclipped, clipped)
-    return ([tr_u, tr_c, tr_s, tr_d] if tr_d["x"] else [tr_u, tr_c, tr_s]), notes
+    traces = [tr_u, tr_c, tr_s]
+    if fired.any():
+        traces.append(_marked_line(
+            "cv-fired", "clipping fired", pc[fired], "rgba(0,0,0,0)",
+            dict(mode="markers", marker=dict(size=FIRED_SIZE + 2, color="rgba(0,0,0,0)",
+                                             line=dict(color=FIRED, width=FIRED_RING)))))
+    if tr_d["x"]:
+        traces.append(tr_d)
+    return traces, notes
 
 
 def _clip_label(t: Trajectory) -> str:
@@ -352,7 +378,7 @@ LEGEND_KEY = (
     dict(name="with clipping", mode="lines+markers", line=dict(color=CLIPPED, width=2),
          marker=dict(size=5, color=CLIPPED)),
     dict(name="clipping fired", mode="markers",
-         marker=dict(size=FIRED_SIZE, color=CLIPPED, line=dict(color=FIRED, width=FIRED_RING))),
+         marker=dict(size=FIRED_SIZE + 2, color="rgba(0,0,0,0)", line=dict(color=FIRED, width=FIRED_RING))),
     dict(name="start", mode="markers",
          marker=dict(size=15, symbol="star", color="white", line=dict(color="black", width=1.5))),
     dict(name="diverged", mode="markers", marker=dict(size=14, symbol="x", color="black")),

@@ -557,9 +557,9 @@ function(n_png, n_svg, n_dpng, n_dsvg) {
         // bricks drawn one by one in the export (an image scaled up there may be smoothed)
         const heat = Object.assign({}, base.data[0], {zsmooth: false, showscale: true,
                                                       colorbar: frame.data[0].colorbar});
-        // the path layer rings the steps where clipping fired: its legend entry is on the title layer
-        const key = gd('es-titles').data.filter(t => t.name === 'clipping fired');
-        data = [heat].concat(base.data.slice(1), top.data, key); name = 'clipviz-error-surface';
+        // the path layer's steps are marked by the page's SVG markers: Plotly markers in the export
+        const paths = top.data.map(t => (t.meta && t.meta.export) ? Object.assign({}, t, t.meta.export) : t);
+        data = [heat].concat(base.data.slice(1), paths); name = 'clipviz-error-surface';
     }
     Plotly.toImage({data: data, layout: layout},
                    {format: fmt, width: 1400, height: 900, scale: fmt === 'png' ? 2 : 1}).then(url => {
