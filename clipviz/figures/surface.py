@@ -351,11 +351,14 @@ def surface_layout(grid: SurfaceGrid, uirevision: str, titles: bool = False, chr
     return layout
 
 
-def frame_dict(grid: SurfaceGrid, log_colour: bool = True) -> dict:
+def frame_dict(grid: SurfaceGrid, log_colour: bool = True,
+               zrange: tuple[float, float] | None = None) -> dict:
     """The frame layer of the web page: the axes' tick labels and the colour bar over the surface
     layer (same plot area), and nothing else.  Its ``layout.meta`` names what it shows (window and
-    colour range): the page redraws it only when that changes."""
-    zrange = colour_range(colour_values(grid.E, log_colour), log_colour)
+    colour range): the page redraws it only when that changes.  ``zrange``: the colour range when
+    the caller has it (the surface layer's zmin, zmax), else computed from the grid."""
+    if zrange is None:
+        zrange = colour_range(colour_values(grid.E, log_colour), log_colour)
     w0, w1, b0, b1 = grid.window
     # the colour bar needs a trace: one transparent brick in a corner of the window
     bar = dict(type="heatmap", x=[w0, w1], y=[b0, b1], z=[[zrange[0], zrange[1]], [zrange[0], zrange[1]]],
@@ -570,10 +573,9 @@ def trajectories_csv(unclipped: Trajectory, clipped: Trajectory) -> str:
     for name, t in (("unclipped", unclipped), ("clipped", clipped)):
         n = t.params.shape[0]
         gn = np.full(n, np.nan)
-        fired = np.zeros(n, dtype=bool)
         m = min(n, t.grad_norm.size)
         gn[:m] = t.grad_norm[:m]
-        fired[:m] = t.clipped[:m]
+        fired = _fired_at_points(t)
         runs += [name] * n
         steps.append(np.arange(n))
         w.append(t.params[:, 0])

@@ -80,7 +80,9 @@ def surface_layers(w_min, w_max, b_min, b_max, res, T, x0, target, act, log_colo
     """What the page draws of a surface, ready to send: ``surface`` (the base layer, typed
     float32 arrays), ``frame`` (tick labels and colour bar) and ``title`` (text)."""
     grid = surface_grid.uncached(w_min, w_max, b_min, b_max, res, T, x0, target, act)
-    return {"surface": fs.surface_dict(grid, log_colour), "frame": fs.frame_dict(grid, log_colour),
+    surface = fs.surface_dict(grid, log_colour)
+    heat = surface["data"][0]  # its colour range, so the frame need not take log10 of the grid again
+    return {"surface": surface, "frame": fs.frame_dict(grid, log_colour, (heat["zmin"], heat["zmax"])),
             "title": fs.surface_title(grid)}
 
 
