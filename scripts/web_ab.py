@@ -15,37 +15,17 @@ have that layer.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clipviz.bench import web as W  # noqa: E402
-
-
-def serve(root: Path, port: int, data_dir: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(root), CLIPVIZ_DATA_DIR=data_dir)
-    env.pop("CLIPVIZ_REDIS_URL", None)
-    proc = subprocess.Popen(["gunicorn", "-w", str(W.WORKERS), "--threads", str(W.THREADS), "-b",
-                             f"127.0.0.1:{port}", "app:server"], cwd=root, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    end = time.time() + 120
-    while time.time() < end:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"{root}: gunicorn did not answer /health within 120 s")
 
 
 def main() -> None:
@@ -65,7 +45,7 @@ def main() -> None:
         ports = {}
         for name, root in (("old", old), ("new", ROOT)):
             ports[name] = W._free_port()
-            procs.append(serve(root, ports[name], str(tmp / f"data-{name}")))
+            procs.append(W._start_gunicorn(ports[name], str(tmp / f"data-{name}"), root))
         driver = W._driver()
         res: dict[tuple[str, int], list[float]] = {(v, c): [] for v in ports for c in cases}
         for r in range(args.rounds):

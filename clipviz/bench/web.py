@@ -93,12 +93,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_gunicorn(port: int, data_dir: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+def _start_gunicorn(port: int, data_dir: str, root: Path = ROOT) -> subprocess.Popen:
+    """``gunicorn app:server`` of the checkout at ``root`` (its clipviz first on the path)."""
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                CLIPVIZ_DATA_DIR=data_dir)
     env.pop("CLIPVIZ_REDIS_URL", None)
     cmd = ["gunicorn", "-w", str(WORKERS), "--threads", str(THREADS), "-b", f"127.0.0.1:{port}", "app:server"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     end = time.time() + 120
     while time.time() < end:
         try:
@@ -107,7 +108,7 @@ def _start_gunicorn(port: int, data_dir: str) -> subprocess.Popen:
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("gunicorn did not answer /health within 120 s")
+    raise RuntimeError(f"{root}: gunicorn did not answer /health within 120 s")
 
 
 def _driver():
