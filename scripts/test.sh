@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs (Debian packages only where missing,
-# then the Python package with its test extras) and run the whole suite.
+# The README's test command.  It installs what the suite needs and runs all of it:
+#   1. Debian packages, only those missing (with sudo when not root);
+#   2. the project virtualenv .venv, made from requirements/test.lock (scripts/venv.sh), so the
+#      suite runs on exactly the locked set and nothing installed on the machine by hand;
+#   3. the Docker daemon, when it is installed and not running (root only; the docker tests skip
+#      otherwise);
+#   4. pytest, in that virtualenv.
 # Extra arguments go to pytest, e.g.  bash scripts/test.sh -k clipping
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +14,13 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-# the docker-marked test builds the image on a locally made Debian base (tests/test_docker.py)
+# the docker-marked tests build the images on a locally made Debian base and bring up
+# docker-compose.yml (tests/test_docker.py)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+# `python3 -m venv` needs Debian's python3-venv where python3 is Debian's own
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -26,8 +35,11 @@ if command -v dockerd >/dev/null 2>&1 && ! docker info >/dev/null 2>&1 && [ "$(i
   for _ in $(seq 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+bash scripts/venv.sh requirements/test.lock
 
-# GNU OpenMP breaks in forked children after a parallel kernel ran (see README).
-export NUMBA_THREADING_LAYER=workqueue
-exec python3 -m pytest --headless "$@"
+# As if activated: the tests start the venv's own gunicorn, celery and hadolint by name.
+export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
+unset PYTHONHOME
+# Tests that start browsers use Debian's chromedriver; Selenium must not try to download one.
+export SE_OFFLINE=true
+exec python -m pytest --headless "$@"
