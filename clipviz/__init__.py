@@ -12,17 +12,10 @@ after a parallel kernel ran (gunicorn, Celery prefork, Dash background jobs).
 from __future__ import annotations
 
 import logging
-import os
 
-os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+from .config import select_threading_layer
 
-try:  # numba may already have been imported by the caller
-    import numba as _numba
-
-    if _numba.config.THREADING_LAYER == "default":
-        _numba.config.THREADING_LAYER = os.environ["NUMBA_THREADING_LAYER"]
-except ImportError:  # pragma: no cover - numba is a hard dependency
-    pass
+select_threading_layer()
 
 __version__ = "0.1.0"
 

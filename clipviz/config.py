@@ -6,7 +6,9 @@ Every default used by the library, the CLI and the web app comes from
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,8 @@ class Settings:
     autoclip_percentile: float = 10.0  # p used by AutoClip's paper by default
 
     # --- run store and background jobs (issue 6) -----------------------------
-    # Environment variables override these at run time (see clipviz.runstore
-    # and clipviz.jobs): CLIPVIZ_DATA_DIR, CLIPVIZ_REDIS_URL, CLIPVIZ_LOCAL_WORKERS.
+    # Environment variables override these at run time; they are read by the
+    # functions at the end of this module and nowhere else.
     store_dir: str = "clipviz-data"  # files the app keeps: run store, web cache ($CLIPVIZ_DATA_DIR wins)
     db_name: str = "runs.sqlite"  # the SQLite run store inside store_dir
     heartbeat_s: float = 2.0  # a running job refreshes its heartbeat at least this often
@@ -81,6 +83,7 @@ class Settings:
     # --- web app ---------------------------------------------------------------
     cache_timeout_s: int = 24 * 3600  # memoised results live a day (they never go stale)
     cache_max_items: int = 5000  # filesystem cache prunes beyond this many entries
+    web_max_runs: int = 200  # runs the training page lists, tracks or cancels at once (newest first)
 
     # --- dynamics (clipviz.dynamics, section 2.5) ----------------------------
     basin_steps: int = 200  # T for basins / sensitivity: long enough to settle off the boundary
@@ -101,6 +104,105 @@ class Settings:
 
 
 SETTINGS = Settings()
+
+# ---------------------------------------------------------------------------
+# The environment.  These functions are the only readers of os.environ in the
+# package; every path clipviz writes to is derived from them.  They read at call
+# time, so a test or a notebook may change a variable and see the effect.
+# ---------------------------------------------------------------------------
+ENV_DATA_DIR = "CLIPVIZ_DATA_DIR"  # run store, web cache: one folder per deployment
+ENV_DATASETS = "CLIPVIZ_DATA"  # data sets: searched first, and where `clipviz data fetch` writes
+ENV_REDIS_URL = "CLIPVIZ_REDIS_URL"  # Celery broker and web cache; unset -> embedded, no service
+ENV_LOCAL_WORKERS = "CLIPVIZ_LOCAL_WORKERS"  # concurrent local runners (embedded job layer)
+ENV_BLAS_THREADS = "CLIPVIZ_WORKER_BLAS_THREADS"  # BLAS threads per training job
+ENV_THREADING_LAYER = "NUMBA_THREADING_LAYER"  # Numba's own variable; clipviz picks a default
+DEFAULT_THREADING_LAYER = "workqueue"  # fork-safe; GNU OpenMP breaks in children forked after a parallel kernel ran
+
+
+def _env(name: str) -> str | None:
+    """The variable's value with surrounding white space removed; None when unset or empty."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return raw.strip() or None
+
+
+def _env_int(name: str, default: int, lo: int, hi: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        n = lo - 1
+    if not lo <= n <= hi:
+        raise ValueError(f"{name} must be an integer from {lo} to {hi}, got {raw!r}")
+    return n
+
+
+def data_dir() -> Path:
+    """Where clipviz keeps its files (run store, web cache): ``$CLIPVIZ_DATA_DIR`` or
+    :attr:`Settings.store_dir`, with ``~`` expanded."""
+    return Path(_env(ENV_DATA_DIR) or SETTINGS.store_dir).expanduser()
+
+
+def store_path() -> Path:
+    """The SQLite run store inside :func:`data_dir`."""
+    return data_dir() / SETTINGS.db_name
+
+
+def web_cache_dir() -> Path:
+    """The web app's filesystem cache inside :func:`data_dir`."""
+    return data_dir() / "web-cache"
+
+
+def dataset_dir() -> Path | None:
+    """``$CLIPVIZ_DATA`` (expanded), the first place data sets are looked for; None when unset."""
+    raw = _env(ENV_DATASETS)
+    return Path(raw).expanduser() if raw else None
+
+
+def download_dir() -> Path:
+    """Where ``clipviz data fetch`` stores data sets: ``$CLIPVIZ_DATA`` or :attr:`Settings.data_dir`."""
+    return dataset_dir() or Path(SETTINGS.data_dir).expanduser()
+
+
+def redis_url() -> str | None:
+    """``$CLIPVIZ_REDIS_URL`` (None when unset or empty)."""
+    return _env(ENV_REDIS_URL)
+
+
+def local_workers() -> int:
+    """Concurrent runs of the embedded job layer: ``$CLIPVIZ_LOCAL_WORKERS`` or the setting."""
+    return _env_int(ENV_LOCAL_WORKERS, SETTINGS.local_workers, 1, 64)
+
+
+def blas_threads() -> int:
+    """BLAS threads per training job: ``$CLIPVIZ_WORKER_BLAS_THREADS`` or the setting."""
+    return _env_int(ENV_BLAS_THREADS, SETTINGS.worker_blas_threads, 1, 256)
+
+
+def threading_layer() -> str:
+    """Numba's threading layer: the user's ``$NUMBA_THREADING_LAYER``, else the fork-safe default."""
+    return _env(ENV_THREADING_LAYER) or DEFAULT_THREADING_LAYER
+
+
+def select_threading_layer() -> str:
+    """Make :func:`threading_layer` the layer of this process and of the processes it starts.
+
+    Numba reads ``$NUMBA_THREADING_LAYER`` when it is first imported, so the variable is set for
+    children (Celery prefork, runners); if Numba was imported already, its config is set too.
+    """
+    layer = threading_layer()
+    os.environ[ENV_THREADING_LAYER] = layer
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a hard dependency
+        return layer
+    if numba.config.THREADING_LAYER == "default":
+        numba.config.THREADING_LAYER = layer
+    return layer
+
 
 ACTIVATIONS = ("sigmoid", "tanh")
 """Activations of the one-unit model (codes 0 and 1 in the kernels)."""

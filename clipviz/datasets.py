@@ -19,7 +19,6 @@ Known names (``KNOWN``) are looked up in the data directories
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import config
 from .config import SETTINGS
 
 N_KEYS = 88  # piano keys A0..C8 = MIDI 21..108
@@ -95,9 +95,7 @@ def data_dirs() -> list[Path]:
     """Directories searched for known data sets, in order: $CLIPVIZ_DATA,
     the download directory (SETTINGS.data_dir), ./data and the project's
     ``shared/data`` next to the repository."""
-    dirs = []
-    if os.environ.get("CLIPVIZ_DATA"):
-        dirs.append(Path(os.environ["CLIPVIZ_DATA"]).expanduser())
+    dirs = [d for d in (config.dataset_dir(),) if d is not None]
     dirs.append(Path(SETTINGS.data_dir).expanduser())
     dirs.append(Path.cwd() / "data")
     dirs.append(Path.cwd().parent / "shared" / "data")
@@ -107,7 +105,7 @@ def data_dirs() -> list[Path]:
 
 def download_dir() -> Path:
     """Where ``clipviz data fetch`` stores files ($CLIPVIZ_DATA or SETTINGS.data_dir)."""
-    return Path(os.environ.get("CLIPVIZ_DATA") or SETTINGS.data_dir).expanduser()
+    return config.download_dir()
 
 
 def _find(relpath: str) -> Path | None:

@@ -33,6 +33,7 @@ import time
 import traceback
 from typing import Any, Iterable, Mapping
 
+from . import config
 from .config import SETTINGS
 from .runstore import RunStore
 
@@ -42,9 +43,7 @@ TASK_NAME = "clipviz.train_run"
 SWEEP_METHODS = ("none", "norm", "value", "autoclip")
 
 
-def redis_url() -> str | None:
-    """``$CLIPVIZ_REDIS_URL`` (None when unset or empty)."""
-    return os.environ.get("CLIPVIZ_REDIS_URL") or None
+redis_url = config.redis_url  # ``$CLIPVIZ_REDIS_URL``; read in clipviz.config only
 
 
 def redact(url: str) -> str:
@@ -66,32 +65,8 @@ def default_backend() -> str:
     return "celery" if redis_url() else "local"
 
 
-def local_workers() -> int:
-    """Concurrent runs of the embedded job layer (``$CLIPVIZ_LOCAL_WORKERS`` or the setting)."""
-    raw = os.environ.get("CLIPVIZ_LOCAL_WORKERS")
-    if not raw:
-        return SETTINGS.local_workers
-    try:
-        n = int(raw)
-    except ValueError:
-        raise ValueError(f"CLIPVIZ_LOCAL_WORKERS must be an integer from 1 to 64, got {raw!r}") from None
-    if not 1 <= n <= 64:
-        raise ValueError(f"CLIPVIZ_LOCAL_WORKERS must be an integer from 1 to 64, got {raw!r}")
-    return n
-
-
-def blas_threads() -> int:
-    """BLAS threads per training job (``$CLIPVIZ_WORKER_BLAS_THREADS`` or the setting)."""
-    raw = os.environ.get("CLIPVIZ_WORKER_BLAS_THREADS")
-    if not raw:
-        return SETTINGS.worker_blas_threads
-    try:
-        n = int(raw)
-    except ValueError:
-        n = 0
-    if not 1 <= n <= 256:
-        raise ValueError(f"CLIPVIZ_WORKER_BLAS_THREADS must be an integer from 1 to 256, got {raw!r}")
-    return n
+local_workers = config.local_workers  # ``$CLIPVIZ_LOCAL_WORKERS`` or the setting
+blas_threads = config.blas_threads  # ``$CLIPVIZ_WORKER_BLAS_THREADS`` or the setting
 
 
 def _blas_limit():
@@ -228,12 +203,13 @@ def warm_up() -> float:
     it again from Numba's cache (about a second per runner).
     """
     from .training import TrainConfig, train
+    from .training.tasks import MIN_TEMPORAL_LENGTH
 
     t = time.perf_counter()
-    try:
-        train(TrainConfig.from_dict({"task": "temporal_order", "hidden": 2, "seq_len": 4,
+    try:  # the smallest run the engine accepts: its shortest temporal-order sequence
+        train(TrainConfig.from_dict({"task": "temporal_order", "hidden": 2, "seq_len": MIN_TEMPORAL_LENGTH,
                                      "batch_size": 1, "max_updates": 2, "eval_every": 2}))
-    except Exception:  # pragma: no cover - warming is an optimisation, never an error
+    except Exception:  # warming is an optimisation: a failure is logged, never raised
         log.exception("training warm-up failed")
     return time.perf_counter() - t
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from . import config
 from .config import SETTINGS
 
 log = logging.getLogger(__name__)
@@ -95,14 +96,9 @@ CREATE TABLE IF NOT EXISTS runners (
 """
 
 
-def data_dir() -> Path:
-    """The data directory: ``$CLIPVIZ_DATA_DIR`` or :attr:`Settings.store_dir`."""
-    return Path(os.environ.get("CLIPVIZ_DATA_DIR") or SETTINGS.store_dir)
-
-
 def default_path() -> Path:
-    """The run store file inside :func:`data_dir`."""
-    return data_dir() / SETTINGS.db_name
+    """The run store file inside the data directory (:func:`clipviz.config.store_path`)."""
+    return config.store_path()
 
 
 def hostname() -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -23,6 +22,7 @@ from typing import Any, Callable, TypeVar
 from flask import Flask, current_app, has_app_context
 from flask_caching import Cache
 
+from .. import config
 from ..config import SETTINGS
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 # The extension object only records configuration; each Flask app gets its own
 # backend in app.extensions, and all cached data lives in the backend.
 cache = Cache()
-
-
-def data_dir() -> Path:
-    """Where clipviz keeps files: ``$CLIPVIZ_DATA_DIR`` or ``SETTINGS.store_dir``."""
-    return Path(os.environ.get("CLIPVIZ_DATA_DIR", SETTINGS.store_dir)).expanduser()
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,12 +48,12 @@ def code_version() -> str:
 
 def cache_config() -> dict[str, Any]:
     """The flask-caching configuration chosen from the environment."""
-    url = os.environ.get("CLIPVIZ_REDIS_URL", "").strip()
+    url = config.redis_url()
     common = {"CACHE_DEFAULT_TIMEOUT": SETTINGS.cache_timeout_s,
               "CACHE_KEY_PREFIX": f"clipviz:{code_version()}:"}
     if url:
         return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, **common}
-    path = data_dir() / "web-cache"
+    path = config.web_cache_dir()
     path.mkdir(parents=True, exist_ok=True)
     return {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(path),
             "CACHE_THRESHOLD": SETTINGS.cache_max_items, **common}
