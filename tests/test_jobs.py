@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -198,3 +199,13 @@ def test_jobs_train_with_one_blas_thread(monkeypatch):
     monkeypatch.setenv("CLIPVIZ_WORKER_BLAS_THREADS", "many")
     with pytest.raises(ValueError, match="CLIPVIZ_WORKER_BLAS_THREADS"):
         jm.blas_threads()
+
+
+def test_training_warm_up_runs_without_an_error(caplog):
+    """The warm-up the forked runners inherit really trains (it once asked for a sequence shorter
+    than the engine accepts, logged an ERROR at every start and warmed nothing)."""
+    from clipviz import jobs as jm
+
+    with caplog.at_level(logging.WARNING, logger="clipviz"):
+        jm.warm_up.__wrapped__()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
