@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,7 @@ PAGE_MODULES = ("home", "surface", "bifurcations", "dynamics", "theory", "traini
 ASSETS = Path(__file__).parent / "assets"
 
 
-def warm_up() -> float:
-    """Compile (or load from Numba's on-disk cache) every kernel the pages use and import
-    Plotly's validators, so no user waits for them.  Returns the seconds it took."""
-    t = time.perf_counter()
+def _warm_surface() -> None:
     from .. import one_unit
     from ..figures import surface as fs
 
@@ -43,11 +41,56 @@ def warm_up() -> float:
     c = one_unit.descend(1.0, 0.0, lr=0.1, n_steps=2, clip="autoclip", percentile=10)
     fs.surface_figure(grid, u, c)
     fs.diagnostics_figure(u, c)
+
+
+def warm_up() -> float:
+    """Compile (or load from Numba's on-disk cache) every kernel the pages use and import
+    Plotly's validators, so no user waits for them.  Returns the seconds it took.
+
+    Each step is logged as it ends, so the first start on a machine (when Numba compiles
+    everything and nothing else is printed for a while) shows what it is doing.
+    """
+    t = time.perf_counter()
+    steps: list[tuple[str, Any]] = [("one-unit model: error surface and descents", _warm_surface)]
     for name in PAGE_MODULES:
         mod = import_module(f"{__package__}.pages.{name}")
         if hasattr(mod, "warm_up"):
-            mod.warm_up()
+            steps.append((f"{name} page", mod.warm_up))
+    log.info("preparing the numerical kernels in %d steps: the first start on a machine compiles them "
+             "(this can take a minute on a small machine); later starts load them from Numba's cache",
+             len(steps))
+    for i, (label, fn) in enumerate(steps, 1):
+        t0 = time.perf_counter()
+        fn()
+        log.info("kernels %d/%d ready: %s (%.1f s)", i, len(steps), label, time.perf_counter() - t0)
     return time.perf_counter() - t
+
+
+ERROR_ID = "app-error"
+"""The page-level line on which :func:`callback_error` reports a callback that failed."""
+
+
+def callback_error(err: Exception) -> None:
+    """The app-wide callback error handler (``Dash(on_error=...)``).
+
+    Callbacks check their inputs and answer bad values with messages; this is the net for what no
+    check foresaw.  The exception is logged with its traceback under a short reference, the user
+    sees a plain message with that reference on the page-level line, the callback's outputs keep
+    their values (``None`` is ``no_update``), and the response is a 200, never a 500.
+    """
+    ref = uuid.uuid4().hex[:8]
+    try:
+        where = dash.callback_context.triggered_id
+    except Exception:  # noqa: BLE001 - outside a request context
+        where = None
+    log.error("callback failed (ref %s, triggered by %r)", ref, where, exc_info=err)
+    try:
+        dash.set_props(ERROR_ID, {"children": (
+            f"Something went wrong updating this view (reference {ref}; the details are in the "
+            "server log). The figures keep their last state: change the value back, or reload the page.")})
+    except Exception:  # noqa: BLE001 - never let the handler itself fail the request
+        log.exception("could not show the error message for ref %s", ref)
+    return None
 
 
 def _nav() -> html.Nav:
@@ -123,11 +166,13 @@ def create_app(cache_config: dict[str, Any] | None = None, warm: bool = True) ->
     app = dash.Dash(__name__, use_pages=True, pages_folder="", assets_folder=str(ASSETS),
                     title="clipviz", suppress_callback_exceptions=True, index_string=INDEX_STRING,
                     update_title=None,  # no "Updating..." in the tab title on every slider move
+                    on_error=callback_error,
                     meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}])
     init_cache(app.server, cache_config)
     for name in PAGE_MODULES:
         import_module(f"{__package__}.pages.{name}").register(app)
-    app.layout = lambda: html.Div([_nav(), html.Main(dash.page_container)])
+    app.layout = lambda: html.Div([_nav(), html.Div(id=ERROR_ID, className="msg app-error", role="alert"),
+                                   html.Main(dash.page_container)])
 
     from .api import register_api
 
@@ -143,5 +188,5 @@ def create_app(cache_config: dict[str, Any] | None = None, warm: bool = True) ->
     with app.server.test_client() as client:
         client.get("/health")
     if warm:
-        log.info("warm-up took %.2f s", warm_up())
+        log.info("all kernels ready in %.1f s; serving", warm_up())
     return app

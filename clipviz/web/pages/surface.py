@@ -240,7 +240,10 @@ def view_endpoint():
 
 def update_3d(view3d, w_range, b_range, res, T, x0, target, act, log_flags):
     """The 3-D view, only when asked for."""
-    on = bool(view3d) and "view3d" in view3d
+    try:
+        on = VIEW_SPECS[0].check([] if view3d is None else view3d)
+    except ValueError:  # not a checklist value: only a hand-made request sends that
+        return no_update, no_update
     if not on:
         return no_update, {"display": "none"}
     values, msgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)

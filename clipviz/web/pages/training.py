@@ -46,6 +46,7 @@ ALL_DATASETS = tuple(dict.fromkeys(d for ds in DATASETS.values() for d in ds))
 MAX_SEEDS = 10
 MAX_POINTS = 4000  # curve points sent per run (telemetry is thinned beyond this)
 MAX_OVERLAY = 8
+MAX_TRACKED = SETTINGS.web_max_runs
 
 RUN_SPECS = (
     Choice("task", "Task", TASKS, "temporal_order",
@@ -187,11 +188,19 @@ def submit(n_clicks, *values):
     return ids, f"started {len(ids)} run{'s' if len(ids) > 1 else ''} on the {jobs.backend} backend", []
 
 
+def run_ids(value) -> list[str]:
+    """The run ids in a store's or a table selection's value: the strings of a list, at most
+    :data:`MAX_TRACKED` of them; anything else (only a hand-made request sends it) is no id."""
+    if not isinstance(value, (list, tuple)):
+        return []
+    return [v for v in value if isinstance(v, str) and 0 < len(v) <= 64][:MAX_TRACKED]
+
+
 def cancel(n_clicks, active, selected):
     """Cancel the active runs (or the selected ones).  Returns a message."""
     if not n_clicks:
         return no_update
-    ids = list(selected or []) or list(active or [])
+    ids = run_ids(selected) or run_ids(active)
     jobs = _jobs()
     n = 0
     for rid in ids:
@@ -207,10 +216,11 @@ def cancel(n_clicks, active, selected):
 def tick(_n, active, selected):
     """Refresh: progress of the active runs, curves of the selected (or active) runs, the table."""
     store = _jobs().store
-    runs = store.list(limit=200)
+    active, selected = run_ids(active), run_ids(selected)
+    runs = store.list(limit=MAX_TRACKED)
     by_id = {r.id: r for r in runs}
-    act = [by_id[i] for i in (active or []) if i in by_id]
-    for i in (active or []):
+    act = [by_id[i] for i in active if i in by_id]
+    for i in active:
         if i not in by_id:
             try:
                 act.append(store.get(i))
@@ -274,7 +284,7 @@ def sweep_tick(_n, sweep_id):
     """The success-rate figure of the current sweep, and its status line."""
     from ...jobs import sweep_summary
 
-    if not sweep_id:
+    if not sweep_id or not isinstance(sweep_id, str):
         return no_update, "no sweep started from this page yet"
     try:
         s = sweep_summary(_jobs().store, sweep_id)
