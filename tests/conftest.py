@@ -1,4 +1,7 @@
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,3 +34,30 @@ def make_app(tmp_path):
         return create_app(cache_config=cfg, **kw)
 
     return make
+
+
+def checkout_files() -> list[str]:
+    """The files a clone of this checkout would have once committed: tracked, plus untracked ones
+    git does not ignore (so a leftover build/ or egg-info never leaks into a build)."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                             cwd=REPO, check=True, capture_output=True).stdout.decode()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: cannot list the project's files")
+    return [n for n in out.split("\0") if n and (REPO / n).is_file()]
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> Path:
+    """The wheel `pip install .` builds, from a clean copy of the checkout's files, in pip's
+    isolated build environment (the setuptools pyproject.toml asks for, not this machine's)."""
+    src = tmp_path_factory.mktemp("src")
+    for name in checkout_files():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, src / name)
+    out = tmp_path_factory.mktemp("dist")
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    (wheel,) = out.glob("clipviz-*.whl")
+    return wheel
