@@ -31,6 +31,30 @@ PAGE_MODULES = ("home", "surface", "bifurcations", "dynamics", "theory", "traini
 ASSETS = Path(__file__).parent / "assets"
 
 
+def route_logs() -> None:
+    """Send clipviz's log records where the deployer reads them, unless the host program has
+    configured logging itself (``clipviz serve``, a Celery worker, a notebook, pytest).
+
+    The package's ``NullHandler`` (the library convention) also stops Python's last-resort
+    handler and Flask's default one, so under gunicorn every record, tracebacks included, was
+    lost.  Under gunicorn the records go to its error log; elsewhere to standard error.
+    """
+    pkg = logging.getLogger("clipviz")
+    if any(not isinstance(h, logging.NullHandler) for h in pkg.handlers) or logging.getLogger().handlers:
+        return
+    gunicorn = logging.getLogger("gunicorn.error")
+    handlers = list(gunicorn.handlers)
+    if not handlers:
+        h = logging.StreamHandler()
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handlers = [h]
+    for h in handlers:
+        pkg.addHandler(h)
+    if pkg.level == logging.NOTSET:
+        pkg.setLevel(logging.INFO)
+    pkg.propagate = False  # each record once, whatever the root logger later gets
+
+
 def _warm_surface() -> None:
     from .. import one_unit
     from ..figures import surface as fs
@@ -163,6 +187,7 @@ def create_app(cache_config: dict[str, Any] | None = None, warm: bool = True) ->
     warm : bool
         Compile the kernels before serving (:func:`warm_up`).
     """
+    route_logs()
     app = dash.Dash(__name__, use_pages=True, pages_folder="", assets_folder=str(ASSETS),
                     title="clipviz", suppress_callback_exceptions=True, index_string=INDEX_STRING,
                     update_title=None,  # no "Updating..." in the tab title on every slider move
