@@ -43,11 +43,27 @@ RULES = ("none", "norm", "value", "autoclip")
 """Names accepted by :func:`clip` and :class:`Clipper`."""
 
 
+_SAFE_SUMSQ = (2.0 ** -960, 2.0 ** 1000)
+"""Sums of squares in this range keep full precision; outside it the squares have underflowed
+(subnormal, up to 1e-5 relative error in the norm) or overflowed (an exploding but finite
+gradient would get norm inf, and clipping would turn it into a zero step)."""
+
+
 def _norm(g: np.ndarray) -> float:
-    """||g||_2, as ``np.linalg.norm`` computes it (sqrt of the dot product), without its
-    argument checks: the one-unit descent calls this twice per step."""
+    """||g||_2: the square root of the dot product (the one-unit descent calls this twice per
+    step, so without ``np.linalg.norm``'s argument checks), rescaled by the largest magnitude when
+    the squares would underflow or overflow.  A NaN or inf entry gives a non-finite norm."""
     flat = g.ravel()
-    return math.sqrt(float(flat.dot(flat)))
+    sumsq = float(flat.dot(flat))
+    if _SAFE_SUMSQ[0] <= sumsq <= _SAFE_SUMSQ[1]:
+        return math.sqrt(sumsq)
+    if sumsq == 0.0 and not flat.any():
+        return 0.0
+    scale = float(np.max(np.abs(flat)))
+    if not math.isfinite(scale):
+        return math.sqrt(sumsq)  # inf or nan: the entries are not finite
+    r = flat / scale
+    return scale * math.sqrt(float(r.dot(r)))
 
 
 def clip_none(g: np.ndarray, threshold: float) -> tuple[np.ndarray, bool]:
@@ -149,7 +165,7 @@ def clip(
         return np.zeros_like(g), True
     if rule == "autoclip":
         norms = np.append(np.asarray(history if history is not None else [], dtype=np.float64),
-                          float(np.linalg.norm(g)))
+                          _norm(g))
         tau = float(np.percentile(norms, p))
     return _RULE_FUNCTIONS[rule](g, tau)
 
@@ -185,8 +201,8 @@ class Clipper:
     def step(self, g: np.ndarray) -> ClipOutcome:
         """Clip one gradient; non-finite gradients are reported as skipped."""
         n = _norm(g)
-        # a non-finite sum of squares: a NaN or inf entry (skip the step), or finite entries whose
-        # squares overflow (norm inf, as np.linalg.norm says)
+        # a NaN or inf entry: skip the step.  (Finite entries have a finite norm unless the
+        # norm itself exceeds the largest float; _norm rescales squares that would overflow.)
         if not math.isfinite(n) and not np.all(np.isfinite(g)):
             return ClipOutcome(np.zeros_like(g), math.inf, False, True, self._tau)
         tau = self._tau
