@@ -4,7 +4,7 @@ The run store (:mod:`clipviz.runstore`) is the single source of truth: a run is
 created there as *queued*, a worker claims it, streams its telemetry into it
 and stores its record.  Which workers run it depends on the deployment:
 
-* **embedded** (default, no service): the web process forks *runner*
+* **embedded** (default, no service): the web process starts *runner*
   processes (at most :attr:`Settings.local_workers`, ``CLIPVIZ_LOCAL_WORKERS``)
   that claim queued runs from the store one after another and exit when none
   is left.  The store itself is the queue, so runs submitted from any gunicorn
@@ -26,8 +26,9 @@ import functools
 import itertools
 import logging
 import os
-import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -175,7 +176,7 @@ def execute_run(store: RunStore, run_id: str, runner_id: str | None = None) -> s
 
 
 # --------------------------------------------------------------------------
-# the embedded backend: forked runner processes that drain the store's queue
+# the embedded backend: runner processes (fresh interpreters) that drain the store's queue
 # --------------------------------------------------------------------------
 def runner_main(db_path: str, runner_id: str, heartbeat_timeout_s: float | None = None) -> None:
     """A local runner: claim queued local runs one by one until none is left."""
@@ -199,8 +200,8 @@ def runner_main(db_path: str, runner_id: str, heartbeat_timeout_s: float | None 
 def warm_up() -> float:
     """Load the training kernels in this process once (a 2-update run); seconds it took.
 
-    Runners forked afterwards inherit the compiled code instead of each loading
-    it again from Numba's cache (about a second per runner).
+    The image build calls it to fill Numba's cache, so that runners and workers load the
+    compiled kernels instead of compiling them.
     """
     from .training import TrainConfig, train
     from .training.tasks import MIN_TEMPORAL_LENGTH
@@ -214,30 +215,20 @@ def warm_up() -> float:
     return time.perf_counter() - t
 
 
-def _fork_runner(db_path: str, runner_id: str, heartbeat_timeout_s: float) -> None:
-    """Start a detached runner by double fork (no zombie is left in the web process)."""
-    pid = os.fork()
-    if pid:
-        os.waitpid(pid, 0)
-        return
-    code = 1
-    try:  # first child: new session, fork the runner, exit at once
-        os.setsid()
-        if os.fork():
-            code = 0
-            return
-        # the runner (grandchild, adopted by init): default signals, no stdin
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        try:
-            runner_main(db_path, runner_id, heartbeat_timeout_s)
-            code = 0
-        except BaseException:  # noqa: BLE001
-            log.exception("local runner %s crashed", runner_id)
-    finally:
-        os._exit(code)
+def _spawn_runner(db_path: str, runner_id: str, heartbeat_timeout_s: float) -> None:
+    """Start a runner as a fresh interpreter (``python -m clipviz.runner``), in a session of its own.
+
+    Not a fork: a child forked from a web worker shares the worker's open SQLite connections but
+    holds none of their POSIX locks, and closing an inherited descriptor drops the locks its own
+    connection took, which corrupted the store; it also held the server's listening socket, so
+    the port could not be bound again while it ran.  The new interpreter inherits no descriptor
+    but standard input (``/dev/null``), output and error, and opens its own connection.  Its own
+    session keeps it out of the server's signals: a stopped server leaves its runs to finish.
+    A daemon thread waits for it, so no zombie is left behind.
+    """
+    cmd = [sys.executable, "-m", "clipviz.runner", db_path, runner_id, repr(float(heartbeat_timeout_s))]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+    threading.Thread(target=proc.wait, name=f"clipviz-reap-{runner_id}", daemon=True).start()
 
 
 # --------------------------------------------------------------------------
@@ -353,9 +344,8 @@ class Jobs:
             runner_id = self.store.reserve_runner(local_workers())
             if runner_id is None:
                 break
-            warm_up()  # forked runners inherit the loaded kernels
             try:
-                _fork_runner(str(self.store.path), runner_id, self.store.heartbeat_timeout_s)
+                _spawn_runner(str(self.store.path), runner_id, self.store.heartbeat_timeout_s)
             except OSError:
                 self.store.runner_unregister(runner_id)
                 raise

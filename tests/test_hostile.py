@@ -1,0 +1,182 @@
+"""Faults, load and hostile input against the deployment as the Dockerfile runs it (issue 11).
+
+Each test is a reproduction of something that went wrong when the app was attacked from
+127.0.0.1: it failed before the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKERS, THREADS = 2, 4  # the Dockerfile's gunicorn
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(port: int, path: str, body: dict | None = None, timeout: float = 30) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="POST" if data else "GET",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+class Gunicorn:
+    """``gunicorn app:server`` of this checkout, as the Dockerfile runs it."""
+
+    def __init__(self, port: int, data: Path, log: Path) -> None:
+        if shutil.which("gunicorn") is None:
+            pytest.skip("gunicorn is not installed (scripts/test.sh runs the suite in the project venv)")
+        env = dict(os.environ, CLIPVIZ_DATA_DIR=str(data), PYTHONPATH=str(ROOT))
+        env.pop("CLIPVIZ_REDIS_URL", None)
+        self.log = log.open("a")
+        self.proc = subprocess.Popen(
+            ["gunicorn", "-w", str(WORKERS), "--threads", str(THREADS), "--timeout", "120",
+             "-b", f"127.0.0.1:{port}", "app:server"], cwd=ROOT, env=env, stdout=self.log,
+            stderr=subprocess.STDOUT)
+        self.port = port
+        end = time.time() + 180
+        while time.time() < end:
+            assert self.proc.poll() is None, log.read_text()[-3000:]
+            try:
+                if _request(port, "/health", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"gunicorn did not answer /health: {log.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log.close()
+
+
+def _wait_status(port: int, rid: str, want: set[str], timeout: float) -> dict:
+    end = time.time() + timeout
+    while True:
+        code, got = _request(port, f"/api/runs/{rid}?since=1000000000")
+        assert code == 200, (code, got)
+        if got["run"]["status"] in want:
+            return got["run"]
+        assert time.time() < end, got["run"]
+        time.sleep(0.3)
+
+
+LONG_RUN = {"task": "temporal_order", "hidden": 50, "seq_len": 50, "batch_size": 20, "max_updates": 30000,
+            "eval_every": 100}  # a minute or so: it outlives the server that started it
+SHORT_RUN = {"task": "temporal_order", "hidden": 8, "seq_len": 10, "batch_size": 10, "max_updates": 50,
+             "eval_every": 25}
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_run_then_restart_keeps_every_run_and_the_store_intact(tmp_path):
+    """Items 1 and 3.  Runners forked from a web worker shared its SQLite connections without
+    holding their locks: after SIGTERM and a restart, new runs answered 201 and vanished, and
+    ``PRAGMA integrity_check`` found the database malformed.  The runner also held the server's
+    listening socket, so the port could not be bound again while it ran."""
+    data, port = tmp_path / "data", _free_port()
+    first = Gunicorn(port, data, tmp_path / "gunicorn.log")
+    code, got = _request(port, "/api/runs", LONG_RUN)
+    assert code == 201, got
+    long_id = got["id"]
+    _wait_status(port, long_id, {"running"}, 60)
+    first.stop(signal.SIGTERM)
+
+    # the port is free at once, though the run goes on (the runner holds no inherited descriptor)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+
+    second = Gunicorn(port, data, tmp_path / "gunicorn.log")
+    try:
+        assert _wait_status(port, long_id, {"running", "finished", "failed", "cancelled"}, 5)["status"] \
+            == "running", "the scenario needs the run to outlive the first server"
+        ids = []
+        for _ in range(2):
+            code, got = _request(port, "/api/runs", SHORT_RUN)
+            assert code == 201, got
+            ids.append(got["id"])
+        for rid in ids:
+            run = _wait_status(port, rid, {"finished", "failed", "cancelled"}, 120)
+            assert run["status"] == "finished", run
+        assert _request(port, f"/api/runs/{long_id}/cancel", {})[0] == 200
+        run = _wait_status(port, long_id, {"finished", "failed", "cancelled"}, 30)
+        assert run["status"] == "cancelled", run
+        for _ in range(5):  # the listing is stable: no 500s, every run in it, every time
+            code, listing = _request(port, "/api/runs")
+            assert code == 200, listing
+            assert {long_id, *ids} <= {r["id"] for r in listing["runs"]}
+    finally:
+        second.stop()
+    con = sqlite3.connect(data / "runs.sqlite")
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert {r[0] for r in con.execute("SELECT id FROM runs")} >= {long_id, *ids}
+    finally:
+        con.close()
+
+
+def test_a_runner_inherits_no_descriptor_of_the_process_that_started_it(tmp_path, monkeypatch):
+    """Item 3, in one process: a listening socket and an open store connection of the starting
+    process are not open in the runner."""
+    from clipviz.jobs import Jobs
+    from clipviz.runstore import RunStore
+
+    monkeypatch.setenv("CLIPVIZ_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CLIPVIZ_LOCAL_WORKERS", "1")
+    listener = socket.socket()
+    listener.set_inheritable(True)  # as gunicorn's own listener may be
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    store = RunStore(tmp_path / "runs.sqlite")
+    store.list()  # an open connection in this process
+    jobs = Jobs(store, backend="local")
+    rid = jobs.submit(LONG_RUN)
+    try:
+        end = time.time() + 60
+        while (run := store.get(rid)).status != "running":
+            assert time.time() < end, run
+            time.sleep(0.1)
+        pid = int(run.worker.rsplit(":", 1)[1])
+        assert pid != os.getpid()
+        fds = {}
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                fds[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                pass
+        sock_inode = f"socket:[{os.fstat(listener.fileno()).st_ino}]"
+        assert sock_inode not in fds.values(), fds
+        assert not any(v.startswith("socket:") for v in fds.values()), fds
+    finally:
+        jobs.cancel(rid)
+        listener.close()
