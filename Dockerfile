@@ -15,8 +15,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CLIPVIZ_DATA_DIR=/data \
-    NUMBA_CACHE_DIR=/var/cache/clipviz/numba \
-    NUMBA_THREADING_LAYER=workqueue
+    NUMBA_CACHE_DIR=/var/cache/clipviz/numba
 
 # An unprivileged user; the run store (/data) and Numba's cache are the only writable places.
 RUN useradd --system --create-home --uid 10001 --user-group --shell /usr/sbin/nologin clipviz \

@@ -4,16 +4,15 @@ Built on Pascanu, Mikolov & Bengio, "Understanding the exploding gradient
 problem" (2012) / "On the difficulty of training recurrent neural networks"
 (ICML 2013).
 
-Importing clipviz selects Numba's ``workqueue`` threading layer (unless the
-user chose one): GNU OpenMP, the default here, breaks in processes forked
-after a parallel kernel ran (gunicorn, Celery prefork, Dash background jobs).
+Importing clipviz selects Numba's TBB threading layer (unless the user chose
+one), which is both thread- and fork-safe: see :mod:`clipviz.numba_setup`.
 """
 
 from __future__ import annotations
 
 import logging
 
-from .config import select_threading_layer
+from .numba_setup import select_threading_layer
 
 select_threading_layer()
 

@@ -116,7 +116,13 @@ ENV_REDIS_URL = "CLIPVIZ_REDIS_URL"  # Celery broker and web cache; unset -> emb
 ENV_LOCAL_WORKERS = "CLIPVIZ_LOCAL_WORKERS"  # concurrent local runners (embedded job layer)
 ENV_BLAS_THREADS = "CLIPVIZ_WORKER_BLAS_THREADS"  # BLAS threads per training job
 ENV_THREADING_LAYER = "NUMBA_THREADING_LAYER"  # Numba's own variable; clipviz picks a default
-DEFAULT_THREADING_LAYER = "workqueue"  # fork-safe; GNU OpenMP breaks in children forked after a parallel kernel ran
+# TBB is both thread-safe (gunicorn --threads: workqueue aborts on concurrent parallel kernels)
+# and fork-safe (GNU OpenMP breaks in children forked after a parallel kernel ran).  Where the TBB
+# library cannot be loaded (no wheel for the platform, no libtbb12), "threadsafe" lets Numba use
+# OpenMP: clipviz forks no process that has run a parallel kernel (runners are fresh interpreters).
+DEFAULT_THREADING_LAYER = "safe"
+FALLBACK_THREADING_LAYER = "threadsafe"
+TBB_LIBRARY = "libtbb.so.12"  # the soname Numba's TBB pool links against (oneTBB 2021.6 or newer)
 
 
 def _env(name: str) -> str | None:
@@ -182,26 +188,15 @@ def blas_threads() -> int:
     return _env_int(ENV_BLAS_THREADS, SETTINGS.worker_blas_threads, 1, 256)
 
 
-def threading_layer() -> str:
-    """Numba's threading layer: the user's ``$NUMBA_THREADING_LAYER``, else the fork-safe default."""
-    return _env(ENV_THREADING_LAYER) or DEFAULT_THREADING_LAYER
+def threading_layer() -> str | None:
+    """The user's ``$NUMBA_THREADING_LAYER``, or None when clipviz is to choose
+    (:func:`clipviz.numba_setup.select_threading_layer`)."""
+    return _env(ENV_THREADING_LAYER)
 
 
-def select_threading_layer() -> str:
-    """Make :func:`threading_layer` the layer of this process and of the processes it starts.
-
-    Numba reads ``$NUMBA_THREADING_LAYER`` when it is first imported, so the variable is set for
-    children (Celery prefork, runners); if Numba was imported already, its config is set too.
-    """
-    layer = threading_layer()
+def set_threading_layer(layer: str) -> None:
+    """Make ``layer`` Numba's layer in the processes this one starts (they read the variable)."""
     os.environ[ENV_THREADING_LAYER] = layer
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba is a hard dependency
-        return layer
-    if numba.config.THREADING_LAYER == "default":
-        numba.config.THREADING_LAYER = layer
-    return layer
 
 
 ACTIVATIONS = ("sigmoid", "tanh")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 # Multi-threaded BLAS on the small training matrices is up to 10x slower on a
 # loaded 2-core machine (see README, Training).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

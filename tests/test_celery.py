@@ -90,7 +90,7 @@ def cluster(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in ("CLIPVIZ_REDIS_URL", "CLIPVIZ_DATA_DIR")}
     os.environ["CLIPVIZ_REDIS_URL"] = url
     os.environ["CLIPVIZ_DATA_DIR"] = str(tmp / "data")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_THREADING_LAYER="workqueue")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     workers = [CeleryWorker(f"w{i}", env, tmp) for i in (1, 2)]
     for w in workers:
         w.wait_ready()

@@ -181,7 +181,7 @@ def test_forked_runner_after_a_parallel_kernel(tmp_path):
     res = subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(tmp_path / "r.sqlite")],
                          capture_output=True, text=True, timeout=240, env=env, cwd=ROOT)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "layer workqueue" in res.stdout
+    assert "layer tbb" in res.stdout
     assert "status finished None" in res.stdout, res.stdout + res.stderr[-3000:]
 
 

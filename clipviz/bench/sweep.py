@@ -38,7 +38,7 @@ def _free_port() -> int:
 
 def _env(**kw: str) -> dict:
     root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue",
+    env = dict(os.environ,
                PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     env.update(kw)
     return env
