@@ -335,6 +335,32 @@ class Jobs:
                     raise RuntimeError(reason) from exc
         return ids
 
+    def supervise_quietly(self) -> int:
+        """:meth:`supervise` for a read path: a failure to start a runner is logged with its
+        traceback, never raised into the request that happened to call it."""
+        try:
+            return self.supervise()
+        except Exception:  # noqa: BLE001
+            log.exception("could not restart runners for the queued runs")
+            return 0
+
+    def supervise(self) -> int:
+        """Embedded backend: restart runners while local runs wait and fewer runners live than
+        allowed (every runner died, or the server restarted); how many were started.
+
+        Called on reads of the runs (the API, the training page's refresh), so queued work is
+        never stranded.  Cheap when nothing waits: one count query.
+        """
+        if self.backend != "local":
+            return 0
+        queued = self.store.count_queued("local")
+        if not queued or self.store.live_runners() >= local_workers():
+            return 0
+        started = self.ensure_runners(queued)
+        if started:
+            log.info("started %d runner(s) for %d queued run(s)", started, queued)
+        return started
+
     def ensure_runners(self, wanted: int | None = None) -> int:
         """Start local runners for queued runs (up to the limit); how many were started."""
         if wanted is None:

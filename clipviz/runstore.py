@@ -434,6 +434,11 @@ class RunStore:
             raise KeyError(run_id)
         return self._run(r)
 
+    def count_queued(self, backend: str) -> int:
+        """How many runs of ``backend`` wait in the queue."""
+        return int(self._conn().execute("SELECT COUNT(*) FROM runs WHERE status = 'queued' AND backend = ?",
+                                        (backend,)).fetchone()[0])
+
     def list(self, *, sweep_id: str | None = None, status: str | None = None,
              limit: int = 1000) -> list[Run]:
         """Runs, newest first, optionally of one sweep or one status."""

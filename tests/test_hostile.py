@@ -180,3 +180,36 @@ def test_a_runner_inherits_no_descriptor_of_the_process_that_started_it(tmp_path
     finally:
         jobs.cancel(rid)
         listener.close()
+
+
+def test_queued_runs_are_not_stranded_when_every_runner_dies(tmp_path, monkeypatch, make_app):
+    """Item 4: with its one runner killed, a queued run stayed queued until something else was
+    submitted.  The next read of the runs (the API, the training page's refresh) restarts one."""
+    from clipviz.jobs import Jobs
+    from clipviz.runstore import shared_store
+
+    monkeypatch.setenv("CLIPVIZ_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CLIPVIZ_LOCAL_WORKERS", "1")
+    monkeypatch.delenv("CLIPVIZ_REDIS_URL", raising=False)
+    app = make_app(warm=False)
+    http = app.server.test_client()
+    store = shared_store()
+    jobs = Jobs(store, backend="local")
+    first = jobs.submit(LONG_RUN)
+    second = jobs.submit(SHORT_RUN)
+    end = time.time() + 60
+    while (run := store.get(first)).status != "running":
+        assert time.time() < end, run
+        time.sleep(0.1)
+    os.kill(int(run.worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    end = time.time() + 30
+    while store.get(first).status == "running":
+        assert time.time() < end
+        time.sleep(0.2)
+    assert store.get(first).status == "failed" and store.get(second).status == "queued"
+    assert http.get("/api/runs").status_code == 200  # a read: the supervisor starts a runner
+    end = time.time() + 120
+    while (r2 := store.get(second)).status in ("queued", "running"):
+        assert time.time() < end, r2
+        time.sleep(0.2)
+    assert r2.status == "finished", r2

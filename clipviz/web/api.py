@@ -63,6 +63,7 @@ def register_api(server: Flask) -> None:
     @server.get("/api/runs")
     def api_list():
         jobs = _jobs()
+        jobs.supervise_quietly()
         status = request.args.get("status")
         if status is not None and status not in ("queued", "running", "finished", "cancelled", "failed"):
             return err("status must be one of queued, running, finished, cancelled, failed")
@@ -76,6 +77,7 @@ def register_api(server: Flask) -> None:
         except ValueError:
             return err("since must be an integer update number")
         jobs = _jobs()
+        jobs.supervise_quietly()
         try:
             run = jobs.store.get(run_id)
         except KeyError:

@@ -215,7 +215,9 @@ def cancel(n_clicks, active, selected):
 
 def tick(_n, active, selected):
     """Refresh: progress of the active runs, curves of the selected (or active) runs, the table."""
-    store = _jobs().store
+    jobs = _jobs()
+    jobs.supervise_quietly()  # queued runs are never stranded by dead runners
+    store = jobs.store
     active, selected = run_ids(active), run_ids(selected)
     runs = store.list(limit=MAX_TRACKED)
     by_id = {r.id: r for r in runs}
@@ -433,11 +435,7 @@ URL_NAMES = FORM + ("lengths", "sw_seeds", "sw_updates")
 def resume_queued() -> int:
     """Embedded backend: start runners for runs left queued by an earlier app process."""
     try:
-        jobs = _jobs()
-        if jobs.backend != "local":
-            return 0
-        queued = sum(r.backend == "local" for r in jobs.store.list(status="queued"))
-        return jobs.ensure_runners(queued) if queued else 0
+        return _jobs().supervise()
     except Exception:  # noqa: BLE001 - never keep the app from starting
         log.exception("could not resume queued runs")
         return 0
