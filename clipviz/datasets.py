@@ -146,6 +146,36 @@ def resolve(name_or_path: str, kind: str) -> Path:
                      f"got {name_or_path!r}")
 
 
+def confine(name_or_path: str | None, root: Path) -> str | None:
+    """A data set as a remote client may name it: a known name, or a file inside ``root``.
+
+    The web API takes data sets from anyone, so a path is read only where the deployer put data:
+    it is taken relative to ``root`` (an absolute one must lie there too), symlinks and ``..`` are
+    resolved first, and what is outside is refused.  The message is the same whether or not the
+    file exists, so nothing is learnt about the rest of the machine.  The library and the
+    command line take any path (:func:`resolve`).
+
+    Returns
+    -------
+    str or None
+        The known name as it was, or the file's resolved absolute path (``None``/"" unchanged).
+    """
+    if name_or_path is None or name_or_path == "" or name_or_path in KNOWN:
+        return name_or_path
+    msg = (f"dataset must be a known data set ({', '.join(KNOWN)}) or the name of a file in the "
+           f"data sets folder {root} (set by CLIPVIZ_DATA); got {name_or_path!r}")
+    if not isinstance(name_or_path, str) or "\0" in name_or_path or len(name_or_path) > 4096:
+        raise ValueError(msg if isinstance(name_or_path, str) else "dataset must be a name")
+    try:
+        base = Path(root).resolve(strict=True)
+        target = (base / name_or_path).resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise ValueError(msg) from None
+    if not target.is_relative_to(base) or not target.is_file():
+        raise ValueError(msg)
+    return str(target)
+
+
 # --- music ---------------------------------------------------------------------------
 
 SPLITS = ("train", "valid", "test")

@@ -213,3 +213,68 @@ def test_queued_runs_are_not_stranded_when_every_runner_dies(tmp_path, monkeypat
         assert time.time() < end, r2
         time.sleep(0.2)
     assert r2.status == "finished", r2
+
+
+@pytest.fixture
+def api(tmp_path, monkeypatch, make_app):
+    """The app's API on a fresh data folder, its data sets folder holding one small text file."""
+    sets = tmp_path / "sets"
+    sets.mkdir()
+    (sets / "mine.txt").write_text("to be or not to be, that is the question. " * 40)
+    monkeypatch.setenv("CLIPVIZ_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CLIPVIZ_DATA", str(sets))
+    monkeypatch.setenv("CLIPVIZ_LOCAL_WORKERS", "1")
+    monkeypatch.delenv("CLIPVIZ_REDIS_URL", raising=False)
+    app = make_app(warm=False)
+    return app.server.test_client(), sets
+
+
+TEXT_RUN = {"task": "characters", "hidden": 8, "seq_len": 20, "batch_size": 2, "max_updates": 3,
+            "eval_every": 3}
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "/proc/self/environ", "../../../../etc/passwd",
+                                  "~/.bashrc", "/nonexistent/file.txt", "sets/../../x"])
+def test_the_api_reads_no_file_outside_the_data_sets_folder(api, path):
+    """Item 5: runs on /etc/passwd, /etc/shadow and /proc/self/environ 'finished' and reported
+    their vocabulary size; the reasons also told whether a file existed."""
+    http, _ = api
+    r = http.post("/api/runs", json=dict(TEXT_RUN, dataset=path))
+    assert r.status_code == 400, r.get_json()
+    msg = r.get_json()["error"]
+    assert "data sets folder" in msg and "known" in msg
+    # the same words whether or not the file exists: nothing is learnt about the machine
+    assert msg.replace(path, "P") == http.post("/api/runs", json=dict(TEXT_RUN, dataset="/nope/none")) \
+        .get_json()["error"].replace("/nope/none", "P")
+    r = http.post("/api/sweeps", json={"base": dict(TEXT_RUN, task="temporal_order", dataset=path),
+                                       "lengths": [10], "seeds": [0]})
+    assert r.status_code == 400
+
+
+def test_a_symlink_out_of_the_data_sets_folder_is_refused(api, tmp_path):
+    http, sets = api
+    (sets / "evil.txt").symlink_to("/etc/passwd")
+    r = http.post("/api/runs", json=dict(TEXT_RUN, dataset="evil.txt"))
+    assert r.status_code == 400 and "data sets folder" in r.get_json()["error"]
+
+
+def test_a_file_inside_the_data_sets_folder_trains(api):
+    http, sets = api
+    r = http.post("/api/runs", json=dict(TEXT_RUN, dataset="mine.txt"))
+    assert r.status_code == 201, r.get_json()
+    rid = r.get_json()["id"]
+    end = time.time() + 120
+    while (run := http.get(f"/api/runs/{rid}").get_json()["run"])["status"] in ("queued", "running"):
+        assert time.time() < end, run
+        time.sleep(0.2)
+    assert run["status"] == "finished", run["reason"]
+    assert run["config"]["dataset"] == str((sets / "mine.txt").resolve())
+
+
+def test_the_library_and_cli_still_take_any_path(tmp_path):
+    """Arbitrary paths stay a command-line and library feature."""
+    from clipviz.training import TrainConfig
+
+    f = tmp_path / "t.txt"
+    f.write_text("abc " * 200)
+    assert TrainConfig.from_dict(dict(TEXT_RUN, dataset=str(f))).dataset == str(f)

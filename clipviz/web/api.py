@@ -7,6 +7,9 @@
 ``POST /api/sweeps``             body: {"base", "lengths", "seeds", "methods"} -> 201 {"id", "runs"}
 ``GET  /api/sweeps/<id>``        -> the success-rate summary (clipviz.jobs.sweep_summary)
 
+A run's ``dataset`` is a known name or a file in the data sets folder ($CLIPVIZ_DATA): the API
+reads no other file (:func:`clipviz.datasets.confine`).
+
 Bad input answers 400 with {"error": message}; unknown ids 404.  Non-finite
 numbers are sent as null (JSON has no NaN).
 """
@@ -36,6 +39,16 @@ def _jobs():
     return Jobs(shared_store())
 
 
+def _confined(cfg: dict) -> dict:
+    """``cfg`` with its dataset confined to the data sets folder (:func:`clipviz.datasets.confine`)."""
+    from .. import config
+    from ..datasets import confine
+
+    if "dataset" in cfg:
+        cfg = dict(cfg, dataset=confine(cfg["dataset"], config.download_dir()))
+    return cfg
+
+
 def register_api(server: Flask) -> None:
     """Add the /api/... routes to the Flask server of the Dash app."""
 
@@ -55,7 +68,7 @@ def register_api(server: Flask) -> None:
             label = cfg.pop("label", None)
             if label is not None and not isinstance(label, str):
                 raise ValueError("label must be a string")
-            rid = _jobs().submit(cfg, label=label)
+            rid = _jobs().submit(_confined(cfg), label=label)
         except ValueError as exc:
             return err(str(exc))
         return jsonify(id=rid, status="queued"), 201
@@ -105,7 +118,7 @@ def register_api(server: Flask) -> None:
                 if key in d and not (isinstance(d[key], list) and all(
                         isinstance(v, (int, str)) and not isinstance(v, bool) for v in d[key])):
                     raise ValueError(f"{key} must be a list")
-            sid, ids = _jobs().submit_sweep(d["base"], d["lengths"], d["seeds"],
+            sid, ids = _jobs().submit_sweep(_confined(d["base"]), d["lengths"], d["seeds"],
                                             d.get("methods", ["none", "norm"]))
         except ValueError as exc:
             return err(str(exc))
