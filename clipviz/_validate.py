@@ -12,11 +12,20 @@ def finite(name: str, value) -> float:
     """Return ``value`` as a float, or raise ValueError if it is not a finite number."""
     try:
         v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond the float range
+        raise ValueError(f"{name} must be a finite number, got {_show(value)}") from None
     if not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        raise ValueError(f"{name} must be a finite number, got {_show(value)}")
     return v
+
+
+def _show(value) -> str:
+    """``repr(value)``, shortened: a message never repeats a 400-digit number whole."""
+    try:
+        s = repr(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return "a number too large to print"
+    return s if len(s) <= 60 else s[:57] + "..."
 
 
 def integer(name: str, value, lo: int, hi: int) -> int:
@@ -24,14 +33,14 @@ def integer(name: str, value, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         try:
             fv = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be an integer between {lo} and {hi}, got {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"{name} must be an integer between {lo} and {hi}, got {_show(value)}") from None
         if not fv.is_integer():
-            raise ValueError(f"{name} must be an integer between {lo} and {hi}, got {value!r}")
+            raise ValueError(f"{name} must be an integer between {lo} and {hi}, got {_show(value)}")
         value = int(fv)
     value = int(value)
     if not lo <= value <= hi:
-        raise ValueError(f"{name} must be between {lo} and {hi}, got {value}")
+        raise ValueError(f"{name} must be between {lo} and {hi}, got {_show(value)}")
     return value
 
 
@@ -47,7 +56,7 @@ def finite_array(name: str, values, max_len: int) -> np.ndarray:
     """A 1-D float64 array of 1..max_len finite values, or ValueError."""
     try:
         a = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{name} must be a 1-D sequence of finite numbers") from None
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence of numbers, got shape {a.shape}")

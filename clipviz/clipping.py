@@ -113,7 +113,7 @@ def check_rule(rule: str, threshold: float | None, percentile: float | None) -> 
             raise ValueError(f"clip rule {rule!r} needs a threshold > 0 (e.g. threshold=1.0)")
         try:
             tau = float(threshold)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"threshold must be a positive finite number, got {threshold!r}") from None
         if not (math.isfinite(tau) and tau > 0.0):
             raise ValueError(f"threshold must be a positive finite number, got {threshold!r}")
@@ -122,7 +122,7 @@ def check_rule(rule: str, threshold: float | None, percentile: float | None) -> 
             raise ValueError("clip rule 'autoclip' needs a percentile in (0, 100] (e.g. percentile=10)")
         try:
             p = float(percentile)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"percentile must be a number in (0, 100], got {percentile!r}") from None
         if not (0.0 < p <= 100.0):
             raise ValueError(f"percentile must be a number in (0, 100], got {percentile!r}")

@@ -84,6 +84,7 @@ class Settings:
     cache_timeout_s: int = 24 * 3600  # memoised results live a day (they never go stale)
     cache_max_items: int = 5000  # filesystem cache prunes beyond this many entries
     web_max_runs: int = 200  # runs the training page lists, tracks or cancels at once (newest first)
+    json_max_depth: int = 64  # nesting of a request's JSON body; the app's own requests use under 10
 
     # --- dynamics (clipviz.dynamics, section 2.5) ----------------------------
     basin_steps: int = 200  # T for basins / sensitivity: long enough to settle off the boundary

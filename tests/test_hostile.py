@@ -83,7 +83,7 @@ class Gunicorn:
 def _wait_status(port: int, rid: str, want: set[str], timeout: float) -> dict:
     end = time.time() + timeout
     while True:
-        code, got = _request(port, f"/api/runs/{rid}?since=1000000000")
+        code, got = _request(port, f"/api/runs/{rid}?since=10000000")
         assert code == 200, (code, got)
         if got["run"]["status"] in want:
             return got["run"]
@@ -278,3 +278,30 @@ def test_the_library_and_cli_still_take_any_path(tmp_path):
     f = tmp_path / "t.txt"
     f.write_text("abc " * 200)
     assert TrainConfig.from_dict(dict(TEXT_RUN, dataset=str(f))).dataset == str(f)
+
+
+@pytest.mark.parametrize("path", ["/api/runs", "/api/sweeps", "/_dash-update-component", "/api/surface/view"])
+def test_json_nested_too_deep_is_a_400_with_a_message(api, path):
+    """Item 8: JSON nested 1000 deep raised RecursionError and answered 500."""
+    http, _ = api
+    body = '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    r = http.post(path, data=body, content_type="application/json")
+    assert r.status_code == 400, (r.status_code, r.get_data(as_text=True)[:300])
+    assert "nest" in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("field", ["lr", "momentum", "threshold"])
+def test_a_400_digit_number_in_a_float_field_is_a_400(api, field):
+    """Item 8: float(10**400) raised OverflowError and answered 500."""
+    http, _ = api
+    r = http.post("/api/runs", data='{"task": "temporal_order", "%s": %s}' % (field, "9" * 400),
+                  content_type="application/json")
+    assert r.status_code == 400 and field in r.get_json()["error"], r.get_data(as_text=True)[:300]
+
+
+@pytest.mark.parametrize("since", ["1" + "0" * 20, "-" + "9" * 30, "1e20", "x"])
+def test_a_huge_since_is_a_400_not_an_sqlite_overflow(api, since):
+    http, _ = api
+    rid = http.post("/api/runs", json=SHORT_RUN).get_json()["id"]
+    r = http.get(f"/api/runs/{rid}?since={since}")
+    assert r.status_code == 400 and "since" in r.get_json()["error"]

@@ -21,6 +21,8 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
+from ..config import SETTINGS
+
 
 def _clean(obj: Any) -> Any:
     if isinstance(obj, float):
@@ -49,8 +51,42 @@ def _confined(cfg: dict) -> dict:
     return cfg
 
 
+def json_depth(obj: Any, limit: int) -> int:
+    """How deep ``obj`` nests lists and dicts, counted up to ``limit + 1`` (no recursion)."""
+    depth, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, (list, dict)):
+            depth = max(depth, d)
+            if depth > limit:
+                return depth
+            stack.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+    return depth
+
+
+def guard_json_bodies(server: Flask) -> None:
+    """Parse every JSON request body once, before any view, and answer one that nests deeper
+    than ``SETTINGS.json_max_depth`` with a 400 (the parser's RecursionError was a 500).  Flask
+    caches the parsed body, so Dash's dispatch and the views do not parse it again."""
+    limit = SETTINGS.json_max_depth
+    msg = f"the request body nests JSON more than {limit} levels deep; at most {limit} are accepted"
+
+    @server.before_request
+    def _check_json_depth():
+        if not request.is_json or not request.content_length and request.method == "GET":
+            return None
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:
+            return jsonify(error=msg), 400
+        if data is not None and json_depth(data, limit) > limit:
+            return jsonify(error=msg), 400
+        return None
+
+
 def register_api(server: Flask) -> None:
     """Add the /api/... routes to the Flask server of the Dash app."""
+    guard_json_bodies(server)
 
     def err(msg: str, code: int = 400):
         return jsonify(error=msg), code
@@ -85,10 +121,12 @@ def register_api(server: Flask) -> None:
 
     @server.get("/api/runs/<run_id>")
     def api_run(run_id: str):
+        from .._validate import integer
+
         try:
-            since = int(request.args.get("since", -1))
+            since = integer("since", request.args.get("since", "-1"), -1, SETTINGS.max_updates)
         except ValueError:
-            return err("since must be an integer update number")
+            return err(f"since must be an integer update number from -1 to {SETTINGS.max_updates}")
         jobs = _jobs()
         jobs.supervise_quietly()
         try:
