@@ -51,8 +51,11 @@ class Settings:
     local_workers: int = 2  # concurrent runs of the embedded (no-service) job layer
     worker_blas_threads: int = 1  # BLAS threads per training job: parallelism comes from workers;
     # OpenBLAS's own threads made a 50-unit run 4-15x slower on a busy 2-core machine
-    max_sweep_runs: int = 1000  # largest sweep one request may fan out
-    max_metric_rows: int = 1_000_000  # telemetry rows kept per run (the engine's max_updates bound it anyway)
+    max_sweep_runs: int = 500  # largest sweep one request may fan out (at most max_active_runs)
+    max_active_runs: int = 500  # queued + running runs at once, all clients together: more waits
+    max_metric_rows: int = 20_000  # telemetry rows kept per run: beyond, one per block of updates
+    # (its largest ||g||) plus the evaluations; a 200k-update run once stored 20 MB and its GET took 3 s
+    max_label_chars: int = 200  # a run's label (the training page's table shows it)
 
     # --- training engine (clipviz.training; issue 5) ---------------------------
     train_task: str = "temporal_order"  # the cheapest of the paper's three task families
@@ -74,7 +77,9 @@ class Settings:
     max_hidden: int = 2000  # largest hidden layer accepted
     max_batch: int = 4096  # largest mini-batch accepted
     max_seq_len: int = 10_000  # longest window / temporal-order length accepted
-    max_updates: int = 10_000_000  # longest run accepted
+    max_updates: int = 10_000_000  # longest run accepted by the library and the CLI
+    web_max_updates: int = 200_000  # longest run accepted from the web (the paper's runs: 100k)
+    max_train_memory_fraction: float = 0.5  # a run's estimated arrays may use this share of the RAM
     max_vocab: int = 256  # characters beyond the 255 most frequent map to one 'unknown' symbol
     max_eval_symbols: int = 1_000_000  # evaluation of a text split reads at most this many characters
     eval_lanes: int = 32  # sequences evaluated side by side (songs or text segments)
@@ -83,6 +88,8 @@ class Settings:
     # --- web app ---------------------------------------------------------------
     cache_timeout_s: int = 24 * 3600  # memoised results live a day (they never go stale)
     cache_max_items: int = 5000  # filesystem cache prunes beyond this many entries
+    cache_max_bytes: int = 2 << 30  # ... and beyond this many bytes (least recently used first)
+    max_request_bytes: int = 1 << 20  # a request body; the app's own requests are a few KB
     web_max_runs: int = 200  # runs the training page lists, tracks or cancels at once (newest first)
     json_max_depth: int = 64  # nesting of a request's JSON body; the app's own requests use under 10
 
@@ -187,6 +194,14 @@ def local_workers() -> int:
 def blas_threads() -> int:
     """BLAS threads per training job: ``$CLIPVIZ_WORKER_BLAS_THREADS`` or the setting."""
     return _env_int(ENV_BLAS_THREADS, SETTINGS.worker_blas_threads, 1, 256)
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (0 where the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def threading_layer() -> str | None:

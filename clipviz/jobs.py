@@ -25,6 +25,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import math
 import os
 import socket
 import subprocess
@@ -41,6 +42,10 @@ from .runstore import RunStore
 log = logging.getLogger(__name__)
 
 TASK_NAME = "clipviz.train_run"
+
+
+class CapacityError(ValueError):
+    """The queue is full: :attr:`Settings.max_active_runs` runs are queued or running (HTTP 429)."""
 SWEEP_METHODS = ("none", "norm", "value", "autoclip")
 
 
@@ -93,18 +98,88 @@ def validate_config(config: Mapping | Any) -> dict:
 # --------------------------------------------------------------------------
 # executing one run (in whichever process claimed it)
 # --------------------------------------------------------------------------
-class _Telemetry:
-    """The training callback: batches events into the store, polls the cancel flag."""
+def _extremeness(e: dict) -> tuple[int, float]:
+    """Order of telemetry rows by ‖g‖: none < finite (by size) < non-finite (a skipped update)."""
+    g = e.get("grad_norm")
+    if g is None:
+        return (0, 0.0)
+    return (2, 0.0) if not math.isfinite(g) else (1, float(g))
 
-    def __init__(self, store: RunStore, run_id: str) -> None:
+
+class Decimator:
+    """Telemetry of one run, kept to about ``cap`` rows however long the run.
+
+    A run of at most ``cap`` updates keeps every update.  A longer one keeps one row per block of
+    ``k = ceil(total / cap)`` consecutive updates, the one with the largest ‖g‖ (the spikes the
+    training page exists to show), plus the first evaluation (ρ, validation) in each block and the
+    last update: at most ``2 · cap + 1`` rows.  Feed events in update order with :meth:`push`;
+    :meth:`drain` hands back what is still held at the end.
+    """
+
+    def __init__(self, total: int | None, cap: int = SETTINGS.max_metric_rows) -> None:
+        self.k = max(1, -(-int(total or 1) // max(int(cap), 1)))
+        self._block: int | None = None
+        self._best: dict | None = None
+        self._eval: dict | None = None
+        self._last: dict | None = None
+
+    def push(self, e: dict) -> list[dict]:
+        """The rows to store now, given one more event."""
+        if self.k == 1:
+            return [e]
+        block = (int(e["update"]) - 1) // self.k
+        out = self._close() if block != self._block else []
+        self._block = block
+        if self._best is None or _extremeness(e) > _extremeness(self._best):
+            self._best = e
+        if self._eval is None and (e.get("rho") is not None or e.get("valid") is not None):
+            self._eval = e
+        self._last = e
+        return out
+
+    def _close(self) -> list[dict]:
+        rows = [r for r in (self._best, self._eval) if r is not None]
+        rows = list({int(r["update"]): r for r in rows}.values())
+        self._best = self._eval = None
+        return sorted(rows, key=lambda r: int(r["update"]))
+
+    def drain(self) -> list[dict]:
+        """What the last block still holds, and the last update."""
+        rows = self._close()
+        if self._last is not None and all(int(r["update"]) != int(self._last["update"]) for r in rows):
+            rows.append(self._last)
+        self._last = None
+        return rows
+
+
+def decimate_series(series: Mapping[str, list], total: int | None,
+                    cap: int = SETTINGS.max_metric_rows) -> dict[str, list]:
+    """A run record's per-update series kept the way :class:`Decimator` keeps the telemetry, so
+    the stored record and the stored curve stay the same rows."""
+    dec = Decimator(total, cap)
+    keys = list(series)
+    if dec.k == 1 or "update" not in series:
+        return {k: list(v) for k, v in series.items()}
+    rows = [{k: series[k][i] for k in keys} for i in range(len(series["update"]))]
+    kept = [r for e in rows for r in dec.push(e)] + dec.drain()
+    return {k: [r[k] for r in kept] for k in keys}
+
+
+class _Telemetry:
+    """The training callback: batches events into the store (decimated, :class:`Decimator`),
+    polls the cancel flag."""
+
+    def __init__(self, store: RunStore, run_id: str, total: int | None = None,
+                 cap: int = SETTINGS.max_metric_rows) -> None:
         self.store, self.run_id = store, run_id
         self.buf: list[dict] = []
+        self.dec, self.dec_cap = Decimator(total, cap), cap
         self.cancel = False
         now = time.monotonic()
         self.last_flush = self.last_poll = now
 
     def __call__(self, event: dict) -> bool:
-        self.buf.append(event)
+        self.buf.extend(self.dec.push(event))
         now = time.monotonic()
         if now - self.last_flush >= SETTINGS.metrics_flush_s:
             self.flush(event)
@@ -112,6 +187,11 @@ class _Telemetry:
             self.cancel = self.cancel or self.store.cancel_requested(self.run_id)
             self.last_poll = now
         return not self.cancel
+
+    def drain(self) -> list[dict]:
+        """Everything not yet stored (call once, at the end of the run)."""
+        rows, self.buf = self.buf + self.dec.drain(), []
+        return rows
 
     def flush(self, last: dict | None = None) -> None:
         last = last or (self.buf[-1] if self.buf else None)
@@ -146,7 +226,7 @@ def execute_run(store: RunStore, run_id: str, runner_id: str | None = None) -> s
     """
     from .training import TrainConfig, train
 
-    tel = _Telemetry(store, run_id)
+    tel = _Telemetry(store, run_id, store.get(run_id).total)
     stop = threading.Event()
     beat = _heartbeat_thread(store, run_id, runner_id, stop)
     try:
@@ -154,12 +234,13 @@ def execute_run(store: RunStore, run_id: str, runner_id: str | None = None) -> s
         with _blas_limit():
             record = train(cfg, callback=tel)
         rec = record.to_dict()
-        store.finish(run_id, rec, tel.buf)
-        tel.buf = []
+        rec["series"] = decimate_series(rec.get("series") or {}, store.get(run_id).total, tel.dec_cap)
+        store.finish(run_id, rec, tel.drain())
         log.info("run %s %s", run_id, rec.get("status"))
         return str(rec.get("status", "finished"))
     except BaseException as exc:  # noqa: BLE001 - every failure lands in the store
         try:
+            tel.buf = tel.drain()
             tel.flush()
         except Exception:  # pragma: no cover
             pass
@@ -318,6 +399,14 @@ class Jobs:
 
     def _submit_many(self, cfgs: list[dict], labels: list[str | None],
                      sweep_id: str | None) -> list[str]:
+        for lab in labels:
+            if lab is not None and (not isinstance(lab, str) or len(lab) > SETTINGS.max_label_chars):
+                raise ValueError(f"a label must be a string of at most {SETTINGS.max_label_chars} characters")
+        active = self.store.count_active()
+        if active + len(cfgs) > SETTINGS.max_active_runs:
+            raise CapacityError(
+                f"{active} runs are queued or running and at most {SETTINGS.max_active_runs} may be at "
+                f"once, so {len(cfgs)} more cannot be queued now: wait for some to finish, or cancel them")
         ids = [self.store.create_run(c, self.backend, sweep_id=sweep_id, label=lab,
                                      total=c.get("max_updates")) for c, lab in zip(cfgs, labels)]
         if self.backend == "local":

@@ -434,6 +434,12 @@ class RunStore:
             raise KeyError(run_id)
         return self._run(r)
 
+    def count_active(self) -> int:
+        """How many runs are queued or running (dead workers' runs reaped first)."""
+        self.reap()
+        return int(self._conn().execute(
+            "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')").fetchone()[0])
+
     def count_queued(self, backend: str) -> int:
         """How many runs of ``backend`` wait in the queue."""
         return int(self._conn().execute("SELECT COUNT(*) FROM runs WHERE status = 'queued' AND backend = ?",

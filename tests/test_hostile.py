@@ -305,3 +305,98 @@ def test_a_huge_since_is_a_400_not_an_sqlite_overflow(api, since):
     rid = http.post("/api/runs", json=SHORT_RUN).get_json()["id"]
     r = http.get(f"/api/runs/{rid}?since={since}")
     assert r.status_code == 400 and "since" in r.get_json()["error"]
+
+
+def test_telemetry_of_a_long_run_is_kept_to_the_cap_with_its_spikes():
+    """Item 6: max_metric_rows was never enforced (a 197k-update run stored 20.7 MB and its GET
+    returned 18 MB).  Beyond the cap one row per block is kept: its largest ||g||, its first
+    evaluation, and the run's last update."""
+    import random
+
+    from clipviz.jobs import Decimator
+
+    rnd = random.Random(1)
+    total, cap = 10_000, 100
+    events = [{"update": u, "grad_norm": rnd.random(), "rho": 1.0 if u % 250 == 0 else None,
+               "valid": None} for u in range(1, total + 1)]
+    events[4321]["grad_norm"] = 1e9  # the spike
+    events[777]["grad_norm"] = float("nan")  # a skipped update is an extreme too
+    d = Decimator(total, cap)
+    kept = [r for e in events for r in d.push(e)] + d.drain()
+    ups = [r["update"] for r in kept]
+    assert ups == sorted(set(ups)) and len(kept) <= 2 * cap + 1
+    assert 4322 in ups and 778 in ups and ups[-1] == total
+    assert {u for u in range(250, total + 1, 250)} <= set(ups)  # every evaluation (one per block here)
+    for b in range(cap):  # each block's largest norm is kept
+        block = [e for e in events if b * 100 < e["update"] <= (b + 1) * 100]
+        top = max(block, key=lambda e: (e["grad_norm"] != e["grad_norm"], e["grad_norm"]))
+        assert top["update"] in ups
+    short = Decimator(50, cap)
+    assert [r for e in events[:50] for r in short.push(e)] + short.drain() == events[:50]
+
+
+def test_a_long_run_stores_at_most_the_cap(api, monkeypatch):
+    from clipviz import jobs as jm
+    from clipviz.runstore import shared_store
+
+    monkeypatch.setattr(jm._Telemetry.__init__, "__defaults__", (None, 60))
+    store = shared_store()
+    rid = store.create_run(jm.validate_config(dict(SHORT_RUN, max_updates=600, eval_every=100)), "local",
+                           total=600)
+    assert store.claim_next("local", f"local:test:{os.getpid()}") == rid
+    jm.execute_run(store, rid)  # in this process, where the cap is 60
+    run = store.get(rid)
+    m = store.metrics(rid)
+    assert run.status == "finished" and len(m["update"]) <= 2 * 60 + 1 and m["update"][-1] == run.done
+    assert m["loss"] == store.record(rid)["series"]["loss"]  # the record keeps the same rows
+
+
+def test_a_request_body_over_the_limit_is_a_413_with_a_message(api):
+    """Item 6: 100 MB bodies were accepted."""
+    from clipviz.config import SETTINGS
+
+    http, _ = api
+    big = '{"label": "' + "x" * (SETTINGS.max_request_bytes + 10) + '"}'
+    r = http.post("/api/runs", data=big, content_type="application/json")
+    assert r.status_code == 413 and "larger than" in r.get_json()["error"]
+
+
+def test_labels_are_bounded(api):
+    """Item 6: three 100 MB labels made the training page's refresh take 1.6 s."""
+    from clipviz.config import SETTINGS
+
+    http, _ = api
+    r = http.post("/api/runs", json=dict(SHORT_RUN, label="x" * (SETTINGS.max_label_chars + 1)))
+    assert r.status_code == 400 and "label" in r.get_json()["error"]
+
+
+def test_the_queue_is_bounded_and_says_what_to_do(api, monkeypatch):
+    """Item 6: 300 runs in 2 s, and one 1000-run sweep, were accepted."""
+    from clipviz.runstore import RunStore
+
+    monkeypatch.setattr(RunStore, "count_active", lambda self: 499)
+    http, _ = api
+    r = http.post("/api/runs", json=SHORT_RUN)
+    assert r.status_code == 201
+    r = http.post("/api/sweeps", json={"base": SHORT_RUN, "lengths": [10, 12], "seeds": [0]})
+    assert r.status_code == 429 and "wait for some to finish" in r.get_json()["error"]
+    r = http.post("/api/sweeps", json={"base": SHORT_RUN, "lengths": list(range(10, 60)),
+                                       "seeds": list(range(20))})
+    assert r.status_code == 400 and "at most" in r.get_json()["error"]
+
+
+def test_a_run_too_big_for_the_machine_is_refused_up_front(api):
+    """Item 6: hidden 2000 x batch 4096 x T 10000 was accepted and died on a 610 GiB allocation."""
+    http, _ = api
+    r = http.post("/api/runs", json=dict(SHORT_RUN, hidden=2000, batch_size=4096, seq_len=10000))
+    assert r.status_code == 400
+    assert "GiB" in r.get_json()["error"] and "make one of them smaller" in r.get_json()["error"]
+
+
+def test_the_web_budget_is_bounded(api):
+    """Item 6: max_updates up to 10M was accepted from anyone."""
+    from clipviz.config import SETTINGS
+
+    http, _ = api
+    r = http.post("/api/runs", json=dict(SHORT_RUN, max_updates=SETTINGS.web_max_updates + 1))
+    assert r.status_code == 400 and "max_updates" in r.get_json()["error"]

@@ -77,7 +77,7 @@ def test_callbacks_run_cancel_and_show(store_env):
     out = tp.submit(1, *_values(seq_len=3))
     assert out[0] is tp.no_update and "Length T" in out[1]
     # a long run, cancelled
-    (rid,), _, _ = tp.submit(1, *_values(updates=1_000_000, eval_every=1000, seeds=1))
+    (rid,), _, _ = tp.submit(1, *_values(updates=200_000, eval_every=1000, seeds=1))
     while tp._jobs().store.get(rid).done < 10:
         time.sleep(0.05)
     assert tp.cancel(1, [rid], []) == "cancel requested for 1 run"
@@ -138,7 +138,7 @@ def test_training_page_in_the_browser(dash_duo, make_app, store_env):
     wait_for_every_update_on_the_loss_curve(dash_duo, run.done)
     # a long run is cancelled from the page
     dash_duo.find_element("#tr-updates").clear()
-    dash_duo.find_element("#tr-updates").send_keys("1000000\t")
+    dash_duo.find_element("#tr-updates").send_keys("200000\t")
     time.sleep(0.3)
     dash_duo.find_element("#tr-run").click()
     dash_duo.wait_for_contains_text("#tr-progress-text", "running", timeout=30)

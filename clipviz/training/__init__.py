@@ -61,6 +61,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 """Per-task settings of the paper, applied by :meth:`TrainConfig.for_task`."""
 
+# the widest input/output a task can have: temporal order's symbols, 88 keys, the vocabulary cap
+_IO_BOUND = {"temporal_order": 8, "music": 88, "characters": SETTINGS.max_vocab}
+
+
+def _memory_limit() -> int:
+    """Bytes one run's arrays may use here (0: unknown, not checked)."""
+    from .. import config
+
+    return int(config.memory_bytes() * SETTINGS.max_train_memory_fraction)
+
+
 OPTIONS: dict[str, tuple] = {
     "task": TASKS, "parametrisation": PARAMETRISATIONS, "activation": ACTIVATIONS,
     "clip": RULES, "init": INITS, "dtype": DTYPES,
@@ -140,7 +151,30 @@ class TrainConfig:
         if not isinstance(self.bias, (bool, np.bool_)):
             raise ValueError(f"bias must be true or false, got {self.bias!r}")
         self.bias = bool(self.bias)
+        need, limit = self.memory_estimate(), _memory_limit()
+        if limit and need > limit:
+            raise ValueError(
+                f"this run needs about {need / 2**30:.1f} GiB for its arrays (hidden {self.hidden} x "
+                f"batch_size {self.batch_size} x seq_len {self.seq_len}), more than the "
+                f"{limit / 2**30:.1f} GiB a run may use on this machine "
+                f"({SETTINGS.max_train_memory_fraction:.0%} of its memory): make one of them smaller")
         return self
+
+    def memory_estimate(self) -> int:
+        """Bytes of the arrays one training window and one evaluation allocate (an upper bound).
+
+        BPTT keeps, per step and sequence, the pre-activations, states, their gradients and the
+        outputs (``RNN.window``'s workspace: T·B·(5H + 2O) numbers) and the inputs; the
+        temporal-order check evaluates ``SETTINGS.temporal_order_valid`` sequences at once, the
+        other tasks ``SETTINGS.eval_lanes``.  Parameters are kept about six times (values,
+        gradient, momentum, best checkpoint, copies).
+        """
+        width = _IO_BOUND[self.task]
+        H, T = self.hidden, self.seq_len
+        lanes = SETTINGS.temporal_order_valid if self.task == "temporal_order" else SETTINGS.eval_lanes
+        per_step = max(self.batch_size, lanes) * (5 * H + 3 * width)
+        params = H * H + 2 * H * width + H + width
+        return (T * per_step + 6 * params) * (4 if self.dtype == "float32" else 8)
 
     @classmethod
     def for_task(cls, task: str, **overrides) -> "TrainConfig":

@@ -42,12 +42,16 @@ def _jobs():
 
 
 def _confined(cfg: dict) -> dict:
-    """``cfg`` with its dataset confined to the data sets folder (:func:`clipviz.datasets.confine`)."""
+    """``cfg`` as the web accepts it: its dataset confined to the data sets folder
+    (:func:`clipviz.datasets.confine`), its budget at most ``SETTINGS.web_max_updates``."""
     from .. import config
+    from .._validate import integer
     from ..datasets import confine
 
     if "dataset" in cfg:
         cfg = dict(cfg, dataset=confine(cfg["dataset"], config.download_dir()))
+    if "max_updates" in cfg:
+        integer("max_updates", cfg["max_updates"], 1, SETTINGS.web_max_updates)
     return cfg
 
 
@@ -86,10 +90,18 @@ def guard_json_bodies(server: Flask) -> None:
 
 def register_api(server: Flask) -> None:
     """Add the /api/... routes to the Flask server of the Dash app."""
+    server.config["MAX_CONTENT_LENGTH"] = SETTINGS.max_request_bytes
     guard_json_bodies(server)
+
+    from ..jobs import CapacityError
 
     def err(msg: str, code: int = 400):
         return jsonify(error=msg), code
+
+    @server.errorhandler(413)
+    def too_large(_exc):
+        return err(f"the request body is larger than {SETTINGS.max_request_bytes} bytes, the most "
+                   "accepted", 413)
 
     def body() -> dict:
         data = request.get_json(silent=True)
@@ -105,6 +117,8 @@ def register_api(server: Flask) -> None:
             if label is not None and not isinstance(label, str):
                 raise ValueError("label must be a string")
             rid = _jobs().submit(_confined(cfg), label=label)
+        except CapacityError as exc:
+            return err(str(exc), 429)
         except ValueError as exc:
             return err(str(exc))
         return jsonify(id=rid, status="queued"), 201
@@ -158,6 +172,8 @@ def register_api(server: Flask) -> None:
                     raise ValueError(f"{key} must be a list")
             sid, ids = _jobs().submit_sweep(_confined(d["base"]), d["lengths"], d["seeds"],
                                             d.get("methods", ["none", "norm"]))
+        except CapacityError as exc:
+            return err(str(exc), 429)
         except ValueError as exc:
             return err(str(exc))
         return jsonify(id=sid, runs=ids), 201

@@ -62,7 +62,7 @@ RUN_SPECS = (
     Num("seq_len", "Length T", 6, 2000, SETTINGS.train_seq_len, integer=True,
         help="temporal-order sequence length, or the BPTT window for music / characters"),
     Num("batch", "Batch", 1, 512, SETTINGS.train_batch, integer=True, help="sequences per update"),
-    Num("updates", "Budget (updates)", 1, 1_000_000, SETTINGS.train_max_updates, integer=True,
+    Num("updates", "Budget (updates)", 1, SETTINGS.web_max_updates, SETTINGS.train_max_updates, integer=True,
         help="number of parameter updates per run"),
     Num("eval_every", "Evaluate every", 1, 100_000, SETTINGS.train_eval_every, integer=True,
         help="ρ(W_rec) and the validation metric every this many updates"),
@@ -71,7 +71,7 @@ RUN_SPECS = (
 )
 SWEEP_SPECS = (
     Num("sw_seeds", "Seeds per cell", 1, 20, 3, integer=True, help="runs per (length, method)"),
-    Num("sw_updates", "Budget per run", 1, 200_000, 1000, integer=True, help="updates per run"),
+    Num("sw_updates", "Budget per run", 1, SETTINGS.web_max_updates, 1000, integer=True, help="updates per run"),
 )
 SPEC = {s.name: s for s in RUN_SPECS + SWEEP_SPECS}
 FORM = tuple(s.name for s in RUN_SPECS)
