@@ -87,8 +87,7 @@ class Settings:
 
     # --- web app ---------------------------------------------------------------
     cache_timeout_s: int = 24 * 3600  # memoised results live a day (they never go stale)
-    cache_max_items: int = 5000  # filesystem cache prunes beyond this many entries
-    cache_max_bytes: int = 2 << 30  # ... and beyond this many bytes (least recently used first)
+    cache_max_bytes: int = 2 << 30  # the disk cache evicts the least recently stored beyond this
     max_request_bytes: int = 1 << 20  # a request body; the app's own requests are a few KB
     web_max_runs: int = 200  # runs the training page lists, tracks or cancels at once (newest first)
     json_max_depth: int = 64  # nesting of a request's JSON body; the app's own requests use under 10

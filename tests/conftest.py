@@ -28,7 +28,7 @@ def make_app(tmp_path):
     from clipviz.web.app import create_app
 
     def make(**kw):
-        cfg = {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(tmp_path / "cache"),
+        cfg = {"CACHE_TYPE": "clipviz.web.cache.DiskCache", "CACHE_DIR": str(tmp_path / "cache"),
                "CACHE_DEFAULT_TIMEOUT": 600}
         return create_app(cache_config=cfg, **kw)
 

@@ -400,3 +400,20 @@ def test_the_web_budget_is_bounded(api):
     http, _ = api
     r = http.post("/api/runs", json=dict(SHORT_RUN, max_updates=SETTINGS.web_max_updates + 1))
     assert r.status_code == 400 and "max_updates" in r.get_json()["error"]
+
+
+def test_the_web_cache_is_bounded_in_bytes(tmp_path):
+    """Item 6: the filesystem cache pruned by entry count only (5000 entries: about 28 GB of
+    distinct 1024² views).  The disk cache keeps its volume under the byte limit."""
+    import numpy as np
+
+    from clipviz.web.cache import DiskCache
+
+    limit = 4 << 20
+    c = DiskCache(str(tmp_path / "c"), size_limit=limit, key_prefix="t:")
+    for i in range(60):
+        assert c.set(f"view{i}", np.full(64 * 1024, float(i)))  # 512 KiB each, 30 MiB in all
+    assert c.volume() <= limit + (1 << 20)  # within one entry of the limit
+    assert np.array_equal(c.get("view59"), np.full(64 * 1024, 59.0))  # the newest are kept
+    assert c.get("view0") is None  # the oldest went first
+    assert c.has("view59") and c.delete("view59") and not c.has("view59")

@@ -408,7 +408,8 @@ def test_filesystem_cache_by_default_in_data_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("CLIPVIZ_REDIS_URL", raising=False)
     monkeypatch.setenv("CLIPVIZ_DATA_DIR", str(tmp_path / "d"))
     cfg = cache_config()
-    assert cfg["CACHE_TYPE"] == "FileSystemCache" and cfg["CACHE_DIR"] == str(tmp_path / "d" / "web-cache")
+    assert cfg["CACHE_TYPE"] == "clipviz.web.cache.DiskCache" and cfg["CACHE_DIR"] == str(tmp_path / "d" / "web-cache")
+    assert cfg["CACHE_OPTIONS"]["size_limit"] == __import__("clipviz.config").config.SETTINGS.cache_max_bytes
 
 
 @pytest.mark.slow
