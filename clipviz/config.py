@@ -89,6 +89,12 @@ class Settings:
     cache_timeout_s: int = 24 * 3600  # memoised results live a day (they never go stale)
     cache_max_bytes: int = 2 << 30  # the disk cache evicts the least recently stored beyond this
     max_request_bytes: int = 1 << 20  # a request body; the app's own requests are a few KB
+    web_max_view_work: int = 1024 * 1024 * 64  # res² x T of one surface view (res 1024 at T 64,
+    # 512 at T 256); res 1024 at T 500 took most of a second and 8 such clients starved /health
+    web_heavy_slots: int = 1  # surface computations at once per web process: the kernels use
+    # every core already, and the other threads stay free for cheap requests (/health, paths)
+    web_heavy_wait_s: float = 0.0  # how long a heavy request waits for a slot before a 503 (the
+    # page retries): a waiting request holds a server thread that a cheap one could use
     web_max_runs: int = 200  # runs the training page lists, tracks or cancels at once (newest first)
     json_max_depth: int = 64  # nesting of a request's JSON body; the app's own requests use under 10
 

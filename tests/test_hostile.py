@@ -417,3 +417,137 @@ def test_the_web_cache_is_bounded_in_bytes(tmp_path):
     assert np.array_equal(c.get("view59"), np.full(64 * 1024, 59.0))  # the newest are kept
     assert c.get("view0") is None  # the oldest went first
     assert c.has("view59") and c.delete("view59") and not c.has("view59")
+
+
+VIEW = dict(w_range=[-2, 12], b_range=[-8, 2], res=256, T=50, x0=0.5, target=0.7, act="sigmoid",
+            log_flags=["log"], w0=4.0, b0=-3.6, lr=1.5, n=40, clip="norm", tau_log=0.0, p=10,
+            surface=True, paths=True, diag=True)
+LOAD_CONCURRENCY, LOAD_SECONDS = 16, 15
+
+
+def _post_raw(port: int, path: str, body: dict, timeout: float = 60) -> int:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                 method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            r.read()
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+@pytest.mark.slow
+def test_under_load_no_errors_no_worker_restarts_and_health_answers_fast(tmp_path):
+    """Items 2 and 7, the load test: the Dockerfile's gunicorn (2 workers x 4 threads) under 16
+    clients sending uncached 256² views for 15 s, while /health is timed.  Before: Numba aborts
+    (workqueue) rebooted workers and reset connections, and /health waited seconds behind
+    surface computations."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = _free_port()
+    log = tmp_path / "gunicorn.log"
+    server = Gunicorn(port, tmp_path / "data", log)
+    statuses: dict[object, int] = {}
+    health_ms: list[float] = []
+    stop_at = time.monotonic() + LOAD_SECONDS
+    seq = iter(range(10**9))
+
+    def client(_):
+        n = 0
+        while time.monotonic() < stop_at:
+            i = next(seq)
+            body = dict(VIEW, w_range=[-2 - i * 1e-3, 12])  # a new view each time: never cached
+            try:
+                code = _post_raw(port, "/api/surface/view", body)
+            except OSError as exc:
+                code = type(exc).__name__
+            statuses[code] = statuses.get(code, 0) + 1
+            n += 1
+        return n
+
+    def prober():
+        while time.monotonic() < stop_at:
+            t = time.perf_counter()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as r:
+                    r.read()
+                health_ms.append((time.perf_counter() - t) * 1000)
+            except OSError:
+                health_ms.append(float("inf"))
+            time.sleep(0.05)
+
+    try:
+        with ThreadPoolExecutor(LOAD_CONCURRENCY + 1) as pool:
+            probe = pool.submit(prober)
+            sent = sum(pool.map(client, range(LOAD_CONCURRENCY)))
+            probe.result()
+    finally:
+        server.stop()
+    text = log.read_text()
+    health_ms.sort()
+    p50, p95 = health_ms[len(health_ms) // 2], health_ms[int(len(health_ms) * 0.95)]
+    print(f"\nload: {sent} view requests, statuses {statuses}; /health n={len(health_ms)} "
+          f"p50 {p50:.1f} ms p95 {p95:.1f} ms")
+    assert set(statuses) <= {200, 503}, statuses  # 503: the heavy-work limit said "busy, retry"
+    assert statuses.get(200, 0) >= LOAD_SECONDS, statuses  # real work got done
+    assert "Booting worker" in text and text.count("Booting worker") == WORKERS, text[-3000:]  # no restarts
+    assert "Concurrent access" not in text and "WORKER TIMEOUT" not in text, text[-3000:]
+    assert p95 < 100, f"/health p95 {p95:.1f} ms under load"
+
+
+def test_a_worst_case_view_is_refused_with_what_to_do(make_app):
+    """Item 7: res 1024 at T 500 took most of a second; eight clients starved /health."""
+    from clipviz.config import SETTINGS
+
+    http = make_app(warm=False).server.test_client()
+    r = http.post("/api/surface/view", json=dict(VIEW, res=1024, T=500))
+    assert r.status_code == 200 and r.get_json()["surface"] is None
+    assert "lower the resolution or T" in r.get_json()["msgs"]["res"]
+    ok = dict(VIEW, res=1024, T=SETTINGS.web_max_view_work // 1024**2)
+    assert http.post("/api/surface/view", json=ok).get_json()["surface"] is not None
+
+
+def test_with_every_heavy_slot_taken_a_surface_is_a_503_and_paths_still_answer(make_app):
+    from clipviz.web.limits import KEY
+
+    app = make_app(warm=False)
+    http = app.server.test_client()
+    slots = app.server.extensions[KEY]
+    assert slots.acquire(blocking=False)  # as if another request were computing
+    try:
+        r = http.post("/api/surface/view", json=VIEW)
+        assert r.status_code == 503 and r.headers["Retry-After"] and "busy" in r.get_json()["error"]
+        r = http.post("/api/surface/view", json=dict(VIEW, surface=False))  # paths only: not heavy
+        assert r.status_code == 200 and r.get_json()["paths"] is not None
+    finally:
+        slots.release()
+    assert http.post("/api/surface/view", json=VIEW).status_code == 200
+
+
+def test_the_parallel_kernels_release_the_gil():
+    """While a surface is computed in one thread, another Python thread keeps running."""
+    import threading
+
+    import numpy as np
+
+    from clipviz import one_unit
+
+    w, b = np.linspace(-2, 12, 1024), np.linspace(-8, 2, 1024)
+    one_unit.error_surface(w[:8], b[:8], steps=5)  # compiled / loaded
+    ticks, done = [], threading.Event()
+
+    def other():
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t0 = time.perf_counter()
+    one_unit.error_surface(w, b, steps=200)
+    t1 = time.perf_counter()
+    done.set()
+    t.join()
+    during = [x for x in ticks if t0 < x < t1]
+    gaps = np.diff([t0, *during, t1])
+    assert t1 - t0 > 0.05 and gaps.max() < 0.05, (t1 - t0, gaps.max())

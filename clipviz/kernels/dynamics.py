@@ -524,7 +524,7 @@ def _steps_tanh(xa: np.ndarray, ba: np.ndarray, na: int, w: float, nsteps: int) 
             xa[a] = w * _tanh(xa[a]) + ba[a]
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"}, error_model="numpy")
+@njit(parallel=True, nogil=True, cache=True, fastmath={"contract"}, error_model="numpy")
 def basins_grid(w: float, bs: np.ndarray, x0s: np.ndarray, steps: int, act: int,
                 att_x: np.ndarray, att_lab: np.ndarray, tol: float,
                 out: np.ndarray, retire: bool, xT: np.ndarray) -> None:
@@ -596,7 +596,7 @@ def basins_grid(w: float, bs: np.ndarray, x0s: np.ndarray, steps: int, act: int,
             out[i, j] = lab
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"}, error_model="numpy")
+@njit(parallel=True, nogil=True, cache=True, fastmath={"contract"}, error_model="numpy")
 def orbits(w: float, bs: np.ndarray, x0s: np.ndarray, transient: int, keep: int, act: int,
            out: np.ndarray) -> None:
     """out[i, j, :] = x_{transient+1} .. x_{transient+keep} from x0s[i] at b = bs[j]."""
@@ -613,7 +613,7 @@ def orbits(w: float, bs: np.ndarray, x0s: np.ndarray, transient: int, keep: int,
                 out[i, j, t] = x[j]
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"}, error_model="numpy")
+@njit(parallel=True, nogil=True, cache=True, fastmath={"contract"}, error_model="numpy")
 def sensitivity_grid(w: float, bs: np.ndarray, x0s: np.ndarray, steps: int, act: int,
                      xT: np.ndarray, dxb: np.ndarray, dx0: np.ndarray) -> None:
     """x_T, dx_T/db and dx_T/dx_0 by forward mode over the grid x0s x bs.

@@ -96,7 +96,7 @@ def point_derivatives(w: float, b: float, steps: int, x0: float, target: float,
     return out
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"}, error_model="numpy")
+@njit(parallel=True, nogil=True, cache=True, fastmath={"contract"}, error_model="numpy")
 def surface_grad(ws: np.ndarray, bs: np.ndarray, steps: int, x0: float,
                  target: float, act: int, E: np.ndarray, gw: np.ndarray,
                  gb: np.ndarray) -> None:
@@ -127,7 +127,7 @@ def surface_grad(ws: np.ndarray, bs: np.ndarray, steps: int, x0: float,
             gb[i, j] = g * xb[j]
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"}, error_model="numpy")
+@njit(parallel=True, nogil=True, cache=True, fastmath={"contract"}, error_model="numpy")
 def surface_hessian(ws: np.ndarray, bs: np.ndarray, steps: int, x0: float,
                     target: float, act: int, E: np.ndarray, gw: np.ndarray,
                     gb: np.ndarray, hww: np.ndarray, hwb: np.ndarray,

@@ -22,6 +22,7 @@ from flask import jsonify
 
 from .. import __version__
 from .cache import init_cache
+from .limits import init_limits
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,7 @@ def create_app(cache_config: dict[str, Any] | None = None, warm: bool = True) ->
                     on_error=callback_error,
                     meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}])
     init_cache(app.server, cache_config)
+    init_limits(app.server)  # heavy computations at once per process (clipviz.web.limits)
     for name in PAGE_MODULES:
         import_module(f"{__package__}.pages.{name}").register(app)
     app.layout = lambda: html.Div([_nav(), html.Div(id=ERROR_ID, className="msg app-error", role="alert"),

@@ -15,6 +15,7 @@ figure only when the descents changed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from typing import Any
@@ -27,6 +28,7 @@ from ...clipping import RULES
 from ...config import ACTIVATIONS, SETTINGS
 from ...figures import surface as fs
 from ..cache import memoized
+from ..limits import RETRY_AFTER_S, Busy, heavy_work
 from ..components import control, graph, link_bar, msg_id, number_input, slider, url_notes
 from ..params import Choice, Flag, Num, check_all, parse, round_sig
 
@@ -145,6 +147,11 @@ def surface_values(w_range, b_range, res, T, x0, target, act, log_flags) -> tupl
                target=target, act=act, log=log_flags if log_flags is not None else [])
     values, errors = check_all(SURFACE_SPECS, raw)
     _window_errors(values, errors)
+    work = values["res"] ** 2 * values["T"]
+    if "res" not in errors and "T" not in errors and work > SETTINGS.web_max_view_work:
+        errors["res"] = (f"Resolution {values['res']} at T = {values['T']} is {work / 1e6:.0f} M point-steps; "
+                         f"one view may ask for at most {SETTINGS.web_max_view_work / 1e6:.0f} M: "
+                         "lower the resolution or T")
     msgs = {
         "w_range": " ".join(errors.get(k, "") for k in ("w_min", "w_max")).strip(),
         "b_range": " ".join(errors.get(k, "") for k in ("b_min", "b_max")).strip(),
@@ -228,9 +235,15 @@ def view_endpoint():
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return jsonify(error="the request body must be a JSON object of control values; reload the page"), 400
+    heavy = body.get("surface") is True
     try:
-        out = update_view(*(body.get(k) for k in VIEW_ARGS), surface=body.get("surface") is True,
-                          paths=body.get("paths") is True, diag=body.get("diag") is True)
+        with heavy_work() if heavy else contextlib.nullcontext():
+            out = update_view(*(body.get(k) for k in VIEW_ARGS), surface=heavy,
+                              paths=body.get("paths") is True, diag=body.get("diag") is True)
+    except Busy as exc:
+        resp = jsonify(error=str(exc), busy=True)
+        resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return resp, 503
     except Exception:  # never a traceback on screen: the figures stay, the line says what happened
         log.exception("surface page request failed: %r", body)
         return jsonify(error="the server could not compute this view (the error is in its log); "
@@ -249,7 +262,11 @@ def update_3d(view3d, w_range, b_range, res, T, x0, target, act, log_flags):
     values, msgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
     if any(msgs.values()):
         return no_update, {"display": "block"}
-    grid = surface_grid(*_surface_args(values))
+    try:
+        with heavy_work():
+            grid = surface_grid(*_surface_args(values))
+    except Busy:  # the 3-D view keeps its figure; the next change asks again
+        return no_update, {"display": "block"}
     return fs.surface3d_figure(grid, values["log"]), {"display": "block"}
 
 
@@ -274,7 +291,13 @@ def download_surface(n_clicks, w_range, b_range, res, T, x0, target, act, log_fl
     values, msgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
     if any(msgs.values()):
         return no_update
-    grid = surface_grid(*_surface_args(values))
+    try:
+        with heavy_work():
+            grid = surface_grid(*_surface_args(values))
+    except Busy:
+        dash.set_props("app-error", {"children": "The server is busy computing other surfaces: "
+                                                 "press the download button again in a moment."})
+        return no_update
     return dict(content=fs.surface_csv(grid), filename="clipviz-error-surface.csv", type="text/csv")
 
 
@@ -494,9 +517,13 @@ function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog
     const body = Object.assign({w_range: wr, b_range: br, res, T, x0, target, act, log_flags: logc, w0, b0, lr,
                                 n, clip, tau_log: taulog, p}, want);
     const cfg = JSON.parse(document.getElementById('_dash-config').textContent);
-    fetch((cfg.requests_pathname_prefix || '/') + '%(route)s', {
+    // a 503 means every heavy slot of the server is taken: ask again shortly, while still current
+    const ask = (attempt) => fetch((cfg.requests_pathname_prefix || '/') + '%(route)s', {
         method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)})
-    .then(r => r.json().then(out => ({ok: r.ok, out}), () => ({ok: false, out: {}})))
+    .then(r => (r.status === 503 && attempt < 30 && current())
+          ? new Promise(ok => setTimeout(ok, 150 + 50 * attempt)).then(() => ask(attempt + 1))
+          : r.json().then(out => ({ok: r.ok, out}), () => ({ok: false, out: {}})));
+    ask(0)
     .then(({ok, out}) => {
         if (!current()) { return; }
         done();
