@@ -91,6 +91,7 @@ class Settings:
     max_request_bytes: int = 1 << 20  # a request body; the app's own requests are a few KB
     web_max_view_work: int = 1024 * 1024 * 64  # res² x T of one surface view (res 1024 at T 64,
     # 512 at T 256); res 1024 at T 500 took most of a second and 8 such clients starved /health
+    owner_cookie_days: int = 365  # how long a browser keeps the session cookie that owns its runs
     web_heavy_slots: int = 1  # surface computations at once per web process: the kernels use
     # every core already, and the other threads stay free for cheap requests (/health, paths)
     web_heavy_wait_s: float = 0.0  # how long a heavy request waits for a slot before a 503 (the
@@ -128,6 +129,10 @@ ENV_DATASETS = "CLIPVIZ_DATA"  # data sets: searched first, and where `clipviz d
 ENV_REDIS_URL = "CLIPVIZ_REDIS_URL"  # Celery broker and web cache; unset -> embedded, no service
 ENV_LOCAL_WORKERS = "CLIPVIZ_LOCAL_WORKERS"  # concurrent local runners (embedded job layer)
 ENV_BLAS_THREADS = "CLIPVIZ_WORKER_BLAS_THREADS"  # BLAS threads per training job
+ENV_ADMIN_TOKEN = "CLIPVIZ_ADMIN_TOKEN"  # a request carrying it may cancel any run; unset: none may
+ENV_READ_ONLY = "CLIPVIZ_READ_ONLY"  # 1: the figure pages only, no training page and no runs API
+ENV_ALLOWED_ORIGINS = "CLIPVIZ_ALLOWED_ORIGINS"  # other origins (scheme://host:port, comma
+# separated) whose pages may send state-changing requests; the app's own origin always may
 ENV_THREADING_LAYER = "NUMBA_THREADING_LAYER"  # Numba's own variable; clipviz picks a default
 # TBB is both thread-safe (gunicorn --threads: workqueue aborts on concurrent parallel kernels)
 # and fork-safe (GNU OpenMP breaks in children forked after a parallel kernel ran).  Where the TBB
@@ -199,6 +204,27 @@ def local_workers() -> int:
 def blas_threads() -> int:
     """BLAS threads per training job: ``$CLIPVIZ_WORKER_BLAS_THREADS`` or the setting."""
     return _env_int(ENV_BLAS_THREADS, SETTINGS.worker_blas_threads, 1, 256)
+
+
+def admin_token() -> str | None:
+    """``$CLIPVIZ_ADMIN_TOKEN`` (None when unset or empty: no request is admin)."""
+    return _env(ENV_ADMIN_TOKEN)
+
+
+def read_only() -> bool:
+    """``$CLIPVIZ_READ_ONLY`` is 1/true/yes/on: serve the figure pages, hide training."""
+    raw = _env(ENV_READ_ONLY)
+    if raw is None or raw.lower() in ("0", "false", "no", "off"):
+        return False
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{ENV_READ_ONLY} must be 1 or 0 (true/false, yes/no, on/off), got {raw!r}")
+
+
+def allowed_origins() -> tuple[str, ...]:
+    """``$CLIPVIZ_ALLOWED_ORIGINS`` as a tuple of ``scheme://host[:port]`` (lower case)."""
+    raw = _env(ENV_ALLOWED_ORIGINS) or ""
+    return tuple(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
 
 
 def memory_bytes() -> int:

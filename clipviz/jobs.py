@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hmac
 import itertools
 import logging
 import math
@@ -392,13 +393,16 @@ class Jobs:
             raise ValueError("the celery backend needs CLIPVIZ_REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
 
     def submit(self, config: Mapping | Any, *, label: str | None = None,
-               sweep_id: str | None = None) -> str:
-        """Validate ``config`` (ValueError if bad), queue the run, start it; its id."""
+               sweep_id: str | None = None, owner: str | None = None) -> str:
+        """Validate ``config`` (ValueError if bad), queue the run, start it; its id.
+
+        ``owner``: who may cancel it (:meth:`cancel`); the web app passes the browser session's.
+        """
         cfg = validate_config(config)
-        return self._submit_many([cfg], [label], sweep_id)[0]
+        return self._submit_many([cfg], [label], sweep_id, owner)[0]
 
     def _submit_many(self, cfgs: list[dict], labels: list[str | None],
-                     sweep_id: str | None) -> list[str]:
+                     sweep_id: str | None, owner: str | None = None) -> list[str]:
         for lab in labels:
             if lab is not None and (not isinstance(lab, str) or len(lab) > SETTINGS.max_label_chars):
                 raise ValueError(f"a label must be a string of at most {SETTINGS.max_label_chars} characters")
@@ -407,7 +411,7 @@ class Jobs:
             raise CapacityError(
                 f"{active} runs are queued or running and at most {SETTINGS.max_active_runs} may be at "
                 f"once, so {len(cfgs)} more cannot be queued now: wait for some to finish, or cancel them")
-        ids = [self.store.create_run(c, self.backend, sweep_id=sweep_id, label=lab,
+        ids = [self.store.create_run(c, self.backend, sweep_id=sweep_id, label=lab, owner=owner,
                                      total=c.get("max_updates")) for c, lab in zip(cfgs, labels)]
         if self.backend == "local":
             self.ensure_runners(len(ids))
@@ -468,7 +472,8 @@ class Jobs:
         return started
 
     def submit_sweep(self, base: Mapping, lengths: Iterable[int], seeds: Iterable[int],
-                     methods: Iterable[str] = ("none", "norm")) -> tuple[str, list[str]]:
+                     methods: Iterable[str] = ("none", "norm"), *,
+                     owner: str | None = None) -> tuple[str, list[str]]:
         """The Figure 7 grid: one run per (length, seed, method); (sweep id, run ids).
 
         ``method`` is the clipping rule (``"none"`` is plain BPTT).
@@ -489,10 +494,20 @@ class Jobs:
             labels.append(f"T={L} seed={s} {m}")
         spec = {"base": dict(base), "lengths": lengths, "seeds": seeds, "methods": methods}
         sweep_id = self.store.create_sweep(spec)
-        return sweep_id, self._submit_many(cfgs, labels, sweep_id)
+        return sweep_id, self._submit_many(cfgs, labels, sweep_id, owner)
 
-    def cancel(self, run_id: str) -> str:
-        """Ask a run to stop (stops within about a second); its status after the request."""
+    def cancel(self, run_id: str, *, owner: str | None = None, admin: bool = True) -> str:
+        """Ask a run to stop (stops within about a second); its status after the request.
+
+        With ``admin=False`` (the web app, for a request without the admin token) only the run's
+        owner may: a run owned by someone else raises PermissionError, and so does a run with no
+        owner.  KeyError for an unknown run.
+        """
+        if not admin:
+            recorded = self.store.owner_of(run_id)
+            if owner is None or recorded is None or not hmac.compare_digest(recorded, owner):
+                raise PermissionError(f"run {run_id} was started by another browser session: only "
+                                      "that session (or a request with the admin token) may cancel it")
         return self.store.request_cancel(run_id)
 
     def wait(self, run_ids: Iterable[str], timeout: float = 60.0, poll: float = 0.1) -> list:

@@ -52,7 +52,10 @@ METRIC_COLUMNS = ("loss", "grad_norm", "grad_norm_clipped", "clipped", "skipped"
                   "elapsed")
 """Telemetry columns, in the order of the training callback's event keys (``update`` is the key)."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first store; 2: ``runs.owner`` (who may cancel a run).  Older files are migrated on open."""
+_MIGRATIONS = {1: ["ALTER TABLE runs ADD COLUMN owner TEXT"]}
+"""SQL that takes a store from schema ``k`` to ``k + 1``."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -77,7 +80,8 @@ CREATE TABLE IF NOT EXISTS runs (
     cancel INTEGER NOT NULL DEFAULT 0,
     result TEXT,
     record TEXT,
-    code_version TEXT
+    code_version TEXT,
+    owner TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
 CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep_id);
@@ -240,14 +244,22 @@ class RunStore:
 
     def _init_schema(self) -> None:
         conn = self._conn()
-        conn.executescript(_SCHEMA)
         with self._tx() as c:
-            row = c.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if row is None:
-                c.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise ValueError(f"run store {self.path} has schema {row[0]}; this clipviz reads "
-                                 f"schema {SCHEMA_VERSION}")
+            has_runs = c.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone()
+            row = c.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() \
+                if c.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() else None
+            version = int(row[0]) if row is not None else (1 if has_runs else SCHEMA_VERSION)
+            if version > SCHEMA_VERSION:
+                raise ValueError(f"run store {self.path} has schema {version}, newer than this clipviz "
+                                 f"reads ({SCHEMA_VERSION}): upgrade clipviz")
+            while has_runs and version < SCHEMA_VERSION:  # migrate in place, in this transaction
+                for sql in _MIGRATIONS[version]:
+                    c.execute(sql)
+                log.info("run store %s migrated from schema %d to %d", self.path, version, version + 1)
+                version += 1
+            for stmt in filter(str.strip, _SCHEMA.split(";")):
+                c.execute(stmt)
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""
@@ -258,16 +270,17 @@ class RunStore:
 
     # --- writing: the web app ------------------------------------------------
     def create_run(self, config: Mapping, backend: str, *, sweep_id: str | None = None,
-                   label: str | None = None, total: int | None = None) -> str:
-        """Record a new queued run and return its id."""
+                   label: str | None = None, total: int | None = None, owner: str | None = None) -> str:
+        """Record a new queued run and return its id (``owner``: who may cancel it, see
+        :meth:`owner_of`; None: anyone with access to the store)."""
         if backend not in ("local", "celery", "inline"):
             raise ValueError("backend must be 'local', 'celery' or 'inline'")
         run_id = uuid.uuid4().hex[:12]
         now = time.time()
         with self._tx() as c:
             c.execute("INSERT INTO runs (id, sweep_id, label, config, backend, status, created, "
-                      "updated, total) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-                      (run_id, sweep_id, label, _dumps(dict(config)), backend, now, now, total))
+                      "updated, total, owner) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                      (run_id, sweep_id, label, _dumps(dict(config)), backend, now, now, total, owner))
         return run_id
 
     def create_sweep(self, spec: Mapping) -> str:
@@ -276,6 +289,13 @@ class RunStore:
         with self._tx() as c:
             c.execute("INSERT INTO sweeps VALUES (?, ?, ?)", (sweep_id, _dumps(dict(spec)), time.time()))
         return sweep_id
+
+    def owner_of(self, run_id: str) -> str | None:
+        """The owner recorded with the run (KeyError if unknown)."""
+        row = self._conn().execute("SELECT owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(run_id)
+        return row["owner"]
 
     def request_cancel(self, run_id: str) -> str:
         """Ask a run to stop; a queued run is cancelled at once.  Returns its status after."""

@@ -32,12 +32,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# one browser session: it keeps the cookie that owns the runs it starts
+BROWSER = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+
+
 def _request(port: int, path: str, body: dict | None = None, timeout: float = 30) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="POST" if data else "GET",
                                  headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with BROWSER.open(req, timeout=timeout) as r:
             return r.status, json.loads(r.read() or b"{}")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
@@ -551,3 +555,61 @@ def test_the_parallel_kernels_release_the_gil():
     during = [x for x in ticks if t0 < x < t1]
     gaps = np.diff([t0, *during, t1])
     assert t1 - t0 > 0.05 and gaps.max() < 0.05, (t1 - t0, gaps.max())
+
+
+def test_only_the_owner_or_the_admin_token_may_cancel_a_run(api, monkeypatch):
+    """Item 9: an anonymous client cancelled every run (1,302 in seconds)."""
+    monkeypatch.setenv("CLIPVIZ_ADMIN_TOKEN", "s3cret-token")
+    owner, _ = api  # the Flask test client keeps its cookies: one browser session
+    r = owner.post("/api/runs", json=LONG_RUN)
+    assert r.status_code == 201 and "clipviz_owner=" in r.headers.get("Set-Cookie", "")
+    rid = r.get_json()["id"]
+    stranger = owner.application.test_client()  # another browser: no cookie of the owner
+    r = stranger.post(f"/api/runs/{rid}/cancel")
+    assert r.status_code == 403 and "another browser session" in r.get_json()["error"]
+    r = stranger.post(f"/api/runs/{rid}/cancel", headers={"X-Clipviz-Token": "wrong"})
+    assert r.status_code == 403
+    assert owner.post(f"/api/runs/{rid}/cancel").status_code == 200
+    rid2 = owner.post("/api/runs", json=LONG_RUN).get_json()["id"]
+    r = stranger.post(f"/api/runs/{rid2}/cancel", headers={"Authorization": "Bearer s3cret-token"})
+    assert r.status_code == 200
+    # the owner cookie is no one's business but its browser's: not in any listing
+    assert "owner" not in json.dumps(owner.get("/api/runs").get_json())
+
+
+def test_a_cross_site_post_is_refused(api):
+    """Item 9: a cross-site form POST with a foreign Origin cancelled a run."""
+    http, _ = api
+    rid = http.post("/api/runs", json=LONG_RUN).get_json()["id"]
+    for headers in ({"Origin": "https://evil.example"}, {"Referer": "https://evil.example/page"},
+                    {"Origin": "null"}):
+        r = http.post(f"/api/runs/{rid}/cancel", headers=headers)
+        assert r.status_code == 403 and "another site" in r.get_json()["error"], headers
+        r = http.post("/_dash-update-component", headers=headers, json={})
+        assert r.status_code == 403
+    assert http.get(f"/api/runs/{rid}").get_json()["run"]["status"] in ("queued", "running")
+    assert http.post(f"/api/runs/{rid}/cancel", headers={"Origin": "http://localhost"}).status_code == 200
+
+
+def test_security_headers_on_pages_and_api(api):
+    http, _ = api
+    for path in ("/", "/surface", "/api/runs", "/health"):
+        h = http.get(path).headers
+        assert "frame-ancestors 'none'" in h["Content-Security-Policy"], path
+        assert h["X-Frame-Options"] == "DENY" and h["X-Content-Type-Options"] == "nosniff", path
+
+
+def test_read_only_serves_the_figures_and_no_training(tmp_path, monkeypatch, make_app):
+    monkeypatch.setenv("CLIPVIZ_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CLIPVIZ_READ_ONLY", "1")
+    http = make_app(warm=False).server.test_client()
+    assert http.post("/api/runs", json=SHORT_RUN).status_code == 403
+    assert http.get("/api/runs").status_code == 403
+    assert http.get("/surface").status_code == 200
+    assert http.post("/api/surface/view", json=dict(VIEW, res=32)).status_code == 200
+    layout = json.dumps(http.get("/_dash-layout").get_json())
+    assert '"/training"' not in layout  # not in the menu
+    from clipviz.web.pages import home, training
+
+    assert "/training" not in json.dumps(home.layout().to_plotly_json(), default=str)
+    assert "switched off" in json.dumps(training.layout().to_plotly_json(), default=str)

@@ -22,6 +22,7 @@ from typing import Any
 from flask import Flask, jsonify, request
 
 from ..config import SETTINGS
+from . import access
 
 
 def _clean(obj: Any) -> Any:
@@ -116,7 +117,7 @@ def register_api(server: Flask) -> None:
             label = cfg.pop("label", None)
             if label is not None and not isinstance(label, str):
                 raise ValueError("label must be a string")
-            rid = _jobs().submit(_confined(cfg), label=label)
+            rid = _jobs().submit(_confined(cfg), label=label, owner=access.owner())
         except CapacityError as exc:
             return err(str(exc), 429)
         except ValueError as exc:
@@ -152,9 +153,11 @@ def register_api(server: Flask) -> None:
     @server.post("/api/runs/<run_id>/cancel")
     def api_cancel(run_id: str):
         try:
-            status = _jobs().cancel(run_id)
+            status = _jobs().cancel(run_id, owner=access.owner(), admin=access.is_admin())
         except KeyError:
             return err(f"no run {run_id!r}", 404)
+        except PermissionError as exc:
+            return err(str(exc), 403)
         return jsonify(id=run_id, status=status)
 
     @server.post("/api/sweeps")
@@ -171,7 +174,7 @@ def register_api(server: Flask) -> None:
                         isinstance(v, (int, str)) and not isinstance(v, bool) for v in d[key])):
                     raise ValueError(f"{key} must be a list")
             sid, ids = _jobs().submit_sweep(_confined(d["base"]), d["lengths"], d["seeds"],
-                                            d.get("methods", ["none", "norm"]))
+                                            d.get("methods", ["none", "norm"]), owner=access.owner())
         except CapacityError as exc:
             return err(str(exc), 429)
         except ValueError as exc:

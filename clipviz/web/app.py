@@ -21,6 +21,8 @@ from dash import dcc, html
 from flask import jsonify
 
 from .. import __version__
+from .. import config
+from .access import init_access
 from .cache import init_cache
 from .limits import init_limits
 
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 
 PAGE_MODULES = ("home", "surface", "bifurcations", "dynamics", "theory", "training")
 """Page modules under :mod:`clipviz.web.pages`, in menu order."""
+READ_ONLY_HIDDEN = ("/training",)
+"""Pages a read-only deployment (``CLIPVIZ_READ_ONLY``) does not serve."""
 
 ASSETS = Path(__file__).parent / "assets"
 
@@ -122,7 +126,8 @@ def _nav() -> html.Nav:
     return html.Nav(className="nav", children=[
         dcc.Link("clipviz", href="/", className="brand"),
         *[dcc.Link(p["name"], href=p["relative_path"], className="navlink")
-          for p in dash.page_registry.values() if p["path"] != "/"],
+          for p in dash.page_registry.values()
+          if p["path"] != "/" and not (p["path"] in READ_ONLY_HIDDEN and config.read_only())],
     ])
 
 
@@ -194,9 +199,12 @@ def create_app(cache_config: dict[str, Any] | None = None, warm: bool = True) ->
                     update_title=None,  # no "Updating..." in the tab title on every slider move
                     on_error=callback_error,
                     meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}])
+    init_access(app.server)  # owners, admin token, read-only, same-origin, headers (first check)
     init_cache(app.server, cache_config)
     init_limits(app.server)  # heavy computations at once per process (clipviz.web.limits)
     for name in PAGE_MODULES:
+        if name == "training" and config.read_only():
+            continue
         import_module(f"{__package__}.pages.{name}").register(app)
     app.layout = lambda: html.Div([_nav(), html.Div(id=ERROR_ID, className="msg app-error", role="alert"),
                                    html.Main(dash.page_container)])

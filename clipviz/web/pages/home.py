@@ -5,6 +5,8 @@ from __future__ import annotations
 import dash
 from dash import dcc, html
 
+from ... import config
+
 PATH = "/"
 
 PAGES = [
@@ -41,7 +43,7 @@ def layout(**kwargs) -> html.Div:
         html.Div(className="cards", children=[
             html.Div(className="card", children=[
                 html.H3(dcc.Link(name, href=path)), html.P(text)])
-            for path, name, text in PAGES
+            for path, name, text in PAGES if not (path == "/training" and config.read_only())
         ]),
     ])
 

@@ -27,7 +27,9 @@ import dash
 from dash import Input, Output, State, dash_table, dcc, html, no_update
 
 from ...clipping import RULES
+from ... import config
 from ...config import SETTINGS
+from .. import access
 from ...figures.training import (Curve, curves_figure, paper_comparison, progress_text,
                                  success_rate_figure)
 from ..components import control, graph, link_bar, number_input, url_notes
@@ -179,7 +181,8 @@ def submit(n_clicks, *values):
         return no_update, " ".join(errors.values()), no_update
     try:
         jobs = _jobs()
-        ids = [jobs.submit(c) for c in cfgs]
+        who, _ = access.session()
+        ids = [jobs.submit(c, owner=who) for c in cfgs]
     except ValueError as exc:  # the engine's own validation (e.g. a missing data set)
         return no_update, str(exc), no_update
     except Exception as exc:  # noqa: BLE001 - e.g. Redis unreachable: a message, not a 500
@@ -202,15 +205,22 @@ def cancel(n_clicks, active, selected):
         return no_update
     ids = run_ids(selected) or run_ids(active)
     jobs = _jobs()
-    n = 0
+    who, admin = access.session()
+    n = others = 0
     for rid in ids:
         try:
             if jobs.store.get(rid).active:
-                jobs.cancel(rid)
+                jobs.cancel(rid, owner=who, admin=admin)
                 n += 1
         except KeyError:
             continue
-    return f"cancel requested for {n} run{'s' if n != 1 else ''}" if n else "no running run to cancel"
+        except PermissionError:
+            others += 1
+    text = f"cancel requested for {n} run{'s' if n != 1 else ''}" if n else "no running run to cancel"
+    if others:
+        text += (f"; {others} run{'s were' if others != 1 else ' was'} started by another browser session "
+                 "and only it may cancel them")
+    return text
 
 
 def tick(_n, active, selected):
@@ -273,7 +283,8 @@ def submit_sweep(n_clicks, lengths_text, seeds, updates, methods, *values):
                 eval_every=min(base["eval_every"], sv["sw_updates"]),
                 threshold=base["threshold"] if base["threshold"] is not None else SETTINGS.train_threshold)
     try:
-        sid, ids = _jobs().submit_sweep(base, lengths, range(sv["sw_seeds"]), methods)
+        sid, ids = _jobs().submit_sweep(base, lengths, range(sv["sw_seeds"]), methods,
+                                        owner=access.session()[0])
     except ValueError as exc:
         return no_update, str(exc)
     except Exception as exc:  # noqa: BLE001
@@ -314,6 +325,9 @@ PAPER_COLUMNS = [{"name": n, "id": i} for n, i in (
 
 def layout(**kwargs) -> html.Div:
     """The page; every form control can be set from the URL's query parameters."""
+    if config.read_only():
+        return html.Div(className="page", children=[html.H2("Training"), html.P(
+            "Training runs are switched off on this deployment (read-only); the figure pages work.")])
     values, errors = parse(RUN_SPECS + SWEEP_SPECS, kwargs)
     unknown = sorted(k for k in kwargs if k not in SPEC and k != "lengths")
     v, sp = values, SPEC
