@@ -215,6 +215,10 @@ class RunStore:
         """This thread's connection (a new one after a fork: connections never cross processes)."""
         loc = self._local
         if getattr(loc, "pid", None) != os.getpid() or getattr(loc, "conn", None) is None:
+            if getattr(loc, "conn", None) is not None:
+                # inherited across a fork: never close it here.  Closing a descriptor drops every
+                # POSIX lock this process holds on the file, its own new connection's included.
+                _INHERITED.append(loc.conn)
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 30000")
@@ -566,6 +570,8 @@ class RunStore:
 
 
 _SHARED: dict[tuple[str, int], RunStore] = {}
+_INHERITED: list[sqlite3.Connection] = []
+"""Connections a forked child inherited from its parent: kept open, never used (see _conn)."""
 
 
 def shared_store() -> RunStore:
