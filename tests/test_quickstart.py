@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_web_browser import wait_until
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 # page -> the graphs it must show with data (layers that only carry titles or frames are left out;
@@ -61,17 +63,6 @@ def _clean_env(venv: Path) -> dict:
     return env
 
 
-def _wait_until(fn, timeout: float, what: str):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last value {last!r})")
-
-
 def test_readme_command_1_from_nothing(built_wheel, tmp_path, dash_br):
     venv, work = tmp_path / "venv", tmp_path / "work"
     work.mkdir()
@@ -102,14 +93,14 @@ def test_readme_command_1_from_nothing(built_wheel, tmp_path, dash_br):
             return False
 
     try:
-        _wait_until(up, FIRST_START_S, "clipviz serve to answer /health")
+        wait_until(up, FIRST_START_S, "clipviz serve to answer /health")
         dash_br.server_url = url
         for path, graphs in PAGES.items():
             dash_br.wait_for_page(url=url + path, timeout=30)
             if path in HEADINGS:
                 dash_br.wait_for_contains_text("h2", HEADINGS[path], timeout=20)
             for g in graphs:
-                _wait_until(lambda: dash_br.driver.execute_script(HAS_DATA.format(g)), 40,
+                wait_until(lambda: dash_br.driver.execute_script(HAS_DATA.format(g)), 40,
                             f"{path}: figure #{g} with data (resolved: {resolved})")
             severe = [e for e in dash_br.get_logs() or [] if e.get("level") == "SEVERE"]
             assert severe == [], f"{path}: console errors {severe} (resolved: {resolved})"
