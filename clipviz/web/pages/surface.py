@@ -132,6 +132,21 @@ def _window_errors(values: dict, errors: dict) -> None:
             values[lo], values[hi] = SPEC[lo].default, SPEC[hi].default
 
 
+def _work_errors(values: dict, errors: dict) -> None:
+    """res² x T above ``SETTINGS.web_max_view_work``: a message under Resolution, and the largest
+    resolution that T allows in ``values`` (what the page's first view shows instead)."""
+    if "res" in errors or "T" in errors:
+        return
+    res, T = values["res"], values["T"]
+    if res * res * T <= SETTINGS.web_max_view_work:
+        return
+    fit = max(int(SPEC["res"].lo), math.isqrt(SETTINGS.web_max_view_work // T))
+    errors["res"] = (f"Resolution {res} at T = {T} is {res * res * T / 1e6:.0f} M point-steps; one view may "
+                     f"ask for at most {SETTINGS.web_max_view_work / 1e6:.0f} M: lower the resolution "
+                     f"(at most {fit} at this T) or T")
+    values["res"] = fit
+
+
 def _log_tau(value: Any) -> Any:
     """The τ slider holds log10 τ."""
     try:
@@ -147,11 +162,7 @@ def surface_values(w_range, b_range, res, T, x0, target, act, log_flags) -> tupl
                target=target, act=act, log=log_flags if log_flags is not None else [])
     values, errors = check_all(SURFACE_SPECS, raw)
     _window_errors(values, errors)
-    work = values["res"] ** 2 * values["T"]
-    if "res" not in errors and "T" not in errors and work > SETTINGS.web_max_view_work:
-        errors["res"] = (f"Resolution {values['res']} at T = {values['T']} is {work / 1e6:.0f} M point-steps; "
-                         f"one view may ask for at most {SETTINGS.web_max_view_work / 1e6:.0f} M: "
-                         "lower the resolution or T")
+    _work_errors(values, errors)
     msgs = {
         "w_range": " ".join(errors.get(k, "") for k in ("w_min", "w_max")).strip(),
         "b_range": " ".join(errors.get(k, "") for k in ("b_min", "b_max")).strip(),
@@ -327,6 +338,7 @@ def layout(**kwargs) -> html.Div:
     """The page, with every control set from the URL's query parameters."""
     values, errors = parse(ALL_SPECS, kwargs)
     _window_errors(values, errors)
+    _work_errors(values, errors)
     unknown = sorted(k for k in kwargs if k not in SPEC)
     v = values
     try:
