@@ -13,19 +13,20 @@ def finite(name: str, value) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond the float range
-        raise ValueError(f"{name} must be a finite number, got {_show(value)}") from None
+        raise ValueError(f"{name} must be a finite number, got {show(value)}") from None
     if not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {_show(value)}")
+        raise ValueError(f"{name} must be a finite number, got {show(value)}")
     return v
 
 
-def _show(value) -> str:
-    """``repr(value)``, shortened: a message never repeats a 400-digit number whole."""
+def show(value, limit: int = 60) -> str:
+    """``repr(value)`` for a message, at most ``limit`` characters: a message never repeats a
+    400-digit number (or a 100 MB string) whole."""
     try:
         s = repr(value)
     except ValueError:  # an int beyond Python's digit limit for str()
         return "a number too large to print"
-    return s if len(s) <= 60 else s[:57] + "..."
+    return s if len(s) <= limit else s[:limit - 3] + "..."
 
 
 def integer(name: str, value, lo: int, hi: int) -> int:
@@ -34,13 +35,13 @@ def integer(name: str, value, lo: int, hi: int) -> int:
         try:
             fv = float(value)
         except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"{name} must be an integer between {lo} and {hi}, got {_show(value)}") from None
+            raise ValueError(f"{name} must be an integer between {lo} and {hi}, got {show(value)}") from None
         if not fv.is_integer():
-            raise ValueError(f"{name} must be an integer between {lo} and {hi}, got {_show(value)}")
+            raise ValueError(f"{name} must be an integer between {lo} and {hi}, got {show(value)}")
         value = int(fv)
     value = int(value)
     if not lo <= value <= hi:
-        raise ValueError(f"{name} must be between {lo} and {hi}, got {_show(value)}")
+        raise ValueError(f"{name} must be between {lo} and {hi}, got {show(value)}")
     return value
 
 

@@ -39,6 +39,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ._validate import show
+
 RULES = ("none", "norm", "value", "autoclip")
 """Names accepted by :func:`clip` and :class:`Clipper`."""
 
@@ -114,18 +116,18 @@ def check_rule(rule: str, threshold: float | None, percentile: float | None) -> 
         try:
             tau = float(threshold)
         except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"threshold must be a positive finite number, got {threshold!r}") from None
+            raise ValueError(f"threshold must be a positive finite number, got {show(threshold)}") from None
         if not (math.isfinite(tau) and tau > 0.0):
-            raise ValueError(f"threshold must be a positive finite number, got {threshold!r}")
+            raise ValueError(f"threshold must be a positive finite number, got {show(threshold)}")
     if rule == "autoclip":
         if percentile is None:
             raise ValueError("clip rule 'autoclip' needs a percentile in (0, 100] (e.g. percentile=10)")
         try:
             p = float(percentile)
         except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"percentile must be a number in (0, 100], got {percentile!r}") from None
+            raise ValueError(f"percentile must be a number in (0, 100], got {show(percentile)}") from None
         if not (0.0 < p <= 100.0):
-            raise ValueError(f"percentile must be a number in (0, 100], got {percentile!r}")
+            raise ValueError(f"percentile must be a number in (0, 100], got {show(percentile)}")
     return tau, p
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlencode
 
+from .._validate import show
+
 
 @dataclass(frozen=True)
 class Num:
@@ -92,8 +94,7 @@ def _fmt(x: float) -> str:
 
 
 def _show(value: Any) -> str:
-    s = repr(value)
-    return s if len(s) <= 40 else s[:37] + "..."
+    return show(value, 40)
 
 
 def parse(specs: Sequence[Spec], raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
