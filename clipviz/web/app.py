@@ -24,6 +24,7 @@ from .. import __version__
 from .. import config
 from .access import init_access
 from .cache import init_cache
+from .components import ERROR_ID
 from .limits import init_limits
 
 log = logging.getLogger(__name__)
@@ -93,10 +94,6 @@ def warm_up() -> float:
         fn()
         log.info("kernels %d/%d ready: %s (%.1f s)", i, len(steps), label, time.perf_counter() - t0)
     return time.perf_counter() - t
-
-
-ERROR_ID = "app-error"
-"""The page-level line on which :func:`callback_error` reports a callback that failed."""
 
 
 def callback_error(err: Exception) -> None:

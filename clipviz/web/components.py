@@ -8,6 +8,10 @@ from dash import dcc, html
 
 from .params import Choice, Flag, Num
 
+ERROR_ID = "app-error"
+"""The page-level message line every page has (the app's layout): the callback error handler
+(:func:`clipviz.web.app.callback_error`) and callbacks that cannot answer write to it."""
+
 GRAPH_CONFIG = {
     "displaylogo": False,
     # The toolbar's camera button: a figure at a size fit for a slide or paper.

@@ -42,8 +42,7 @@ def heavy_work() -> Iterator[None]:
     if slots is None:
         yield
         return
-    if not slots.acquire(timeout=SETTINGS.web_heavy_wait_s) if SETTINGS.web_heavy_wait_s > 0 \
-            else not slots.acquire(blocking=False):
+    if not slots.acquire(timeout=SETTINGS.web_heavy_wait_s):  # timeout 0: take a free slot or none
         raise Busy()
     try:
         yield

@@ -29,7 +29,7 @@ from ...config import ACTIVATIONS, SETTINGS
 from ...figures import surface as fs
 from ..cache import memoized
 from ..limits import RETRY_AFTER_S, Busy, heavy_work
-from ..components import control, graph, link_bar, msg_id, number_input, slider, url_notes
+from ..components import ERROR_ID, control, graph, link_bar, msg_id, number_input, slider, url_notes
 from ..params import Choice, Flag, Num, check_all, parse, round_sig
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,16 @@ def surface_layers(w_min, w_max, b_min, b_max, res, T, x0, target, act, log_colo
 def surface_grid(w_min, w_max, b_min, b_max, res, T, x0, target, act) -> fs.SurfaceGrid:
     return fs.compute_surface(w_min, w_max, b_min, b_max, res, steps=T, x0=x0, target=target,
                               activation=act)
+
+
+def heavy_surface_grid(values: dict) -> fs.SurfaceGrid | None:
+    """:func:`surface_grid` of checked values in one of this process's heavy slots
+    (:mod:`clipviz.web.limits`); None when every slot is taken."""
+    try:
+        with heavy_work():
+            return surface_grid(*_surface_args(values))
+    except Busy:
+        return None
 
 
 @memoized(min_seconds=0.005)  # the default 100 steps take ~2 ms: less than a cache write
@@ -273,10 +283,8 @@ def update_3d(view3d, w_range, b_range, res, T, x0, target, act, log_flags):
     values, msgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
     if any(msgs.values()):
         return no_update, {"display": "block"}
-    try:
-        with heavy_work():
-            grid = surface_grid(*_surface_args(values))
-    except Busy:  # the 3-D view keeps its figure; the next change asks again
+    grid = heavy_surface_grid(values)
+    if grid is None:  # the server is busy: the 3-D view keeps its figure; the next change asks again
         return no_update, {"display": "block"}
     return fs.surface3d_figure(grid, values["log"]), {"display": "block"}
 
@@ -302,12 +310,10 @@ def download_surface(n_clicks, w_range, b_range, res, T, x0, target, act, log_fl
     values, msgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
     if any(msgs.values()):
         return no_update
-    try:
-        with heavy_work():
-            grid = surface_grid(*_surface_args(values))
-    except Busy:
-        dash.set_props("app-error", {"children": "The server is busy computing other surfaces: "
-                                                 "press the download button again in a moment."})
+    grid = heavy_surface_grid(values)
+    if grid is None:
+        dash.set_props(ERROR_ID, {"children": "The server is busy computing other surfaces: "
+                                              "press the download button again in a moment."})
         return no_update
     return dict(content=fs.surface_csv(grid), filename="clipviz-error-surface.csv", type="text/csv")
 
