@@ -95,7 +95,8 @@ def data_dirs() -> list[Path]:
     """Directories searched for known data sets, in order: $CLIPVIZ_DATA,
     the download directory (SETTINGS.data_dir), ./data and the project's
     ``shared/data`` next to the repository."""
-    dirs = [d for d in (config.dataset_dir(),) if d is not None]
+    first = config.dataset_dir()
+    dirs = [first] if first is not None else []
     dirs.append(Path(SETTINGS.data_dir).expanduser())
     dirs.append(Path.cwd() / "data")
     dirs.append(Path.cwd().parent / "shared" / "data")

@@ -43,11 +43,11 @@ from .runstore import RunStore
 log = logging.getLogger(__name__)
 
 TASK_NAME = "clipviz.train_run"
+SWEEP_METHODS = ("none", "norm", "value", "autoclip")
 
 
 class CapacityError(ValueError):
     """The queue is full: :attr:`Settings.max_active_runs` runs are queued or running (HTTP 429)."""
-SWEEP_METHODS = ("none", "norm", "value", "autoclip")
 
 
 redis_url = config.redis_url  # ``$CLIPVIZ_REDIS_URL``; read in clipviz.config only
@@ -174,7 +174,8 @@ class _Telemetry:
                  cap: int = SETTINGS.max_metric_rows) -> None:
         self.store, self.run_id = store, run_id
         self.buf: list[dict] = []
-        self.dec, self.dec_cap = Decimator(total, cap), cap
+        self.total, self.cap = total, cap
+        self.dec = Decimator(total, cap)
         self.cancel = False
         now = time.monotonic()
         self.last_flush = self.last_poll = now
@@ -227,7 +228,7 @@ def execute_run(store: RunStore, run_id: str, runner_id: str | None = None) -> s
     """
     from .training import TrainConfig, train
 
-    tel = _Telemetry(store, run_id, store.get(run_id).total)
+    tel = _Telemetry(store, run_id, store.get(run_id).total)  # the budget: how far to decimate
     stop = threading.Event()
     beat = _heartbeat_thread(store, run_id, runner_id, stop)
     try:
@@ -235,7 +236,7 @@ def execute_run(store: RunStore, run_id: str, runner_id: str | None = None) -> s
         with _blas_limit():
             record = train(cfg, callback=tel)
         rec = record.to_dict()
-        rec["series"] = decimate_series(rec.get("series") or {}, store.get(run_id).total, tel.dec_cap)
+        rec["series"] = decimate_series(rec.get("series") or {}, tel.total, tel.cap)
         store.finish(run_id, rec, tel.drain())
         log.info("run %s %s", run_id, rec.get("status"))
         return str(rec.get("status", "finished"))

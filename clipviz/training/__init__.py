@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import __version__
 from .. import _validate as v
+from .. import config
 from ..clipping import RULES, check_rule
 from ..config import SETTINGS
 from .model import ACTIVATIONS, DTYPES, INITS, PARAMETRISATIONS
@@ -67,8 +68,6 @@ _IO_BOUND = {"temporal_order": 8, "music": 88, "characters": SETTINGS.max_vocab}
 
 def _memory_limit() -> int:
     """Bytes one run's arrays may use here (0: unknown, not checked)."""
-    from .. import config
-
     return int(config.memory_bytes() * SETTINGS.max_train_memory_fraction)
 
 

@@ -21,7 +21,10 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
+from .. import config
+from .._validate import integer
 from ..config import SETTINGS
+from ..datasets import confine
 from . import access
 
 
@@ -45,10 +48,6 @@ def _jobs():
 def _confined(cfg: dict) -> dict:
     """``cfg`` as the web accepts it: its dataset confined to the data sets folder
     (:func:`clipviz.datasets.confine`), its budget at most ``SETTINGS.web_max_updates``."""
-    from .. import config
-    from .._validate import integer
-    from ..datasets import confine
-
     if "dataset" in cfg:
         cfg = dict(cfg, dataset=confine(cfg["dataset"], config.download_dir()))
     if "max_updates" in cfg:
@@ -78,7 +77,7 @@ def guard_json_bodies(server: Flask) -> None:
 
     @server.before_request
     def _check_json_depth():
-        if not request.is_json or not request.content_length and request.method == "GET":
+        if not request.is_json:
             return None
         try:
             data = request.get_json(silent=True)
@@ -114,9 +113,7 @@ def register_api(server: Flask) -> None:
     def api_submit():
         try:
             cfg = body()
-            label = cfg.pop("label", None)
-            if label is not None and not isinstance(label, str):
-                raise ValueError("label must be a string")
+            label = cfg.pop("label", None)  # checked by Jobs (a string, at most max_label_chars)
             rid = _jobs().submit(_confined(cfg), label=label, owner=access.owner())
         except CapacityError as exc:
             return err(str(exc), 429)
@@ -136,8 +133,6 @@ def register_api(server: Flask) -> None:
 
     @server.get("/api/runs/<run_id>")
     def api_run(run_id: str):
-        from .._validate import integer
-
         try:
             since = integer("since", request.args.get("since", "-1"), -1, SETTINGS.max_updates)
         except ValueError:
