@@ -247,16 +247,15 @@ class RunStore:
         return RunStore._Tx(self._conn(), immediate)
 
     def _init_schema(self) -> None:
-        conn = self._conn()
         with self._tx() as c:
-            has_runs = c.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone()
-            row = c.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() \
-                if c.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() else None
-            version = int(row[0]) if row is not None else (1 if has_runs else SCHEMA_VERSION)
+            # every store has had its meta table, written together with its runs table
+            has_meta = c.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
+            row = c.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() if has_meta else None
+            version = int(row[0]) if row is not None else SCHEMA_VERSION  # None: a new store
             if version > SCHEMA_VERSION:
                 raise ValueError(f"run store {self.path} has schema {version}, newer than this clipviz "
                                  f"reads ({SCHEMA_VERSION}): upgrade clipviz")
-            while has_runs and version < SCHEMA_VERSION:  # migrate in place, in this transaction
+            while version < SCHEMA_VERSION:  # migrate in place, in this transaction
                 for sql in _MIGRATIONS[version]:
                     c.execute(sql)
                 log.info("run store %s migrated from schema %d to %d", self.path, version, version + 1)

@@ -180,3 +180,86 @@ def test_runner_slots(tmp_path):
     assert st.claim_next("local", "w") == rid
     assert st.claim_next("local", "w") is None
     assert st.runner_exit_if_idle(b)
+
+
+# The schema-1 store as clipviz 0.1.0 before run owners wrote it (its _SCHEMA, verbatim).
+SCHEMA_1 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    sweep_id TEXT,
+    label TEXT,
+    config TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    reaped INTEGER NOT NULL DEFAULT 0,
+    worker TEXT,
+    host TEXT,
+    pid INTEGER,
+    heartbeat REAL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    started REAL,
+    ended REAL,
+    done INTEGER NOT NULL DEFAULT 0,
+    total INTEGER,
+    cancel INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    record TEXT,
+    code_version TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep_id);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    loss REAL, grad_norm REAL, grad_norm_clipped REAL, clipped INTEGER, skipped INTEGER,
+    rho REAL, valid REAL, elapsed REAL,
+    PRIMARY KEY (run_id, step)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, spec TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS runners (
+    id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL,
+    started REAL NOT NULL
+);
+"""
+
+
+def test_a_schema_1_store_is_migrated_on_open_and_keeps_its_runs(tmp_path):
+    import sqlite3
+
+    from clipviz.runstore import SCHEMA_VERSION
+
+    path = tmp_path / "runs.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(SCHEMA_1)
+    con.execute("INSERT INTO meta VALUES ('schema', '1')")
+    con.execute("INSERT INTO runs (id, config, backend, status, created, updated, done) "
+                "VALUES ('old1', '{\"hidden\": 8}', 'local', 'finished', 1.0, 2.0, 150)")
+    con.commit()
+    con.close()
+    st = RunStore(path)
+    run = st.get("old1")
+    assert (run.status, run.done, run.config) == ("finished", 150, {"hidden": 8})
+    assert st.owner_of("old1") is None  # no owner: only the admin token cancels it from the web
+    rid = st.create_run({"hidden": 4}, "local", owner="abc")
+    assert st.owner_of(rid) == "abc"
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == str(SCHEMA_VERSION)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+    RunStore(path)  # opening it again migrates nothing more
+
+
+def test_a_store_from_a_newer_clipviz_is_refused(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "runs.sqlite"
+    RunStore(path)
+    con = sqlite3.connect(path)
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    con.commit()
+    con.close()
+    with pytest.raises(ValueError, match="newer than this clipviz reads"):
+        RunStore(path)
