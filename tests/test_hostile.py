@@ -617,25 +617,13 @@ def test_read_only_serves_the_figures_and_no_training(tmp_path, monkeypatch, mak
 
 def test_a_worst_case_link_opens_the_page_at_the_largest_resolution_its_T_allows(make_app):
     """The bound holds for the page's first view too (its URL once computed 1024² at T 500)."""
+    import math
+
     from clipviz.config import SETTINGS
     from clipviz.web.pages import surface as page
 
     make_app(warm=False)
-    text = json.dumps(page.layout(res="1024", T="500").to_plotly_json(), default=str)
-    fit = int(SETTINGS.web_max_view_work // 500) ** 0.5
-    assert "lower the resolution (at most" in text
     tree = page.layout(res="1024", T="500")
-
-    def find(node, id_):
-        if getattr(node, "id", None) == id_:
-            return node
-        for child in (getattr(node, "children", None) or []) if isinstance(getattr(node, "children", None), list) \
-                else [getattr(node, "children", None)]:
-            if child is not None and hasattr(child, "to_plotly_json"):
-                got = find(child, id_)
-                if got is not None:
-                    return got
-        return None
-
-    slider = find(tree, "es-res")
-    assert slider is not None and slider.value == int(fit) and slider.value ** 2 * 500 <= SETTINGS.web_max_view_work
+    fit = math.isqrt(SETTINGS.web_max_view_work // 500)
+    assert f"lower the resolution (at most {fit} at this T)" in tree["es-msg-res"].children
+    assert tree["es-res"].value == fit and fit ** 2 * 500 <= SETTINGS.web_max_view_work < (fit + 1) ** 2 * 500
