@@ -4,7 +4,13 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +18,8 @@ import pytest
 from clipviz import dynamics as dyn
 from clipviz import one_unit
 from clipviz.kernels import dynamics as k
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------- elementary functions
@@ -218,8 +226,39 @@ def test_curvature_claims_in_docstring_hold():
     assert np.all(np.diff(c.decile_curv) > 0) and c.decile_angle[-1] > 10 * c.decile_angle[0]
 
 
-def test_warm_up_runs():
+WARM_UP_SCRIPT = textwrap.dedent("""
+    import json
+    import numpy as np
+    from clipviz import dynamics as dyn
+    from clipviz.kernels import dynamics as k
+    names = ["continue_curve", "fixed_points", "refine_special", "attractors", "basins_grid", "orbits",
+             "sensitivity_grid", "driven", "n_unit_states", "jacobian_products"]
+    def sigs():
+        return {n: [str(s) for s in getattr(k, n).signatures] for n in names}
+    before = sigs()
     dyn.warm_up()
-    for f in (k.continue_curve, k.fixed_points, k.refine_special, k.attractors, k.basins_grid,
-              k.orbits, k.sensitivity_grid, k.driven, k.n_unit_states, k.jacobian_products):
-        assert f.signatures, f  # compiled (or loaded from the cache) for use
+    after = sigs()
+    bs = np.linspace(-6.0, 2.0, 40)
+    for act in ("sigmoid", "tanh"):
+        dyn.bifurcation_diagram(5.0, -6.0, 2.0, act)
+        dyn.basins(5.0, bs, np.linspace(-1.0, 1.0, 30), steps=50, activation=act)
+        dyn.sensitivity_grid(5.0, bs, np.linspace(-1.0, 1.0, 30), steps=20, activation=act)
+        dyn.orbit_diagram(5.0, bs, activation=act)
+        dyn.input_driven(5.0, 0.0, steps=60, activation=act)
+    for act in dyn.N_UNIT_ACTIVATIONS:
+        dyn.jacobian_norms(n=10, steps=20, activation=act)
+    print(json.dumps({"before": before, "after": after, "used": sigs()}))
+""")
+
+
+def test_warm_up_compiles_the_kernels_the_api_uses():
+    """In a fresh interpreter no dynamics kernel is compiled; after warm_up every one is, with the
+    signatures the public functions use: calling them at page sizes compiles nothing more."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-c", WARM_UP_SCRIPT], capture_output=True, text=True, timeout=600,
+                         env=env, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.splitlines()[-1])
+    assert all(s == [] for s in out["before"].values()), out["before"]
+    assert all(out["after"].values()), out["after"]  # compiled (or loaded from the cache) by warm_up
+    assert out["used"] == out["after"]
