@@ -108,10 +108,35 @@ def test_surface_hessian_pass_agrees_with_gradient_pass_and_reference():
     assert s.E[5, 7] == pytest.approx(o.loss(ws[7], bs[5]), rel=1e-15)
 
 
-def test_surface_overflow_is_inf_never_nan():
-    s = o.error_surface([60.0, 80.0], [-30.0, -40.0], steps=5000)
-    for a in (s.E, s.dE_dw, s.dE_db):
+@pytest.mark.parametrize("activation, ws, bs, overflow", [
+    ("sigmoid", [2.0, 5.0, 8.0], [-4.0, -1.75, 0.0], [(0, 2)]),
+    ("tanh", [0.5, 2.0, 3.0], [0.0, 0.3], [(0, 1), (0, 2)]),
+])
+def test_surface_overflow_is_inf_never_nan(activation, ws, bs, overflow):
+    """From x0 = 0, the starts (w, b) = (8, -4) (sigmoid) and (2, 0), (3, 0) (tanh) sit exactly on
+    the unstable fixed point x = 0 (|w sigma'(0)| = 2, 2, 3), so dx_t/db grows like (w sigma'(0))^t
+    and overflows float64 within the 5000 steps.  There E is finite, the gradient is the
+    reference's -inf, and the Hessian, where the reference meets 0 * inf (sigma''(0) = 0 times an
+    overflowed derivative) and gives NaN, is inf.  Every other point is finite and matches the
+    reference."""
+    steps = 5000
+    s = o.error_surface(ws, bs, steps=steps, x0=0.0, activation=activation, hessian=True)
+    W, B = np.meshgrid(s.ws, s.bs)
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = ref.one_unit(W, B, steps=steps, x0=0.0, activation=activation)
+    over = np.zeros(W.shape, dtype=bool)
+    for ij in overflow:
+        over[ij] = True
+        assert not ref.forward(W[ij], B[ij], steps, 0.0, activation).any()  # x_t = 0 throughout
+    got = (s.E, s.dE_dw, s.dE_db, s.d2E_dw2, s.d2E_dwdb, s.d2E_db2)
+    for a, r in zip(got, want):
         assert not np.isnan(a).any()
+        assert np.isfinite(a[~over]).all()
+        np.testing.assert_allclose(a[~over], r[~over], rtol=1e-9, atol=1e-15)
+        np.testing.assert_array_equal(a[over], np.where(np.isnan(r[over]), np.inf, r[over]))
+    assert np.isfinite(s.E).all()
+    assert np.all(s.dE_db[over] == -np.inf)  # the overflow is there, as -inf
+    assert np.isnan(want[5][over]).all() and np.all(s.d2E_db2[over] == np.inf)  # 0 * inf read as inf
 
 
 def test_the_wall_paper_phenomenon():
