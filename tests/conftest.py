@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 # Multi-threaded BLAS on the small training matrices is up to 10x slower on a
-# loaded 2-core machine (see README, Training).
+# loaded 2-core machine (see docs/benchmarks.md, Training speed).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
