@@ -36,14 +36,14 @@ import time
 import traceback
 from typing import Any, Iterable, Mapping
 
-from . import config
+from . import clipping, config
+from ._validate import show
 from .config import SETTINGS
 from .runstore import RunStore
 
 log = logging.getLogger(__name__)
 
 TASK_NAME = "clipviz.train_run"
-SWEEP_METHODS = ("none", "norm", "value", "autoclip")
 
 
 class CapacityError(ValueError):
@@ -83,6 +83,19 @@ def _blas_limit():
     except ImportError:  # pragma: no cover - a declared dependency
         return contextlib.nullcontext()
     return threadpool_limits(limits=blas_threads(), user_api="blas")
+
+
+def resume_queued() -> int:
+    """Embedded backend: start runners for the runs an earlier app process left queued; how many
+    were started.  The app factory calls it once; a failure is logged, never raised (the app
+    starts all the same, and the next read of the runs tries again)."""
+    from .runstore import shared_store
+
+    try:
+        return Jobs(shared_store()).supervise()
+    except Exception:  # noqa: BLE001 - never keep the app from starting
+        log.exception("could not resume queued runs")
+        return 0
 
 
 def validate_config(config: Mapping | Any) -> dict:
@@ -483,8 +496,9 @@ class Jobs:
         if not lengths or not seeds or not methods:
             raise ValueError("a sweep needs at least one length, one seed and one method")
         for m in methods:
-            if m not in SWEEP_METHODS:
-                raise ValueError(f"sweep methods must be among {', '.join(SWEEP_METHODS)}; got {m!r}")
+            if clipping.lookup(m) is None:
+                raise ValueError(f"sweep methods must be among {', '.join(clipping.names())}; "
+                                 f"got {show(m)}")
         n = len(lengths) * len(seeds) * len(methods)
         if n > SETTINGS.max_sweep_runs:
             raise ValueError(f"a sweep may have at most {SETTINGS.max_sweep_runs} runs; "

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate as v
-from .clipping import Clipper
+from . import clipping
 from .config import ACTIVATIONS, SETTINGS
 from .kernels import one_unit as k
 
@@ -170,15 +170,15 @@ class Trajectory:
         return int(self.grad_norm.size)
 
 
-def descend(w0: float, b0: float, *, lr: float, n_steps: int, clip: str = "none",
+def descend(w0: float, b0: float, *, lr: float, n_steps: int, clip: str | clipping.Rule = "none",
             threshold: float | None = None, percentile: float | None = None,
             steps: int = SETTINGS.steps, x0: float = SETTINGS.x0,
             target: float = SETTINGS.target,
             activation: str = SETTINGS.activation) -> Trajectory:
     """Plain gradient descent on E_T from (w0, b0), with any clipping rule.
 
-    theta <- theta - lr * clip(grad E_T(theta)), using
-    :class:`clipviz.clipping.Clipper` (the same code path as training).
+    theta <- theta - lr * clip(grad E_T(theta)), using a
+    :class:`clipviz.clipping.Rule` (the same code path as training).
 
     Parameters
     ----------
@@ -186,8 +186,11 @@ def descend(w0: float, b0: float, *, lr: float, n_steps: int, clip: str = "none"
         Learning rate, > 0.
     n_steps : int
         Number of descent steps, 1 .. ``SETTINGS.max_descent_steps``.
-    clip, threshold, percentile
-        See :func:`clipviz.clipping.clip`.
+    clip : str or Rule
+        A registered rule's name (:func:`clipviz.clipping.names`; ``"norm"`` is the paper's
+        Algorithm 1) or a rule object, e.g. ``clipping.NormClip(1.0)`` (a fresh copy is used).
+    threshold, percentile
+        The named rule's parameters (see :mod:`clipviz.clipping`); ignored for a rule object.
     """
     w = v.finite("w0", w0)
     b = v.finite("b0", b0)
@@ -196,7 +199,7 @@ def descend(w0: float, b0: float, *, lr: float, n_steps: int, clip: str = "none"
         raise ValueError(f"lr must be > 0, got {lr}")
     n_steps = v.integer("n_steps", n_steps, 1, SETTINGS.max_descent_steps)
     steps, x0, act, target = _common(steps, x0, activation, target)
-    clipper = Clipper(clip, threshold, percentile)
+    clipper = clipping.make(clip, {"threshold": threshold, "percentile": percentile})
     bound = SETTINGS.divergence_bound
 
     params = np.empty((n_steps + 1, 2))
@@ -234,6 +237,6 @@ def descend(w0: float, b0: float, *, lr: float, n_steps: int, clip: str = "none"
     return Trajectory(
         params=params[: n + 1].copy(), loss=losses[: n + 1].copy(),
         grad_norm=norms[:taken].copy(), clipped=fired[:taken].copy(),
-        diverged_at=diverged, clip=clip,
-        threshold=None if clip in ("none", "autoclip") else float(threshold),
+        diverged_at=diverged, clip=clipper.name,
+        threshold=clipper.threshold if clipper.line else None,
     )

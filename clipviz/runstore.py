@@ -208,6 +208,7 @@ class RunStore:
         if not self.heartbeat_timeout_s > 0:
             raise ValueError("heartbeat_timeout_s must be > 0")
         self._local = threading.local()
+        self._reaped_at = -math.inf  # time.monotonic() of the last reap_due scan in this process
         self._init_schema()
 
     # --- connections ---------------------------------------------------------
@@ -433,6 +434,16 @@ class RunStore:
                 log.warning("run %s marked failed: %s", run_id, reason)
         return [d[0] for d in dead]
 
+    def reap_due(self) -> list[str]:
+        """:meth:`reap`, at most once per :attr:`Settings.heartbeat_s` in this process: for a
+        page that refreshes several times a second in every open tab, a dead worker's run is
+        marked failed within a heartbeat period without a scan of the running runs each time."""
+        now = time.monotonic()
+        if now - self._reaped_at < SETTINGS.heartbeat_s:
+            return []
+        self._reaped_at = now
+        return self.reap()
+
     # --- reading -------------------------------------------------------------
     @staticmethod
     def _run(r: sqlite3.Row) -> Run:
@@ -469,9 +480,11 @@ class RunStore:
                                         (backend,)).fetchone()[0])
 
     def list(self, *, sweep_id: str | None = None, status: str | None = None,
-             limit: int = 1000) -> list[Run]:
-        """Runs, newest first, optionally of one sweep or one status."""
-        self.reap()
+             limit: int = 1000, reap: bool = True) -> list[Run]:
+        """Runs, newest first, optionally of one sweep or one status (dead workers' runs reaped
+        first, unless ``reap=False``: the caller reaps on its own schedule, :meth:`reap_due`)."""
+        if reap:
+            self.reap()
         q = f"SELECT {self._RUN_COLS} FROM runs"
         cond, args = [], []
         if sweep_id is not None:

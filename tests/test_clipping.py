@@ -92,17 +92,24 @@ def test_clipper_matches_clip(g, tau, rule):
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_gradient_is_never_applied(rule, bad):
+    """One semantics for every rule and both entry points: zeros, skipped, not fired, norm inf,
+    and the norm never enters the rule's state."""
     g = np.array([1.0, bad, 2.0])
     kw = {"threshold": 1.0} if rule in ("norm", "value") else {}
     if rule == "autoclip":
         kw = {"percentile": 50.0, "history": [1.0, 2.0]}
     out, fired = clip(g, rule, **kw)
-    assert np.array_equal(out, np.zeros(3)) and fired
+    assert np.array_equal(out, np.zeros(3)) and not fired
     c = Clipper(rule, kw.get("threshold"), kw.get("percentile"))
     o = c.step(g)
-    assert o.skipped and np.array_equal(o.g, np.zeros(3)) and o.norm == math.inf
-    # the skipped norm does not enter autoclip's history
-    assert c.step(np.array([3.0, 4.0, 0.0])).norm == 5.0
+    assert o.skipped and not o.fired and np.array_equal(o.g, np.zeros(3)) and o.norm == math.inf
+    assert o.g is not g  # a new array: applying it can never move the parameters
+    # the skipped norm does not enter autoclip's history: the next step is as from a fresh rule
+    nxt, fresh = c.step(np.array([3.0, 4.0, 0.0])), c.fresh().step(np.array([3.0, 4.0, 0.0]))
+    assert nxt.norm == 5.0 and not nxt.skipped
+    assert (nxt.fired, nxt.threshold) == (fresh.fired, fresh.threshold) or \
+        (math.isnan(nxt.threshold) and math.isnan(fresh.threshold) and nxt.fired == fresh.fired)
+    np.testing.assert_array_equal(nxt.g, fresh.g)
 
 
 @pytest.mark.parametrize("args, match", [

@@ -6,10 +6,12 @@ import time
 
 import pytest
 
+from clipviz.config import SETTINGS
 from clipviz.web.pages import training as tp
 
-FORM = dict(task="temporal_order", dataset="generated", hidden=8, act="sigmoid", lr=0.1, clip="norm",
-            tau=1.0, seq_len=10, batch=10, updates=150, eval_every=50, seed=0, seeds=2)
+FORM = dict(task="temporal_order", dataset="generated", hidden=8, act="sigmoid", lr=0.1, momentum=0.9,
+            clip="norm", tau=1.0, p=10.0, seq_len=10, batch=10, updates=150, eval_every=50, seed=0,
+            seeds=2)
 
 
 def _values(**kw):
@@ -30,7 +32,8 @@ def test_form_validation():
     assert errors == {} and [c["seed"] for c in cfgs] == [0, 1]
     assert cfgs[0]["threshold"] == 1.0 and cfgs[0]["dataset"] is None
     _, errors = tp.form_configs(dict(zip(tp.FORM, _values(hidden=-1, lr="abc"))))
-    assert set(errors) == {"hidden", "lr"} and "between 1 and 500" in errors["hidden"]
+    # the engine's own limit (issue 12: the form is built from the engine's limits)
+    assert set(errors) == {"hidden", "lr"} and f"between 1 and {SETTINGS.max_hidden}" in errors["hidden"]
     _, errors = tp.form_configs(dict(zip(tp.FORM, _values(dataset="jsb"))))
     assert "does not fit" in errors["dataset"]
     cfgs, _ = tp.form_configs(dict(zip(tp.FORM, _values(clip="none"))))
@@ -150,17 +153,25 @@ def test_training_page_in_the_browser(dash_duo, make_app, store_env):
 
 
 def test_runs_queued_before_a_restart_are_started(store_env):
+    from clipviz.jobs import resume_queued, validate_config
     from clipviz.runstore import shared_store
+    from clipviz.web.app import create_app
 
     store = shared_store()
     cfg = tp.form_configs(dict(zip(tp.FORM, _values(seeds=1))))[0][0]
-    from clipviz.jobs import validate_config
+
+    def finished(rid):
+        deadline = time.monotonic() + 60
+        while store.get(rid).active:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        return store.get(rid).status == "finished"
 
     rid = store.create_run(validate_config(cfg), "local")  # queued; its app died before starting it
-    assert tp.resume_queued() == 1
-    deadline = time.monotonic() + 60
-    while store.get(rid).active:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    assert store.get(rid).status == "finished"
-    assert tp.resume_queued() == 0  # nothing queued: no runner
+    assert resume_queued() == 1
+    assert finished(rid)
+    assert resume_queued() == 0  # nothing queued: no runner
+    # the app factory (not a page) resumes what an earlier app process left queued
+    rid = store.create_run(validate_config(cfg), "local")
+    create_app(warm=False)
+    assert finished(rid)

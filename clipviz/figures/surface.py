@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
+from .. import clipping
+
 from ..config import SETTINGS
 from ..one_unit import Trajectory, error_surface
 from ._util import CLIPPED, FIRED, FONT, TEMPLATE, UNCLIPPED, csv_text, typed
@@ -294,11 +296,16 @@ def path_layer_traces(unclipped: Trajectory, clipped: Trajectory,
 
 
 def _clip_label(t: Trajectory) -> str:
-    if t.clip == "none":
-        return "second run (no clipping)"
-    if t.clip == "autoclip":
-        return "autoclip"
-    return f"{t.clip} clipping, τ={t.threshold:g}"
+    """The second run's legend entry, from its rule (:mod:`clipviz.clipping`)."""
+    rule = clipping.lookup(t.clip)
+    if rule is None:
+        return f"{t.clip} clipping"
+    if not rule.params:
+        return f"second run ({rule.legend})"
+    if rule.line is not None and t.threshold is not None:
+        sym = next(p.symbol for p in rule.params if p.name == rule.line)
+        return f"{rule.legend}, {sym}={t.threshold:g}"
+    return rule.legend
 
 
 HEIGHT = 560

@@ -14,6 +14,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .. import clipping
+
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 PAPER_FIG7 = "Figure 7: rate of success on the temporal order task against sequence length"
@@ -59,7 +61,8 @@ def curves_figure(curves: Sequence[Curve], uirevision: str = "training") -> go.F
                 x=x[clipped], y=_f32(m["grad_norm"])[clipped], mode="markers",
                 name=f"{c.label}: clipped", legendgroup=c.label,
                 marker=dict(color=col, symbol="x", size=5)), row=1, col=2)
-        if c.clip in ("norm", "value") and c.threshold is not None and x.size:
+        rule = clipping.lookup(c.clip)
+        if rule is not None and rule.line is not None and c.threshold is not None and x.size:
             fig.add_trace(go.Scatter(
                 x=[float(x[0]), float(x[-1])], y=[c.threshold, c.threshold], mode="lines",
                 name=f"{c.label}: threshold τ={c.threshold:g}", legendgroup=c.label,
@@ -82,12 +85,11 @@ def curves_figure(curves: Sequence[Curve], uirevision: str = "training") -> go.F
 def success_rate_figure(summary: Mapping, paper: bool = True) -> go.Figure:
     """Success rate against sequence length per method (:func:`clipviz.jobs.sweep_summary`)."""
     fig = go.Figure()
-    names = {"none": "plain BPTT (no clipping)", "norm": "rescaling (Algorithm 1)",
-             "value": "element-wise clipping", "autoclip": "AutoClip"}
     for i, m in enumerate(summary["methods"]):
         rate = [None if r is None else 100.0 * r for r in summary["rate"][m]]
+        rule = clipping.lookup(m)
         fig.add_trace(go.Scatter(x=list(summary["lengths"]), y=rate, mode="lines+markers",
-                                 name=names.get(m, m), line=dict(color=COLORS[i % len(COLORS)])))
+                                 name=rule.method if rule else m, line=dict(color=COLORS[i % len(COLORS)])))
     fig.update_layout(
         title=f"success rate ({summary.get('finished', 0)}/{summary.get('total', 0)} runs finished)",
         xaxis_title="sequence length T", yaxis_title="success rate (%)",

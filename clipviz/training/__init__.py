@@ -37,7 +37,7 @@ import numpy as np
 from .. import __version__
 from .. import _validate as v
 from .. import config
-from ..clipping import RULES, check_rule
+from .. import clipping
 from ..config import SETTINGS
 from .model import ACTIVATIONS, DTYPES, INITS, PARAMETRISATIONS
 from .tasks import MIN_TEMPORAL_LENGTH
@@ -71,13 +71,21 @@ def _memory_limit() -> int:
     return int(config.memory_bytes() * SETTINGS.max_train_memory_fraction)
 
 
-OPTIONS: dict[str, tuple] = {
-    "task": TASKS, "parametrisation": PARAMETRISATIONS, "activation": ACTIVATIONS,
-    "clip": RULES, "init": INITS, "dtype": DTYPES,
-    "dataset_music": ("jsb", "nottingham", "piano", "musedata"),
-    "dataset_characters": ("ptb", "text8", "shakespeare"),
-}
-"""Allowed values of the choice fields (for forms and dropdowns)."""
+def options() -> dict[str, tuple]:
+    """Allowed values of the choice fields (for forms and dropdowns); ``clip`` lists the rules
+    registered now (:func:`clipviz.clipping.names`)."""
+    return {
+        "task": TASKS, "parametrisation": PARAMETRISATIONS, "activation": ACTIVATIONS,
+        "clip": clipping.names(), "init": INITS, "dtype": DTYPES,
+        "dataset_music": ("jsb", "nottingham", "piano", "musedata"),
+        "dataset_characters": ("ptb", "text8", "shakespeare"),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    if name == "OPTIONS":  # :func:`options` at the time of asking
+        return options()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 METRICS = {"temporal_order": ("accuracy", "higher is better"),
            "music": ("nll", "nats per time step, lower is better"),
@@ -96,7 +104,7 @@ class TrainConfig:
     hidden: int = SETTINGS.train_hidden  #: hidden units
     lr: float = SETTINGS.train_lr  #: SGD learning rate
     momentum: float = SETTINGS.train_momentum  #: classical momentum in [0, 1)
-    clip: str = SETTINGS.train_clip  #: "none" | "norm" | "value" | "autoclip"
+    clip: str = SETTINGS.train_clip  #: a registered clipping rule (clipviz.clipping.names())
     threshold: float | None = SETTINGS.train_threshold  #: tau for norm / value
     percentile: float | None = SETTINGS.autoclip_percentile  #: p for autoclip
     batch_size: int = SETTINGS.train_batch  #: sequences (lanes) per update
@@ -107,6 +115,9 @@ class TrainConfig:
     init: str = SETTINGS.train_init  #: "default" | "smart_tanh"
     dtype: str = SETTINGS.train_dtype  #: "float64" | "float32"
     bias: bool = True  #: biases b and c (the paper's character model has none)
+    #: parameters of registered clipping rules that have no field above (a plug-in rule's own);
+    #: :meth:`to_dict` writes them beside the other fields and :meth:`from_dict` reads them back
+    clip_params: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -129,16 +140,7 @@ class TrainConfig:
         self.momentum = v.finite("momentum", self.momentum)
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        v.choice("clip", self.clip, RULES)
-        tau, p = check_rule(self.clip, self.threshold, self.percentile)
-        if self.clip in ("norm", "value"):
-            self.threshold = tau
-        elif self.threshold is not None:
-            self.threshold = v.finite("threshold", self.threshold)
-        if self.clip == "autoclip":
-            self.percentile = p
-        elif self.percentile is not None:
-            self.percentile = v.finite("percentile", self.percentile)
+        self._validate_clip()
         self.batch_size = v.integer("batch_size", self.batch_size, 1, SETTINGS.max_batch)
         lo = MIN_TEMPORAL_LENGTH if self.task == "temporal_order" else 1
         self.seq_len = v.integer("seq_len", self.seq_len, lo, SETTINGS.max_seq_len)
@@ -158,6 +160,34 @@ class TrainConfig:
                 f"{limit / 2**30:.1f} GiB a run may use on this machine "
                 f"({SETTINGS.max_train_memory_fraction:.0%} of its memory): make one of them smaller")
         return self
+
+    def _validate_clip(self) -> None:
+        """The rule's own parameters checked by the rule; the others, where set, finite."""
+        v.choice("clip", self.clip, clipping.names())
+        if not isinstance(self.clip_params, dict):
+            raise ValueError(f"clip_params must be a dict, got {type(self.clip_params).__name__}")
+        known = {p.name for p in clipping.params()}
+        unknown = sorted(k for k in self.clip_params if k not in known or k in _FIELD_NAMES)
+        if unknown:
+            raise ValueError(f"unknown clipping parameter(s) {', '.join(map(repr, unknown))}; "
+                             f"allowed: {', '.join(sorted(known - _FIELD_NAMES))}")
+        rule = self.rule()
+        for name in known:
+            value = rule.values.get(name, self._param(name))
+            if name not in rule.values and value is not None:
+                value = v.finite(name, value)
+            if name in _FIELD_NAMES:
+                setattr(self, name, value)
+            elif name in rule.values or name in self.clip_params:
+                self.clip_params[name] = value
+
+    def _param(self, name: str) -> Any:
+        return getattr(self, name) if name in _FIELD_NAMES else self.clip_params.get(name)
+
+    def rule(self) -> clipping.Rule:
+        """A fresh :class:`clipviz.clipping.Rule` for this config (ValueError if a parameter the
+        rule needs is missing or out of its domain)."""
+        return clipping.make(self.clip, {p.name: self._param(p.name) for p in clipping.params()})
 
     def memory_estimate(self) -> int:
         """Bytes of the arrays one training window and one evaluation allocate (an upper bound).
@@ -182,21 +212,29 @@ class TrainConfig:
         return cls.from_dict({"task": task, **PRESETS[task], **overrides})
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of every field."""
-        return asdict(self)
+        """Plain JSON-able dict of every field (a plug-in rule's parameters beside them)."""
+        d = asdict(self)
+        extra = d.pop("clip_params")
+        return {**d, **extra}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         """Build and validate from a dict; unknown keys are an error naming the allowed ones."""
         if not isinstance(d, dict):
             raise ValueError(f"a training config must be a dict, got {type(d).__name__}")
-        names = [f.name for f in fields(cls)]
-        unknown = [k for k in d if k not in names]
+        names = [f.name for f in fields(cls) if f.name != "clip_params"]
+        rule_params = {p.name for p in clipping.params()} - _FIELD_NAMES
+        unknown = [k for k in d if k not in names and k not in rule_params]
         if unknown:
             raise ValueError(f"unknown config key(s) {', '.join(map(repr, unknown))}; "
-                             f"allowed: {', '.join(names)}")
-        return cls(**d)
+                             f"allowed: {', '.join(names + sorted(rule_params))}")
+        extra = {k: d[k] for k in d if k in rule_params}
+        return cls(**{k: x for k, x in d.items() if k in names}, clip_params=extra)
 
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(TrainConfig)) - {"clip_params"}
+"""TrainConfig's own fields (clipping parameters with a field: threshold, percentile)."""
 
 @dataclass
 class RunRecord:

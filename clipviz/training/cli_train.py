@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from ..clipping import RULES
+from .. import clipping
 from ..config import SETTINGS
 
 _FIELDS = [  # (flag, config field, type, help)
@@ -17,9 +17,6 @@ _FIELDS = [  # (flag, config field, type, help)
     ("--hidden", "hidden", int, "hidden units"),
     ("--lr", "lr", float, "SGD learning rate"),
     ("--momentum", "momentum", float, "momentum in [0, 1)"),
-    ("--clip", "clip", str, f"clipping rule: {', '.join(RULES)}"),
-    ("--threshold", "threshold", float, "tau for norm/value clipping"),
-    ("--percentile", "percentile", float, "p for autoclip"),
     ("--batch-size", "batch_size", int, "sequences per update"),
     ("--seq-len", "seq_len", int, "temporal-order length or BPTT window"),
     ("--max-updates", "max_updates", int, "number of updates"),
@@ -36,6 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "are the defaults; every flag overrides them)")
     for flag, _name, typ, help_ in _FIELDS:
         p.add_argument(flag, type=typ, default=None, help=help_)
+    # the clipping rules and their parameters, as registered now (clipviz.clipping)
+    p.add_argument("--clip", choices=clipping.names(), default=None,
+                   help="clipping rule: " + "; ".join(clipping.get(n).title for n in clipping.names()))
+    for par in clipping.params():
+        p.add_argument("--" + par.name.replace("_", "-"), dest=par.name, type=float, default=None,
+                       help=f"{par.help} ({par.domain})")
     p.add_argument("--no-bias", action="store_true", help="no biases (the paper's character model)")
     p.add_argument("--out", metavar="FILE", help="write the run record (JSON) here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -44,8 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace):
     from . import TrainConfig
 
-    over = {name: getattr(args, name) for _f, name, _t, _h in _FIELDS
-            if getattr(args, name) is not None}
+    names = [name for _f, name, _t, _h in _FIELDS] + ["clip"] + [p.name for p in clipping.params()]
+    over = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if args.no_bias:
         over["bias"] = False
     return TrainConfig.for_task(args.task, **over)
@@ -88,7 +91,7 @@ def summary_lines(rec) -> list[str]:
     lines = [f"run {rec.status}: {c['task']}"
              + (f" on {c['dataset']}" if c.get("dataset") else "")
              + f", {c['parametrisation']} RNN, {c['hidden']} {c['activation']} units, "
-               f"clip={c['clip']}" + (f" (tau={c['threshold']:g})" if c["clip"] in ("norm", "value") else ""),
+               f"clip={clipping.describe(c['clip'], c)}",
              f"  updates {r['updates']}, clipped {100 * r['clipped_fraction']:.1f}%, "
              f"skipped {r['skipped']}, max |g| {r['max_grad_norm']}, final rho(W_rec) {r['final_rho']:.3f}, "
              f"{r['elapsed']:.1f} s"]

@@ -11,7 +11,6 @@ import time
 import numpy as np
 
 from .. import datasets
-from ..clipping import Clipper
 from ..config import SETTINGS
 from .model import RNN, spectral_radius
 from .tasks import (SYMBOLS, SequenceStream, eval_stream_lanes, one_hot, split_segments,
@@ -162,7 +161,7 @@ def run(cfg, callback):
     theta = model.theta
     grad = np.zeros_like(theta)
     vel = np.zeros_like(theta) if cfg.momentum > 0 else None
-    clipper = Clipper(cfg.clip, cfg.threshold, cfg.percentile)
+    clipper = cfg.rule()
     state = model.zero_state(cfg.batch_size)
     keys = ("update", "total", "loss", "grad_norm", "grad_norm_clipped", "clipped", "skipped",
             "rho", "valid", "elapsed")

@@ -22,6 +22,7 @@ from flask import jsonify
 
 from .. import __version__
 from .. import config
+from ..jobs import resume_queued
 from .access import init_access
 from .cache import init_cache
 from .components import ERROR_ID
@@ -205,6 +206,11 @@ def create_app(cache_config: dict[str, Any] | None = None, warm: bool = True) ->
         import_module(f"{__package__}.pages.{name}").register(app)
     app.layout = lambda: html.Div([_nav(), html.Div(id=ERROR_ID, className="msg app-error", role="alert"),
                                    html.Main(dash.page_container)])
+
+    if not config.read_only():  # runs an earlier app process left queued get runners again
+        n = resume_queued()
+        if n:
+            log.info("started %d runner(s) for runs queued before this app started", n)
 
     from .api import register_api
 

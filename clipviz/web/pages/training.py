@@ -26,9 +26,11 @@ from typing import Any
 import dash
 from dash import Input, Output, State, dash_table, dcc, html, no_update
 
-from ...clipping import RULES
-from ... import config
+from ... import clipping, config
 from ...config import SETTINGS
+from ...training import TASKS, TrainConfig, options
+from ...training.model import ACTIVATIONS
+from ...training.tasks import MIN_TEMPORAL_LENGTH
 from .. import access
 from ...figures.training import (Curve, curves_figure, paper_comparison, progress_text,
                                  success_rate_figure)
@@ -40,44 +42,78 @@ log = logging.getLogger(__name__)
 PATH = "/training"
 P = "tr"
 
-TASKS = ("temporal_order", "music", "characters")
-DATASETS = {"temporal_order": ("generated",),
-            "music": ("jsb", "nottingham", "piano", "musedata"),
-            "characters": ("shakespeare", "ptb", "text8")}
+GENERATED = "generated"  # the data set choice of a task that generates its sequences
+DATASETS = {task: tuple(options().get(f"dataset_{task}", ())) or (GENERATED,) for task in TASKS}
+"""The data sets each task accepts (the engine's :func:`clipviz.training.options`)."""
 ALL_DATASETS = tuple(dict.fromkeys(d for ds in DATASETS.values() for d in ds))
 MAX_SEEDS = 10
 MAX_POINTS = 4000  # curve points sent per run (telemetry is thinned beyond this)
 MAX_OVERLAY = 8
 MAX_TRACKED = SETTINGS.web_max_runs
 
-RUN_SPECS = (
-    Choice("task", "Task", TASKS, "temporal_order",
-           help="temporal order (Hochreiter & Schmidhuber 6a), polyphonic music, or next character"),
-    Choice("dataset", "Data set", ALL_DATASETS, "generated",
-           help="temporal order generates its sequences; music / characters read a data set"),
-    Num("hidden", "Hidden units", 1, 500, 50, integer=True, help="model size (the paper: 50 for temporal order)"),
-    Choice("act", "σ", ("sigmoid", "tanh"), "sigmoid", help="the recurrent non-linearity"),
-    Num("lr", "Learning rate", 1e-5, 10, SETTINGS.train_lr, help="SGD step size"),
-    Choice("clip", "Clipping rule", RULES, "norm",
-           help="none: plain BPTT; norm: Algorithm 1 (rescale ‖g‖ to τ); value: element-wise; autoclip"),
-    Num("tau", "Threshold τ", 1e-3, 1e4, SETTINGS.train_threshold, help="norm / value clipping threshold"),
-    Num("seq_len", "Length T", 6, 2000, SETTINGS.train_seq_len, integer=True,
-        help="temporal-order sequence length, or the BPTT window for music / characters"),
-    Num("batch", "Batch", 1, 512, SETTINGS.train_batch, integer=True, help="sequences per update"),
-    Num("updates", "Budget (updates)", 1, SETTINGS.web_max_updates, SETTINGS.train_max_updates, integer=True,
-        help="number of parameter updates per run"),
-    Num("eval_every", "Evaluate every", 1, 100_000, SETTINGS.train_eval_every, integer=True,
-        help="ρ(W_rec) and the validation metric every this many updates"),
-    Num("seed", "First seed", 0, 2**31 - 1, 0, integer=True, help="seed of the first run"),
-    Num("seeds", "Seeds", 1, MAX_SEEDS, 1, integer=True, help="runs with seeds seed, seed+1, …"),
-)
+
+def rule_specs() -> tuple[Num, ...]:
+    """One control per parameter of the registered clipping rules (:func:`clipviz.clipping.params`)."""
+    return tuple(Num(p.key, p.label, p.form_lo, p.form_hi, p.default, help=p.help)
+                 for p in clipping.params())
+
+
+def run_specs() -> tuple:
+    """The run form: the engine's choices and limits (:mod:`clipviz.training`, :mod:`clipviz.config`)
+    and the clipping rules registered now."""
+    return (
+        Choice("task", "Task", TASKS, SETTINGS.train_task,
+               help="temporal order (Hochreiter & Schmidhuber 6a), polyphonic music, or next character; "
+                    "the paper's settings for the task apply to what the form does not set"),
+        Choice("dataset", "Data set", ALL_DATASETS, DATASETS[SETTINGS.train_task][0],
+               help="temporal order generates its sequences; music / characters read a data set"),
+        Num("hidden", "Hidden units", 1, SETTINGS.max_hidden, SETTINGS.train_hidden, integer=True,
+            help="model size (the paper: 50 for temporal order)"),
+        Choice("act", "σ", ACTIVATIONS, SETTINGS.train_activation, help="the recurrent non-linearity"),
+        Num("lr", "Learning rate", 1e-6, 100, SETTINGS.train_lr, help="SGD step size"),
+        Num("momentum", "Momentum", 0.0, 0.999, SETTINGS.train_momentum,
+            help="classical momentum (0: plain SGD, as in the paper)"),
+        Choice("clip", "Clipping rule", clipping.names(), SETTINGS.train_clip,
+               help="; ".join(clipping.get(n).title for n in clipping.names())),
+        *rule_specs(),
+        Num("seq_len", "Length T", MIN_TEMPORAL_LENGTH, SETTINGS.max_seq_len, SETTINGS.train_seq_len,
+            integer=True, help="temporal-order sequence length, or the BPTT window for music / characters"),
+        Num("batch", "Batch", 1, SETTINGS.max_batch, SETTINGS.train_batch, integer=True,
+            help="sequences per update"),
+        Num("updates", "Budget (updates)", 1, SETTINGS.web_max_updates, SETTINGS.train_max_updates,
+            integer=True, help="number of parameter updates per run"),
+        Num("eval_every", "Evaluate every", 1, SETTINGS.web_max_updates, SETTINGS.train_eval_every,
+            integer=True, help="ρ(W_rec) and the validation metric every this many updates"),
+        Num("seed", "First seed", 0, 2**32 - 1 - MAX_SEEDS, SETTINGS.train_seed, integer=True,
+            help="seed of the first run"),
+        Num("seeds", "Seeds", 1, MAX_SEEDS, 1, integer=True, help="runs with seeds seed, seed+1, …"),
+    )
+
+
 SWEEP_SPECS = (
     Num("sw_seeds", "Seeds per cell", 1, 20, 3, integer=True, help="runs per (length, method)"),
     Num("sw_updates", "Budget per run", 1, SETTINGS.web_max_updates, 1000, integer=True, help="updates per run"),
 )
-SPEC = {s.name: s for s in RUN_SPECS + SWEEP_SPECS}
-FORM = tuple(s.name for s in RUN_SPECS)
-MAX_SWEEP_LENGTHS = 20
+
+
+def form_names() -> tuple[str, ...]:
+    """The run form's controls in order (the State values :func:`submit` receives)."""
+    return tuple(s.name for s in run_specs())
+
+
+def __getattr__(name: str) -> Any:
+    # the form as the clipping rules registered now make it
+    if name == "RUN_SPECS":
+        return run_specs()
+    if name == "FORM":
+        return form_names()
+    if name == "SPEC":
+        return {s.name: s for s in run_specs() + SWEEP_SPECS}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+MAX_SWEEP_LENGTHS = 20  # lengths in one sweep (points of the Figure 7 curve)
+MAX_SWEEP_LENGTH = 2000  # longest temporal-order sequence a sweep from the page may ask for
 
 
 # ---------------------------------------------------------------------------
@@ -91,29 +127,38 @@ def _jobs():
 
 
 def form_configs(raw: dict) -> tuple[list[dict], dict[str, str]]:
-    """TrainConfig dicts (one per seed) from raw form values, or messages per bad control."""
-    values, errors = check_all(RUN_SPECS, raw)
+    """TrainConfig dicts (one per seed) from raw form values, or messages per bad control.
+
+    The task's preset (:data:`clipviz.training.PRESETS`, what ``clipviz train --task`` applies)
+    sets what the form does not; the chosen clipping rule takes its own parameters from the form,
+    and the parameters of other rules are left unset.
+    """
+    values, errors = check_all(run_specs(), raw)
     if not errors:
         ds = values["dataset"]
         if ds not in DATASETS[values["task"]]:
             errors["dataset"] = (f"Data set: {ds!r} does not fit the {values['task']} task; choose one of "
                                  f"{', '.join(DATASETS[values['task']])}")
-        elif values["task"] == "temporal_order" and values["seq_len"] < 6:
-            errors["seq_len"] = "Length T: the temporal order task needs T ≥ 6"
     if errors:
         return [], errors
-    base = {"task": values["task"],
-            "dataset": None if values["dataset"] == "generated" else values["dataset"],
-            "hidden": values["hidden"], "activation": values["act"], "lr": values["lr"],
-            "clip": values["clip"], "threshold": values["tau"] if values["clip"] in ("norm", "value") else None,
-            "seq_len": values["seq_len"], "batch_size": values["batch"],
-            "max_updates": values["updates"], "eval_every": min(values["eval_every"], values["updates"])}
+    own = {p.name for p in clipping.get(values["clip"]).params}
+    fields = {"dataset": None if values["dataset"] == GENERATED else values["dataset"],
+              "hidden": values["hidden"], "activation": values["act"], "lr": values["lr"],
+              "momentum": values["momentum"], "clip": values["clip"],
+              **{p.name: values[p.key] if p.name in own else None for p in clipping.params()},
+              "seq_len": values["seq_len"], "batch_size": values["batch"],
+              "max_updates": values["updates"], "eval_every": min(values["eval_every"], values["updates"])}
+    try:
+        base = TrainConfig.for_task(values["task"], **fields, seed=values["seed"]).to_dict()
+    except ValueError as exc:  # the engine's own checks (e.g. the memory a run may use)
+        return [], {"form": str(exc)}
     return [dict(base, seed=values["seed"] + i) for i in range(values["seeds"])], {}
 
 
 def parse_lengths(text: Any) -> list[int]:
     """"10, 20, 50" -> [10, 20, 50] (ValueError saying what is allowed)."""
-    allowed = f"a comma-separated list of up to {MAX_SWEEP_LENGTHS} integers from 6 to 2000"
+    allowed = (f"a comma-separated list of up to {MAX_SWEEP_LENGTHS} integers from "
+               f"{MIN_TEMPORAL_LENGTH} to {MAX_SWEEP_LENGTH}")
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"Lengths: enter {allowed}")
     out = []
@@ -125,7 +170,7 @@ def parse_lengths(text: Any) -> list[int]:
             v = float(part)
         except ValueError:
             raise ValueError(f"Lengths: {part!r} is not an integer; enter {allowed}") from None
-        if not v.is_integer() or not 6 <= v <= 2000:
+        if not v.is_integer() or not MIN_TEMPORAL_LENGTH <= v <= MAX_SWEEP_LENGTH:
             raise ValueError(f"Lengths: {part!r} is out of range; enter {allowed}")
         out.append(int(v))
     if not out or len(out) > MAX_SWEEP_LENGTHS:
@@ -146,8 +191,10 @@ def thin(m: dict, max_points: int = MAX_POINTS) -> dict:
 
 def run_label(r) -> str:
     c = r.config
-    tau = f" τ={c.get('threshold'):g}" if c.get("clip") in ("norm", "value") and c.get("threshold") else ""
-    return r.label or f"{c.get('task')} T={c.get('seq_len')} {c.get('clip')}{tau} seed={c.get('seed')}"
+    rule = clipping.lookup(c.get("clip"))
+    params = "".join(f" {p.symbol}={c[p.name]:g}" for p in (rule.params if rule else ())
+                     if isinstance(c.get(p.name), (int, float)))
+    return r.label or f"{c.get('task')} T={c.get('seq_len')} {c.get('clip')}{params} seed={c.get('seed')}"
 
 
 def table_rows(runs) -> list[dict]:
@@ -158,7 +205,7 @@ def table_rows(runs) -> list[dict]:
         rows.append({
             "id": r.id, "status": r.status, "task": c.get("task"), "T": c.get("seq_len"),
             "hidden": c.get("hidden"), "clip": c.get("clip"),
-            "tau": c.get("threshold") if c.get("clip") in ("norm", "value") else None,
+            "tau": clipping.line_value(c.get("clip"), c),
             "lr": c.get("lr"), "seed": c.get("seed"),
             "progress": f"{r.done}/{r.total or c.get('max_updates')}",
             "result": "" if not res else (
@@ -176,7 +223,7 @@ def submit(n_clicks, *values):
     """Run: one background run per seed.  Returns (active ids, message, selected row ids)."""
     if not n_clicks:
         return no_update, no_update, no_update
-    cfgs, errors = form_configs(dict(zip(FORM, values)))
+    cfgs, errors = form_configs(dict(zip(form_names(), values)))
     if errors:
         return no_update, " ".join(errors.values()), no_update
     try:
@@ -228,8 +275,9 @@ def tick(_n, active, selected):
     jobs = _jobs()
     jobs.supervise_quietly()  # queued runs are never stranded by dead runners
     store = jobs.store
+    store.reap_due()  # dead workers' runs marked failed, at most once per heartbeat period
     active, selected = run_ids(active), run_ids(selected)
-    runs = store.list(limit=MAX_TRACKED)
+    runs = store.list(limit=MAX_TRACKED, reap=False)
     by_id = {r.id: r for r in runs}
     act = [by_id[i] for i in active if i in by_id]
     for i in active:
@@ -258,7 +306,8 @@ def tick(_n, active, selected):
         r = by_id.get(rid)
         if r is None:
             continue
-        curves.append(Curve(run_label(r), thin(store.metrics(rid)), r.config.get("threshold"),
+        curves.append(Curve(run_label(r), thin(store.metrics(rid)),
+                            clipping.line_value(r.config.get("clip"), r.config),
                             r.config.get("clip", "none")))
     return (done, max(total, 1), text, curves_figure(curves), table_rows(runs), paper_comparison(runs))
 
@@ -272,7 +321,7 @@ def submit_sweep(n_clicks, lengths_text, seeds, updates, methods, *values):
     except ValueError as exc:
         return no_update, str(exc)
     sv, errors = check_all(SWEEP_SPECS, {"sw_seeds": seeds, "sw_updates": updates})
-    cfgs, ferr = form_configs(dict(zip(FORM, values)))
+    cfgs, ferr = form_configs(dict(zip(form_names(), values)))
     errors.update(ferr)
     if not methods:
         errors["methods"] = "Methods: choose at least one"
@@ -280,8 +329,14 @@ def submit_sweep(n_clicks, lengths_text, seeds, updates, methods, *values):
         return no_update, " ".join(errors.values())
     base = {k: v for k, v in cfgs[0].items() if k not in ("seed", "seq_len", "clip")}
     base.update(task="temporal_order", dataset=None, max_updates=sv["sw_updates"],
-                eval_every=min(base["eval_every"], sv["sw_updates"]),
-                threshold=base["threshold"] if base["threshold"] is not None else SETTINGS.train_threshold)
+                eval_every=min(base["eval_every"], sv["sw_updates"]))
+    # every compared method takes its parameters from the form, whichever rule the form shows
+    form_values = {s.name: s.default for s in run_specs()} | dict(zip(form_names(), values))
+    for p, spec in zip(clipping.params(), rule_specs()):
+        try:
+            base[p.name] = spec.check(form_values.get(p.key))
+        except ValueError:
+            base[p.name] = p.default
     try:
         sid, ids = _jobs().submit_sweep(base, lengths, range(sv["sw_seeds"]), methods,
                                         owner=access.session()[0])
@@ -328,9 +383,11 @@ def layout(**kwargs) -> html.Div:
     if config.read_only():
         return html.Div(className="page", children=[html.H2("Training"), html.P(
             "Training runs are switched off on this deployment (read-only); the figure pages work.")])
-    values, errors = parse(RUN_SPECS + SWEEP_SPECS, kwargs)
-    unknown = sorted(k for k in kwargs if k not in SPEC and k != "lengths")
-    v, sp = values, SPEC
+    specs = run_specs()
+    values, errors = parse(specs + SWEEP_SPECS, kwargs)
+    sp = {s.name: s for s in specs + SWEEP_SPECS}
+    unknown = sorted(k for k in kwargs if k not in sp and k != "lengths")
+    v = values
 
     def err(name):
         return errors.get(name)
@@ -338,22 +395,14 @@ def layout(**kwargs) -> html.Div:
     def dd(name, options):
         return dcc.Dropdown(id=f"{P}-{name}", options=list(options), value=v[name], clearable=False)
 
-    form = [
-        control(P, sp["task"], dd("task", TASKS), err("task")),
-        control(P, sp["dataset"], dd("dataset", ALL_DATASETS), err("dataset")),
-        control(P, sp["hidden"], number_input(P, sp["hidden"], v["hidden"]), err("hidden")),
-        control(P, sp["act"], dcc.RadioItems(id=f"{P}-act", options=["sigmoid", "tanh"], value=v["act"],
-                                             inline=True), err("act")),
-        control(P, sp["lr"], number_input(P, sp["lr"], v["lr"]), err("lr")),
-        control(P, sp["clip"], dd("clip", RULES), err("clip")),
-        control(P, sp["tau"], number_input(P, sp["tau"], v["tau"]), err("tau")),
-        control(P, sp["seq_len"], number_input(P, sp["seq_len"], v["seq_len"]), err("seq_len")),
-        control(P, sp["batch"], number_input(P, sp["batch"], v["batch"]), err("batch")),
-        control(P, sp["updates"], number_input(P, sp["updates"], v["updates"]), err("updates")),
-        control(P, sp["eval_every"], number_input(P, sp["eval_every"], v["eval_every"]), err("eval_every")),
-        control(P, sp["seed"], number_input(P, sp["seed"], v["seed"]), err("seed")),
-        control(P, sp["seeds"], number_input(P, sp["seeds"], v["seeds"]), err("seeds")),
-    ]
+    def widget(spec):
+        if spec.name == "act":
+            return dcc.RadioItems(id=f"{P}-act", options=list(spec.options), value=v["act"], inline=True)
+        if isinstance(spec, Choice):
+            return dd(spec.name, spec.options)
+        return number_input(P, spec, v[spec.name])
+
+    form = [control(P, spec, widget(spec), err(spec.name)) for spec in specs]
     lengths = kwargs.get("lengths", "10, 20, 40")
     sweep_form = [
         html.Div(className="control", children=[
@@ -365,11 +414,10 @@ def layout(**kwargs) -> html.Div:
         html.Div(className="control", children=[
             html.Label("Methods"),
             dcc.Checklist(id=f"{P}-methods", options=[
-                {"label": " plain BPTT", "value": "none"}, {"label": " rescaling (Algorithm 1)", "value": "norm"},
-                {"label": " element-wise", "value": "value"}, {"label": " AutoClip", "value": "autoclip"}],
+                {"label": " " + clipping.get(n).method, "value": n} for n in clipping.names()],
                 value=["none", "norm"]),
-            html.Div("compared methods; hidden size, σ, lr, τ and batch come from the run form",
-                     className="help")]),
+            html.Div("compared methods; hidden size, σ, lr, the rules' parameters and batch come from "
+                     "the run form", className="help")]),
     ]
     return html.Div(className="page", children=[
         html.H2("Training: plain BPTT against gradient clipping"),
@@ -443,27 +491,19 @@ function() {
 }
 """
 
-URL_NAMES = FORM + ("lengths", "sw_seeds", "sw_updates")
-
-
-def resume_queued() -> int:
-    """Embedded backend: start runners for runs left queued by an earlier app process."""
-    try:
-        return _jobs().supervise()
-    except Exception:  # noqa: BLE001 - never keep the app from starting
-        log.exception("could not resume queued runs")
-        return 0
+def url_names() -> tuple[str, ...]:
+    """The controls whose values the page's link carries."""
+    return form_names() + ("lengths", "sw_seeds", "sw_updates")
 
 
 def register(app: dash.Dash) -> None:
-    """Register the page and its callbacks on ``app``."""
-    n = resume_queued()
-    if n:
-        log.info("started %d runner(s) for runs queued before this app started", n)
+    """Register the page and its callbacks on ``app`` (the run form as the clipping rules
+    registered now make it)."""
+    form, links = form_names(), url_names()
     dash.register_page(__name__, path=PATH, name="Training", order=5, layout=layout,
                        title="clipviz · training",
                        description="RNN training with and without gradient clipping, live")
-    form_states = [State(f"{P}-{n}", "value") for n in FORM]
+    form_states = [State(f"{P}-{n}", "value") for n in form]
     app.callback(Output(f"{P}-active", "data"), Output(f"{P}-msg", "children"),
                  Output(f"{P}-table", "selected_row_ids"),
                  Input(f"{P}-run", "n_clicks"), *form_states, prevent_initial_call=True)(submit)
@@ -481,6 +521,6 @@ def register(app: dash.Dash) -> None:
                  State(f"{P}-methods", "value"), *form_states, prevent_initial_call=True)(submit_sweep)
     app.callback(Output(f"{P}-sweep-fig", "figure"), Output(f"{P}-sweep-status", "children"),
                  Input(f"{P}-tick", "n_intervals"), Input(f"{P}-sweep", "data"))(sweep_tick)
-    app.clientside_callback(URL_JS % (repr(list(URL_NAMES)).replace("'", '"'), PATH),
+    app.clientside_callback(URL_JS % (repr(list(links)).replace("'", '"'), PATH),
                             Output(f"{P}-link", "value"),
-                            *[Input(f"{P}-{n}", "value") for n in URL_NAMES])
+                            *[Input(f"{P}-{n}", "value") for n in links])
