@@ -6,9 +6,11 @@ Every default used by the library, the CLI and the web app comes from
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,9 @@ class Settings:
     autoclip_percentile: float = 10.0  # p used by AutoClip's paper by default
 
     # --- run store and background jobs (issue 6) -----------------------------
-    # Environment variables override these at run time; they are read by the
-    # functions at the end of this module and nowhere else.
+    # store_dir, local_workers and worker_blas_threads have environment overrides
+    # (CLIPVIZ_DATA_DIR, CLIPVIZ_LOCAL_WORKERS, CLIPVIZ_WORKER_BLAS_THREADS), read by the
+    # functions at the end of this module and nowhere else; the other fields have none.
     store_dir: str = "clipviz-data"  # files the app keeps: run store, web cache ($CLIPVIZ_DATA_DIR wins)
     db_name: str = "runs.sqlite"  # the SQLite run store inside store_dir
     heartbeat_s: float = 2.0  # a running job refreshes its heartbeat at least this often
@@ -239,6 +242,39 @@ def threading_layer() -> str | None:
     """The user's ``$NUMBA_THREADING_LAYER``, or None when clipviz is to choose
     (:func:`clipviz.numba_setup.select_threading_layer`)."""
     return _env(ENV_THREADING_LAYER)
+
+
+def child_env(*, path_first: str | os.PathLike | None = None, unset: tuple[str, ...] = (),
+              **values: str) -> dict[str, str]:
+    """The environment of a child process clipviz starts (a runner, a benchmark's server or
+    worker): this process's, with ``values`` set, ``unset`` removed, and ``path_first`` put
+    first on ``PYTHONPATH`` (so the child imports that checkout's clipviz)."""
+    env = dict(os.environ, **values)
+    for name in unset:
+        env.pop(name, None)
+    if path_first is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(path_first), env.get("PYTHONPATH")]))
+    return env
+
+
+@contextlib.contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """Set variables (None: unset them) for a ``with`` block, then put back what was there (a
+    benchmark points this process at a scratch store, for example)."""
+    saved = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def set_threading_layer(layer: str) -> None:

@@ -7,12 +7,12 @@ recursion, in the same run; then the cold start in a fresh process.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import numpy as np
 
+from .. import config
 from ..config import SETTINGS
 from . import median_time
 
@@ -48,7 +48,7 @@ COLD = (
 def cold_start(repeats: int) -> list[tuple[float, float, float]]:
     """(import, first surface, whole process) seconds, each in a fresh interpreter."""
     out = []
-    env = dict(os.environ)
+    env = config.child_env()
     for _ in range(repeats):
         import time
 

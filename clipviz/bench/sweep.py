@@ -5,7 +5,7 @@ worker --concurrency=1`` processes, submits a sweep of temporal-order runs
 (lengths x seeds x {BPTT, rescaling}) through :class:`clipviz.jobs.Jobs` and
 times it from submission until every run is finished (median of several
 sweeps, after a warm-up sweep that also fills Numba's cache).  The embedded
-backend (forked local runners) is measured the same way with 1 and 2 runners.
+backend (local runners) is measured the same way with 1 and 2 runners.
 The ratio 2 workers / 1 worker is the scaling; on a machine whose cores are
 shared it stays below 2.
 """
@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from clipviz import config
+
 BASE = {"task": "temporal_order", "hidden": 50, "batch_size": 20, "max_updates": 400,
         "eval_every": 200}
 LENGTHS = [20, 30]
@@ -37,11 +39,7 @@ def _free_port() -> int:
 
 
 def _env(**kw: str) -> dict:
-    root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ,
-               PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    env.update(kw)
-    return env
+    return config.child_env(path_first=Path(__file__).resolve().parents[2], **kw)
 
 
 def _start_worker(name: str, env: dict, log: Path) -> subprocess.Popen:
@@ -97,8 +95,6 @@ def run(quick: bool = False) -> list[str]:
              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"]
     results: dict[tuple[str, int], tuple[float, float]] = {}
     tmp = Path(tempfile.mkdtemp(prefix="clipviz-bench-sweep-"))
-    saved = {k: os.environ.get(k) for k in ("CLIPVIZ_REDIS_URL", "CLIPVIZ_DATA_DIR",
-                                            "CLIPVIZ_LOCAL_WORKERS")}
     redis_proc = None
     try:
         # --- Celery over Redis -------------------------------------------------
@@ -111,13 +107,13 @@ def run(quick: bool = False) -> list[str]:
             for n in (1, 2):
                 data = tmp / f"celery{n}"
                 env = _env(CLIPVIZ_REDIS_URL=url, CLIPVIZ_DATA_DIR=str(data))
-                os.environ.update(CLIPVIZ_REDIS_URL=url, CLIPVIZ_DATA_DIR=str(data))
                 workers = [_start_worker(f"bench{n}-{i}", env, tmp / f"w{n}{i}.log") for i in range(n)]
                 try:
-                    _wait_workers(url, n)
-                    jobs = Jobs(RunStore(data / "runs.sqlite"), backend="celery", redis=url)
-                    _time_sweep(jobs, LENGTHS[:1], SEEDS[:1])  # warm-up (and Numba cache)
-                    res = [_time_sweep(jobs, LENGTHS, seeds) for _ in range(repeats)]
+                    with config.environment(CLIPVIZ_REDIS_URL=url, CLIPVIZ_DATA_DIR=str(data)):
+                        _wait_workers(url, n)
+                        jobs = Jobs(RunStore(data / "runs.sqlite"), backend="celery", redis=url)
+                        _time_sweep(jobs, LENGTHS[:1], SEEDS[:1])  # warm-up (and Numba cache)
+                        res = [_time_sweep(jobs, LENGTHS, seeds) for _ in range(repeats)]
                     results[("celery", n)] = (statistics.median(t for t, _ in res),
                                               statistics.median(u / t for t, u in res))
                 finally:
@@ -125,25 +121,20 @@ def run(quick: bool = False) -> list[str]:
                         _stop(w)
         else:
             lines.append("  celery: skipped (redis-server not installed)")
-        # --- embedded: forked local runners ------------------------------------
-        os.environ.pop("CLIPVIZ_REDIS_URL", None)
+        # --- embedded: local runners (fresh interpreters) ------------------------
         for n in (1, 2):
             data = tmp / f"local{n}"
-            os.environ.update(CLIPVIZ_DATA_DIR=str(data), CLIPVIZ_LOCAL_WORKERS=str(n))
-            jobs = Jobs(RunStore(data / "runs.sqlite"), backend="local")
-            _time_sweep(jobs, LENGTHS[:1], SEEDS[:1])
-            res = [_time_sweep(jobs, LENGTHS, seeds) for _ in range(repeats)]
+            with config.environment(CLIPVIZ_REDIS_URL=None, CLIPVIZ_DATA_DIR=str(data),
+                                    CLIPVIZ_LOCAL_WORKERS=str(n)):
+                jobs = Jobs(RunStore(data / "runs.sqlite"), backend="local")
+                _time_sweep(jobs, LENGTHS[:1], SEEDS[:1])
+                res = [_time_sweep(jobs, LENGTHS, seeds) for _ in range(repeats)]
             results[("local", n)] = (statistics.median(t for t, _ in res),
                                      statistics.median(u / t for t, u in res))
     finally:
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         shutil.rmtree(tmp, ignore_errors=True)
     for backend in ("celery", "local"):
         one, two = results.get((backend, 1)), results.get((backend, 2))

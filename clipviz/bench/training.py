@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from clipviz import config
+
 SHAPES = [  # name, inputs, hidden, outputs, batch, length, output kind, bias
     ("temporal order", 8, 50, 4, 20, 100, "softmax", True),
     ("music, batch 1", 88, 100, 88, 1, 100, "sigmoid", True),
@@ -155,10 +157,9 @@ COLD = ("import time; t0 = time.perf_counter(); import numpy as np; "
 
 
 def _env():
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+    return config.child_env(path_first=root, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+                            MKL_NUM_THREADS="1")
 
 
 def run(quick: bool = False) -> list[str]:

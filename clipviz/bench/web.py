@@ -30,6 +30,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from clipviz import config
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 2
 THREADS = 2
@@ -95,9 +97,7 @@ def _free_port() -> int:
 
 def _start_gunicorn(port: int, data_dir: str, root: Path = ROOT) -> subprocess.Popen:
     """``gunicorn app:server`` of the checkout at ``root`` (its clipviz first on the path)."""
-    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               CLIPVIZ_DATA_DIR=data_dir)
-    env.pop("CLIPVIZ_REDIS_URL", None)
+    env = config.child_env(path_first=root, unset=("CLIPVIZ_REDIS_URL",), CLIPVIZ_DATA_DIR=data_dir)
     cmd = ["gunicorn", "-w", str(WORKERS), "--threads", str(THREADS), "-b", f"127.0.0.1:{port}", "app:server"]
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     end = time.time() + 120
