@@ -21,7 +21,7 @@ from dash import no_update
 from clipviz import one_unit
 from clipviz.figures import surface as fs
 from clipviz.figures._util import typed
-from clipviz.web import params
+from clipviz.web import browser, params
 from clipviz.web.pages import surface as page
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -609,11 +609,11 @@ def test_path_layer_marks_steps_at_line_vertices_and_rings_the_fired_ones():
     c = one_unit.descend(5.0, -1.75, lr=0.2, n_steps=120, clip="norm", threshold=0.1)
     u = one_unit.descend(5.0, -1.75, lr=0.2, n_steps=120)
     window = (-2.0, 12.0, -8.0, 2.0)
-    traces, _ = fs.path_layer_traces(u, c, window)
+    traces, _ = browser.path_layer_traces(u, c, window)
     assert [t["name"] for t in traces] == ["no clipping", "norm clipping, τ=0.1", "start", "clipping fired"]
     assert [t.get("uid") for t in traces] == ["cv-unclipped", "cv-clipped", None, "cv-fired"]
     for t in (traces[0], traces[1], traces[3]):
-        assert t["mode"] == "lines" and t["line"]["simplify"] is False and t["uid"] in fs.STEP_MARKERS
+        assert t["mode"] == "lines" and t["line"]["simplify"] is False and t["uid"] in browser.STEP_MARKERS
         assert "marker" in t["meta"]["export"]
     assert traces[3]["line"]["color"] == "rgba(0,0,0,0)"
     keep = fs.thin_steps(c.params, window)
@@ -626,15 +626,25 @@ def test_path_layer_marks_steps_at_line_vertices_and_rings_the_fired_ones():
     np.testing.assert_array_equal(arr(traces[3]["y"]), c.params[keep[want], 1])
     # no clipping at all: no fired trace; one fired step: a line of two equal vertices
     quiet = one_unit.descend(5.0, -1.75, lr=0.2, n_steps=20, clip="norm", threshold=1e6)
-    assert [t["name"] for t in fs.path_layer_traces(u, quiet, window)[0]] == ["no clipping", "norm clipping, τ=1e+06",
-                                                                              "start"]
+    assert [t["name"] for t in browser.path_layer_traces(u, quiet, window)[0]] == ["no clipping",
+                                                                                   "norm clipping, τ=1e+06", "start"]
     go.Figure({"data": traces})
 
 
-def test_step_markers_are_defined_in_the_page_for_every_marked_trace():
-    from clipviz.web.app import INDEX_STRING, step_marker_html
+def test_the_served_page_defines_a_step_marker_for_every_uid_the_path_layer_uses(make_app):
+    """The path layer's steps are drawn by SVG markers that the page's HTML defines and its CSS puts
+    on the lines of the traces with that uid: every uid the layer the endpoint sends carries has its
+    <marker> in the page served at /surface, in the trace's colour, and a CSS rule naming it."""
+    import re
 
-    html_ = step_marker_html()
-    assert html_ in INDEX_STRING
-    for uid in fs.STEP_MARKERS:
-        assert f'<marker id="{uid}-step"' in html_ and f".trace{uid} path.js-line {{ marker: url(#{uid}-step); }}" in html_
+    html_ = make_app(warm=False).server.test_client().get("/surface").get_data(as_text=True)
+    css = " ".join(re.findall(r"<style>(.*?)</style>", html_, re.S))
+    paths = view(surface=False)["paths"]  # clipping fired: all three kinds of marked line
+    marked = {t["uid"]: t for t in paths["data"] if t.get("uid")}
+    assert set(marked) == {"cv-unclipped", "cv-clipped", "cv-fired"}
+    for uid, t in marked.items():
+        defined = re.search(rf'<marker id="{uid}-step"[^>]*>(.*?)</marker>', html_)
+        assert defined, uid
+        assert re.search(rf"\.trace{uid} path\.js-line \{{ marker: url\(#{uid}-step\); \}}", css), uid
+        mark = t["meta"]["export"]["marker"]  # as the export draws it: a dot, or a ring (its line)
+        assert mark.get("line", {}).get("color", mark["color"]) in defined.group(1), uid

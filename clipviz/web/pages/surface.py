@@ -27,6 +27,7 @@ from ... import one_unit
 from ...clipping import RULES
 from ...config import ACTIVATIONS, SETTINGS
 from ...figures import surface as fs
+from .. import browser
 from ..cache import memoized
 from ..limits import RETRY_AFTER_S, Busy, heavy_work
 from ..components import ERROR_ID, control, graph, link_bar, msg_id, number_input, slider, url_notes
@@ -229,7 +230,7 @@ def update_view(w_range, b_range, res, T, x0, target, act, log_flags, w0, b0, lr
             msgs["w0"] = str(exc)
             return out
         if paths:
-            out["paths"] = fs.paths_dict(_window(sv), u, c)
+            out["paths"] = browser.paths_dict(_window(sv), u, c)
         if diag:
             out["diag"] = fs.diagnostics_dict(u, c, titles=False)
     return out
@@ -337,7 +338,7 @@ def initial_figures(values: dict) -> tuple[dict, dict, dict]:
     """(surface layers as :func:`surface_layers`, path layer, side figure) for checked values."""
     layers = surface_layers(*_surface_args(values), values["log"])
     u, c = runs(*_run_args(values))
-    return layers, fs.paths_dict(_window(values), u, c), fs.diagnostics_dict(u, c, titles=False)
+    return layers, browser.paths_dict(_window(values), u, c), fs.diagnostics_dict(u, c, titles=False)
 
 
 def layout(**kwargs) -> html.Div:
@@ -424,7 +425,7 @@ def layout(**kwargs) -> html.Div:
                             html.Div(graph(f"{P}-frame", base["frame"], modebar=False, static=True),
                                      className="overlay-top"),
                             # the MathJax axis titles and the legend: drawn once, not on every redraw
-                            html.Div(graph(f"{P}-titles", fs.titles_dict(), modebar=False, static=True),
+                            html.Div(graph(f"{P}-titles", browser.title_layer(), modebar=False, static=True),
                                      className="overlay-top"),
                             html.Div(base["title"], id=f"{P}-title", className="overlay-title"),
                         ]),
@@ -440,7 +441,7 @@ def layout(**kwargs) -> html.Div:
                             # layer); the PNG / SVG buttons below export both layers as one figure
                             html.Div(graph(f"{P}-diag", diag, modebar=False), className="overlay-base"),
                             # its MathJax axis titles, drawn once
-                            html.Div(graph(f"{P}-diag-titles", fs.diagnostics_titles_dict(), modebar=False,
+                            html.Div(graph(f"{P}-diag-titles", browser.diag_title_layer(), modebar=False,
                                            static=True), className="overlay-top"),
                         ]),
                         html.Div(className="buttons", children=[
