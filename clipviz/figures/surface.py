@@ -261,6 +261,8 @@ MARGIN = dict(l=62, r=96, t=40, b=96, autoexpand=False)
 AXIS_TITLES = dict(xaxis=r"$w$", yaxis=r"$b$")
 #: room (px) between an axis's tick labels and its title
 TITLE_STANDOFF = 4
+#: where a figure's title sits and its size
+TITLE_STYLE = dict(x=0.01, font=dict(size=14))
 
 
 def _axes(window: tuple[float, float, float, float], visible: bool, titles: bool = False) -> dict:
@@ -297,7 +299,7 @@ def surface_layout(grid: SurfaceGrid, uirevision: str, titles: bool = False, chr
         **_axes(grid.window, chrome, titles),
     )
     if chrome:
-        layout["title"] = dict(text=surface_title(grid), x=0.01, font=dict(size=14))
+        layout["title"] = dict(text=surface_title(grid), **TITLE_STYLE)
     return layout
 
 
@@ -404,7 +406,7 @@ def surface3d_figure(grid: SurfaceGrid, log_colour: bool = True, max_side: int =
                    colorscale="Viridis", showscale=False)],
         layout=dict(template=TEMPLATE, font=FONT, height=520, uirevision="3d",
                     margin=dict(l=0, r=0, t=30, b=0),
-                    title=dict(text=f"E_{grid.steps}(w, b), 3-D", x=0.01, font=dict(size=14)),
+                    title=dict(text=f"E_{grid.steps}(w, b), 3-D", **TITLE_STYLE),
                     scene=dict(xaxis_title="w", yaxis_title="b", zaxis_title=ztitle)),
     )
 
@@ -501,7 +503,7 @@ def diagnostics_dict(unclipped: Trajectory, clipped: Trajectory, titles: bool = 
     layout = dict(
         template=TEMPLATE, font=FONT, height=DIAG_HEIGHT, uirevision="diag",
         margin=DIAG_MARGIN, shapes=shapes, annotations=notes,
-        title=dict(text="Gradient norm and error per step", x=0.01, font=dict(size=14)),
+        title=dict(text="Gradient norm and error per step", **TITLE_STYLE),
         legend=dict(orientation="h", x=0, y=-0.17, yanchor="top"), **axes,
     )
     return {"data": traces, "layout": layout}
