@@ -205,32 +205,3 @@ def test_side_figure_axis_titles_are_on_their_own_layer(pair):
     assert all(len(t["x"]) == 0 for t in layer["data"])
     single = fs.diagnostics_figure(*pair)
     assert single.layout.yaxis.title.text == r"$\|g\|$" and single.layout.yaxis2.title.text == "$E_T$"
-
-
-def test_path_layer_marks_steps_at_line_vertices_and_rings_the_fired_ones():
-    """The path layer's steps are the vertices of lines the page marks with SVG markers (by trace
-    uid, every vertex kept); the steps where clipping fired are the vertices of an inkless line
-    ringed the same way; each trace says how to draw it with Plotly markers for an export."""
-    c = one_unit.descend(5.0, -1.75, lr=0.2, n_steps=120, clip="norm", threshold=0.1)
-    u = one_unit.descend(5.0, -1.75, lr=0.2, n_steps=120)
-    window = (-2.0, 12.0, -8.0, 2.0)
-    traces, _ = fs.path_layer_traces(u, c, window)
-    assert [t["name"] for t in traces] == ["no clipping", "norm clipping, τ=0.1", "start", "clipping fired"]
-    assert [t.get("uid") for t in traces] == ["cv-unclipped", "cv-clipped", None, "cv-fired"]
-    for t in (traces[0], traces[1], traces[3]):
-        assert t["mode"] == "lines" and t["line"]["simplify"] is False and t["uid"] in fs.STEP_MARKERS
-        assert "marker" in t["meta"]["export"]
-    assert traces[3]["line"]["color"] == "rgba(0,0,0,0)"
-    keep = fs.thin_steps(c.params, window)
-    fired = np.zeros(len(c.params), bool)
-    fired[: c.clipped.size] = c.clipped[: len(c.params)]
-    want = np.array([fired[a:b].any() for a, b in zip(keep, list(keep[1:]) + [len(c.params)])])
-    assert 0 < want.sum() < len(keep)  # some steps fired, some did not
-    np.testing.assert_array_equal(arr(traces[1]["x"]), c.params[keep, 0])
-    np.testing.assert_array_equal(arr(traces[3]["x"]), c.params[keep[want], 0])
-    np.testing.assert_array_equal(arr(traces[3]["y"]), c.params[keep[want], 1])
-    # no clipping at all: no fired trace; one fired step: a line of two equal vertices
-    quiet = one_unit.descend(5.0, -1.75, lr=0.2, n_steps=20, clip="norm", threshold=1e6)
-    assert [t["name"] for t in fs.path_layer_traces(u, quiet, window)[0]] == ["no clipping", "norm clipping, τ=1e+06",
-                                                                              "start"]
-    go.Figure({"data": traces})

@@ -11,14 +11,10 @@ from clipviz import one_unit
 from clipviz.figures import surface as fs
 from clipviz.web.pages import surface as page
 
-from .web_helpers import RUN, SURF, arr, decode
+from .web_helpers import RUN, SURF, arr, decode, view
 
 
 ALL_MSGS = set(page.SURFACE_MSGS) | set(page.RUN_MSGS)
-
-
-def view(surface=True, paths=True, diag=True, **change):
-    return page.update_view(**{**SURF, **RUN, **change}, surface=surface, paths=paths, diag=diag)
 
 
 def test_update_view_sends_only_the_surface_for_a_surface_only_change():

@@ -1,5 +1,5 @@
-"""What the web-app tests share: reading a figure's arrays back, the surface page's control values,
-a free local port."""
+"""What the web-app tests share: reading a figure's arrays back, the surface page's control values
+and its view, a free local port."""
 
 from __future__ import annotations
 
@@ -32,3 +32,10 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def view(surface=True, paths=True, diag=True, **change):
+    """The surface page's :func:`update_view` on :data:`SURF` and :data:`RUN` with ``change``."""
+    from clipviz.web.pages import surface as page
+
+    return page.update_view({**SURF, **RUN, **change}, surface=surface, paths=paths, diag=diag)

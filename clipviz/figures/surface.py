@@ -11,15 +11,17 @@ Trace layout of :func:`surface_figure` (for export and notebooks): 0 heatmap,
 1 contour lines, 2 unclipped path, 3 clipped path, 4 clip fired, 5 start,
 6 divergence points.  The web page draws the same picture as stacked layers
 with one plot area, each redrawn only when what it shows changes: the surface
-(:func:`surface_dict`), the paths (:func:`paths_dict`), the frame with tick
-labels and colour bar (:func:`frame_dict`), and the MathJax axis titles with
-the legend (:func:`titles_dict`, drawn once).
+(:func:`surface_dict`), the paths (``clipviz.web.browser.paths_dict``, which
+marks the steps in ways only a browser page can), the frame with tick labels
+and colour bar (:func:`frame_dict`), and the MathJax axis titles with the
+legend (:func:`titles_dict`, drawn once).
 """
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,7 +183,7 @@ def thin_steps(points: np.ndarray, window: tuple[float, float, float, float],
     return np.asarray(keep)
 
 
-def _start_and_divergence(unclipped: Trajectory, clipped: Trajectory) -> tuple[dict, dict, list[dict]]:
+def start_and_divergence(unclipped: Trajectory, clipped: Trajectory) -> tuple[dict, dict, list[dict]]:
     """The start marker, the divergence markers (maybe none) and their annotations."""
     tr_s = dict(type="scatter", mode="markers", name="start",
                 x=[float(unclipped.params[0, 0])], y=[float(unclipped.params[0, 1])],
@@ -202,7 +204,7 @@ def _start_and_divergence(unclipped: Trajectory, clipped: Trajectory) -> tuple[d
     return tr_s, tr_d, notes
 
 
-def _fired_at_points(t: Trajectory) -> np.ndarray:
+def fired_at_points(t: Trajectory) -> np.ndarray:
     """fired[k]: the gradient taken at t.params[k] was clipped (False at the last point)."""
     n = t.params.shape[0]
     fired = np.zeros(n, dtype=bool)
@@ -216,12 +218,13 @@ def trajectory_traces(unclipped: Trajectory, clipped: Trajectory,
     """Traces 2..6 and the divergence annotations of :func:`surface_figure`: every step drawn,
     with its hover text (``hover=False``: none), clipping marked by a ring trace of its own.
 
-    Coordinates go as float64 typed arrays.  (The web page draws :func:`path_layer_traces`.)
+    Coordinates go as float64 typed arrays.  (The web page draws
+    ``clipviz.web.browser.path_layer_traces``.)
     """
     tr_u = dict(type="scatter", mode="lines+markers", name="no clipping",
                 x=typed(unclipped.params[:, 0], "f8"), y=typed(unclipped.params[:, 1], "f8"),
                 line=dict(color=UNCLIPPED, width=2), marker=dict(size=5, color=UNCLIPPED))
-    tr_c = dict(type="scatter", mode="lines+markers", name=_clip_label(clipped),
+    tr_c = dict(type="scatter", mode="lines+markers", name=clip_label(clipped),
                 x=typed(clipped.params[:, 0], "f8"), y=typed(clipped.params[:, 1], "f8"),
                 line=dict(color=CLIPPED, width=2), marker=dict(size=5, color=CLIPPED))
     if hover:
@@ -229,74 +232,22 @@ def trajectory_traces(unclipped: Trajectory, clipped: Trajectory,
         tr_c.update(text=_hover(clipped, "clipped"), hoverinfo="text")
     else:
         tr_u["hoverinfo"] = tr_c["hoverinfo"] = "skip"
-    fired = clipped.params[_fired_at_points(clipped)]
+    fired = clipped.params[fired_at_points(clipped)]
     tr_f = dict(type="scatter", mode="markers", name="clipping fired",
                 x=typed(fired[:, 0], "f8"), y=typed(fired[:, 1], "f8"),
                 marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(color=FIRED, width=2.5)),
                 hoverinfo="skip")
-    tr_s, tr_d, notes = _start_and_divergence(unclipped, clipped)
+    tr_s, tr_d, notes = start_and_divergence(unclipped, clipped)
     return [tr_u, tr_c, tr_f, tr_s, tr_d], notes
 
 
 #: a step where clipping fired: a ring of this size (diameter, px) and line width around its marker
 FIRED_SIZE, FIRED_RING = 9, 2.5
 
-#: The web page's path layer marks the steps with SVG ``<marker>`` elements that the browser draws
-#: at every vertex of a trace's line (the CSS ``marker`` property), not with Plotly markers (one SVG
-#: element each, styled one by one: ~50 µs per step on every redraw).  Trace uid -> the marker:
-#: a dot (radius, colour) or a ring (radius, colour, line width).  The web app puts these into the
-#: page (``clipviz.web.app.step_marker_html``).
-STEP_MARKERS = {
-    "cv-unclipped": dict(r=2.5, fill=UNCLIPPED),
-    "cv-clipped": dict(r=2.5, fill=CLIPPED),
-    "cv-fired": dict(r=FIRED_SIZE / 2, ring=FIRED, width=FIRED_RING),
-}
 
-
-def _marked_line(uid: str, name: str, pts: np.ndarray, colour: str, export: dict) -> dict:
-    """A line through ``pts`` whose vertices the page marks with the STEP_MARKERS entry ``uid``;
-    ``meta.export``: what to draw instead when the layer is exported (Plotly markers)."""
-    if pts.shape[0] == 1:  # a line needs two vertices to be drawn (and marked)
-        pts = np.vstack([pts, pts])
-    return dict(type="scatter", mode="lines", name=name, uid=uid, hoverinfo="skip",
-                x=typed(pts[:, 0], "f8"), y=typed(pts[:, 1], "f8"),
-                # simplify=False: Plotly would drop vertices on nearly straight stretches, and a step
-                # with them
-                line=dict(color=colour, width=2, simplify=False), meta=dict(export=export))
-
-
-def path_layer_traces(unclipped: Trajectory, clipped: Trajectory,
-                      window: tuple[float, float, float, float]) -> tuple[list[dict], list[dict]]:
-    """The web page's path layer: [unclipped, clipped, start], then the steps where clipping fired
-    and the divergence markers when there are any; and the annotations.
-
-    Cheap to redraw: steps that cannot be told apart at ``window`` are left out
-    (:func:`thin_steps`; a kept step counts as fired when it or a step it stands for fired), and
-    steps are marked by the browser at the lines' vertices (:data:`STEP_MARKERS`; the fired steps
-    are the vertices of a line drawn without ink).  No hover text (the layer takes no mouse).
-    """
-    ku, kc = thin_steps(unclipped.params, window), thin_steps(clipped.params, window)
-    pc = clipped.params[kc]
-    # a kept step stands for itself and the left-out steps up to the next kept one
-    fired = np.logical_or.reduceat(_fired_at_points(clipped), kc)
-    tr_u = _marked_line("cv-unclipped", "no clipping", unclipped.params[ku], UNCLIPPED,
-                        dict(mode="lines+markers", marker=dict(size=5, color=UNCLIPPED)))
-    tr_c = _marked_line("cv-clipped", _clip_label(clipped), pc, CLIPPED,
-                        dict(mode="lines+markers", marker=dict(size=5, color=CLIPPED)))
-    tr_s, tr_d, notes = _start_and_divergence(unclipped, clipped)
-    traces = [tr_u, tr_c, tr_s]
-    if fired.any():
-        traces.append(_marked_line(
-            "cv-fired", "clipping fired", pc[fired], "rgba(0,0,0,0)",
-            dict(mode="markers", marker=dict(size=FIRED_SIZE + 2, color="rgba(0,0,0,0)",
-                                             line=dict(color=FIRED, width=FIRED_RING)))))
-    if tr_d["x"]:
-        traces.append(tr_d)
-    return traces, notes
-
-
-def _clip_label(t: Trajectory) -> str:
-    """The second run's legend entry, from its rule (:mod:`clipviz.clipping`)."""
+def clip_label(t: Trajectory) -> str:
+    """The legend name of a descent with its clipping rule (and threshold), from the rule
+    (:mod:`clipviz.clipping`)."""
     rule = clipping.lookup(t.clip)
     if rule is None:
         return f"{t.clip} clipping"
@@ -315,9 +266,10 @@ MARGIN = dict(l=62, r=96, t=40, b=96, autoexpand=False)
 
 #: the axis titles, typeset by MathJax
 AXIS_TITLES = dict(xaxis=r"$w$", yaxis=r"$b$")
-#: depth (px) of the surface layer's tick labels, measured in Chromium: the title layer, which has
-#: no tick labels, puts its titles this much further out so that they sit where they would on the surface
-TICK_DEPTH = dict(xaxis=24, yaxis=27)
+#: room (px) between an axis's tick labels and its title
+TITLE_STANDOFF = 4
+#: where a figure's title sits and its size
+TITLE_STYLE = dict(x=0.01, font=dict(size=14))
 
 
 def _axes(window: tuple[float, float, float, float], visible: bool, titles: bool = False) -> dict:
@@ -325,8 +277,8 @@ def _axes(window: tuple[float, float, float, float], visible: bool, titles: bool
     x = dict(range=[window[0], window[1]], **common)
     y = dict(range=[window[2], window[3]], **common)
     if titles:
-        x["title"] = dict(text=AXIS_TITLES["xaxis"], standoff=4)
-        y["title"] = dict(text=AXIS_TITLES["yaxis"], standoff=4)
+        x["title"] = dict(text=AXIS_TITLES["xaxis"], standoff=TITLE_STANDOFF)
+        y["title"] = dict(text=AXIS_TITLES["yaxis"], standoff=TITLE_STANDOFF)
     if not visible:
         for a in (x, y):
             a.update(showticklabels=False, ticks="", showline=False, visible=False)
@@ -354,7 +306,7 @@ def surface_layout(grid: SurfaceGrid, uirevision: str, titles: bool = False, chr
         **_axes(grid.window, chrome, titles),
     )
     if chrome:
-        layout["title"] = dict(text=surface_title(grid), x=0.01, font=dict(size=14))
+        layout["title"] = dict(text=surface_title(grid), **TITLE_STYLE)
     return layout
 
 
@@ -395,13 +347,18 @@ LEGEND_KEY = (
 )
 
 
-def titles_dict() -> dict:
+def titles_dict(tick_depth: Mapping[str, float] | None = None) -> dict:
     """The title layer: the MathJax axis titles of the surface, placed as on a surface layout with
     ``titles=True``, and the legend of the path layer (traces without points); the web page draws
-    it once, over the surface."""
+    it once, over the surface.
+
+    ``tick_depth``: room (px, per axis name) that the tick labels of the layer under this one take;
+    this layer has none, so its titles go that much further out (none: no room).
+    """
+    depth = tick_depth or {}
     axes = _axes((0.0, 1.0, 0.0, 1.0), False)
     for name, ax in axes.items():
-        ax.update(visible=True, title=dict(text=AXIS_TITLES[name], standoff=4 + TICK_DEPTH[name]))
+        ax.update(visible=True, title=dict(text=AXIS_TITLES[name], standoff=TITLE_STANDOFF + depth.get(name, 0)))
     key = [dict(type="scatter", x=[None], y=[None], hoverinfo="skip", **k) for k in LEGEND_KEY]
     return {"data": key, "layout": dict(
         template=TEMPLATE, font=FONT, height=HEIGHT, margin=MARGIN, showlegend=True, legend=LEGEND,
@@ -431,13 +388,6 @@ def surface_dict(grid: SurfaceGrid, log_colour: bool = True) -> dict:
     return {"data": [heat, lines], "layout": surface_layout(grid, window_revision(grid), chrome=False)}
 
 
-def paths_dict(window: tuple[float, float, float, float], unclipped: Trajectory,
-               clipped: Trajectory) -> dict:
-    """The path layer: both descents over ``window`` = (w_min, w_max, b_min, b_max) (plain dict)."""
-    traces, notes = path_layer_traces(unclipped, clipped, window)
-    return {"data": traces, "layout": paths_layout(window, notes)}
-
-
 def surface_figure(grid: SurfaceGrid, unclipped: Trajectory, clipped: Trajectory, *,
                    log_colour: bool = True) -> go.Figure:
     """Figure 3 of the paper with both descent paths, as one figure (for export and notebooks).
@@ -463,7 +413,7 @@ def surface3d_figure(grid: SurfaceGrid, log_colour: bool = True, max_side: int =
                    colorscale="Viridis", showscale=False)],
         layout=dict(template=TEMPLATE, font=FONT, height=520, uirevision="3d",
                     margin=dict(l=0, r=0, t=30, b=0),
-                    title=dict(text=f"E_{grid.steps}(w, b), 3-D", x=0.01, font=dict(size=14)),
+                    title=dict(text=f"E_{grid.steps}(w, b), 3-D", **TITLE_STYLE),
                     scene=dict(xaxis_title="w", yaxis_title="b", zaxis_title=ztitle)),
     )
 
@@ -477,9 +427,6 @@ def diagnostics_figure(unclipped: Trajectory, clipped: Trajectory) -> go.Figure:
 DIAG_TITLES = dict(yaxis=r"$\|g\|$", xaxis2=r"$\text{step}$", yaxis2=r"$E_T$")
 #: fixed margins (autoexpand off) so that the title layer lines up; the legend sits in the bottom one
 DIAG_MARGIN = dict(l=70, r=20, t=40, b=110, autoexpand=False)
-#: room (px) the side figure's tick labels take: its title layer, which has no tick labels, puts
-#: the titles this much further out ("10⁻¹²" on the log axes; step numbers under the x axis)
-DIAG_TICK_DEPTH = dict(yaxis=42, xaxis2=22, yaxis2=42)
 
 
 def _diag_axes() -> dict:
@@ -491,14 +438,18 @@ def _diag_axes() -> dict:
     )
 
 
-def diagnostics_titles_dict() -> dict:
+def diagnostics_titles_dict(tick_depth: Mapping[str, float] | None = None) -> dict:
     """The side figure's title layer: its MathJax axis titles over the same plot areas, no data;
-    the web page draws it once (typesetting them on every redraw of the side figure cost ~35 ms)."""
+    the web page draws it once (typesetting them on every redraw of the side figure cost ~35 ms).
+
+    ``tick_depth``: as for :func:`titles_dict`, the room the side figure's tick labels take.
+    """
+    depth = tick_depth or {}
     axes = _diag_axes()
     for name, ax in axes.items():
         ax.update(showticklabels=False, ticks="", showline=False, showgrid=False, zeroline=False)
         if name in DIAG_TITLES:
-            ax["title"] = dict(text=DIAG_TITLES[name], standoff=4 + DIAG_TICK_DEPTH[name])
+            ax["title"] = dict(text=DIAG_TITLES[name], standoff=TITLE_STANDOFF + depth.get(name, 0))
     # Plotly makes a subplot only for axes that some trace uses: one empty trace on each
     empty = [dict(type="scatter", x=[], y=[], xaxis=x, yaxis=y, hoverinfo="skip", showlegend=False)
              for x, y in (("x", "y"), ("x2", "y2"))]
@@ -517,7 +468,7 @@ def diagnostics_dict(unclipped: Trajectory, clipped: Trajectory, titles: bool = 
     traces = []
     shapes = []
     notes = []
-    for t, colour, name in ((unclipped, UNCLIPPED, "no clipping"), (clipped, CLIPPED, _clip_label(clipped))):
+    for t, colour, name in ((unclipped, UNCLIPPED, "no clipping"), (clipped, CLIPPED, clip_label(clipped))):
         g = np.where(np.isfinite(t.grad_norm), np.maximum(t.grad_norm, E_FLOOR), np.nan)
         steps = np.arange(g.size, dtype=float)
         traces.append(dict(type="scatter", mode="lines+markers", name=name, x=typed(steps, "f8"),
@@ -559,7 +510,7 @@ def diagnostics_dict(unclipped: Trajectory, clipped: Trajectory, titles: bool = 
     layout = dict(
         template=TEMPLATE, font=FONT, height=DIAG_HEIGHT, uirevision="diag",
         margin=DIAG_MARGIN, shapes=shapes, annotations=notes,
-        title=dict(text="Gradient norm and error per step", x=0.01, font=dict(size=14)),
+        title=dict(text="Gradient norm and error per step", **TITLE_STYLE),
         legend=dict(orientation="h", x=0, y=-0.17, yanchor="top"), **axes,
     )
     return {"data": traces, "layout": layout}
@@ -582,7 +533,7 @@ def trajectories_csv(unclipped: Trajectory, clipped: Trajectory) -> str:
         gn = np.full(n, np.nan)
         m = min(n, t.grad_norm.size)
         gn[:m] = t.grad_norm[:m]
-        fired = _fired_at_points(t)
+        fired = fired_at_points(t)
         runs += [name] * n
         steps.append(np.arange(n))
         w.append(t.params[:, 0])

@@ -24,6 +24,7 @@ from .. import __version__
 from .. import config
 from ..jobs import resume_queued
 from .access import init_access
+from .browser import step_marker_html
 from .cache import init_cache
 from .components import ERROR_ID
 from .limits import init_limits
@@ -133,29 +134,14 @@ def _nav() -> html.Nav:
 #: String.prototype.trim, parseInt and parseFloat with JavaScript versions (its feature test counts
 #: U+180E as white space, which Unicode 6.3 stopped doing), and Plotly's d3 calls trim for every
 #: class attribute it touches: about a quarter of a redraw's script time.  The page keeps the
-#: browser's own functions: saved before the polyfill runs, put back after it.
+#: browser's own functions: saved before the polyfill runs, put back after it.  Both scripts stay
+#: inline: an asset's script would run after the polyfill, too late to save the originals.
 NATIVE_METHODS = (("String.prototype", ("trim", "trimStart", "trimEnd", "trimLeft", "trimRight")),
                   ("window", ("parseInt", "parseFloat")), ("Number", ("parseInt", "parseFloat")))
 _SAVE_JS = "window.__clipvizNative = [%s];" % ", ".join(
     f"[{owner}, '{name}', {owner}.{name}]" for owner, names in NATIVE_METHODS for name in names)
 _RESTORE_JS = ("(window.__clipvizNative || []).forEach(function (e) {"
                " if (typeof e[2] === 'function' && e[0][e[1]] !== e[2]) { e[0][e[1]] = e[2]; } });")
-def step_marker_html() -> str:
-    """The SVG ``<marker>`` definitions of the surface page's path layer and the CSS that puts them
-    on the vertices of the lines whose trace uid names them (``clipviz.figures.surface.STEP_MARKERS``;
-    Plotly gives a trace's group the class ``trace<uid>`` and its line the class ``js-line``)."""
-    from ..figures.surface import STEP_MARKERS
-
-    defs, css = [], []
-    for uid, m in STEP_MARKERS.items():
-        r = m["r"] + m.get("width", 0) / 2
-        shape = (f'<circle r="{m["r"]}" fill="none" stroke="{m["ring"]}" stroke-width="{m["width"]}"/>'
-                 if "ring" in m else f'<circle r="{m["r"]}" fill="{m["fill"]}"/>')
-        defs.append(f'<marker id="{uid}-step" viewBox="{-r} {-r} {2 * r} {2 * r}" refX="0" refY="0" '
-                    f'markerWidth="{2 * r}" markerHeight="{2 * r}" markerUnits="userSpaceOnUse">{shape}</marker>')
-        css.append(f".js-plotly-plot .trace{uid} path.js-line {{ marker: url(#{uid}-step); }}")
-    return (f'<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>{"".join(defs)}'
-            f'</defs></svg>\n        <style>{" ".join(css)}</style>')
 
 
 INDEX_STRING = """<!DOCTYPE html>

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from dash import dcc, html
+from dash import ClientsideFunction, Input, Output, State, dcc, html
 
 from .params import Choice, Flag, Num
 
@@ -78,26 +79,58 @@ def url_notes(unknown: list[str], errors: dict[str, str]) -> html.Div:
         html.Strong("Some values in the link were not used (defaults shown instead):"), html.Ul(items)])
 
 
-def url_sync_js(names: list[str]) -> str:
-    """A clientside callback writing each input value under its name into the URL's query string
-    (``history.replaceState``: no navigation, no re-render) and returning the full link.
-    Checklist values (lists) become 1/0."""
-    import json
+JS_NAMESPACE = "clipviz"
+"""The pages' browser code: ``window.dash_clientside.clipviz`` in ``clipviz/web/assets/*.js``."""
 
-    return """
-function(...vals) {
-    const names = %s;
-    const q = new URLSearchParams();
-    names.forEach((k, i) => {
-        let v = vals[i];
-        if (Array.isArray(v)) { v = v.length ? 1 : 0; }
-        if (v !== null && v !== undefined && v !== '') { q.set(k, v); }
-    });
-    const url = window.location.pathname + '?' + q.toString();
-    window.history.replaceState(window.history.state, '', url);
-    return window.location.origin + url;
-}
-""" % json.dumps(names)
+
+def page_data_id(prefix: str) -> str:
+    return f"{prefix}-page-data"
+
+
+def page_data(prefix: str, **data: Any) -> dcc.Store:
+    """What a page's browser code needs to know of the page (its controls' keys in the link,
+    component ids, bounds), sent once with the page as data: the browser code holds no copy of
+    it.  The page's clientside callbacks (:func:`clientside`) get it as their last argument."""
+    return dcc.Store(id=page_data_id(prefix), data=data)
+
+
+def clientside(app: Any, function_name: str, prefix: str, *dependencies: Any, **kwargs: Any) -> None:
+    """Register the browser function ``dash_clientside.clipviz[function_name]`` (the assets) as a
+    clientside callback: ``dependencies`` (outputs, inputs, states) as for
+    ``app.clientside_callback``, then the page's data (:func:`page_data`) as the last argument."""
+    app.clientside_callback(ClientsideFunction(namespace=JS_NAMESPACE, function_name=function_name),
+                            *dependencies, State(page_data_id(prefix), "data"), **kwargs)
+
+
+def url_field(key: str | Sequence[str], exp10_digits: int | None = None) -> dict[str, Any]:
+    """How the browser code writes one control's value into the page's link (``urlQuery`` in the
+    assets): under ``key``, a checklist as 1 / 0, an empty value left out; a range slider under two
+    keys (``key`` a pair), one per end; a slider holding log10 of the value (``exp10_digits``) as
+    10 ** value to that many significant digits."""
+    field: dict[str, Any] = {"key": key if isinstance(key, str) else list(key)}
+    if exp10_digits is not None:
+        field["exp10"] = exp10_digits
+    return field
+
+
+def link_data(path: str, keys: Sequence[str]) -> dict[str, Any]:
+    """The data of a link that names each of a page's controls by its own name (``urlSync`` in
+    the assets writes the link; it rewrites the address bar only while it shows ``path``)."""
+    return {"path": path, "fields": [url_field(k) for k in keys]}
+
+
+def register_link(app: Any, prefix: str, keys: Sequence[str]) -> None:
+    """The link of a page built with :func:`link_data`: the controls ``{prefix}-<key>`` written
+    into the address bar and the copy-link box (:func:`link_bar`) on every change."""
+    clientside(app, "urlSync", prefix, Output(f"{prefix}-link", "value"),
+               *[Input(f"{prefix}-{k}", "value") for k in keys])
+
+
+def click_data(*axes: tuple[str, Num], digits: int = 2) -> list[dict[str, Any]]:
+    """The data of ``clickPoint`` in the assets: a click on a graph sets controls to the clicked
+    point's coordinates, one per ``(axis, spec)`` ("x" or "y"), rounded to ``digits`` decimals (the
+    sliders' step: 0.01) and clamped to the spec's bounds."""
+    return [{"axis": axis, "lo": spec.lo, "hi": spec.hi, "digits": digits} for axis, spec in axes]
 
 
 def build_control(prefix: str, spec, value, error: str | None, kind: str = "number", **kw) -> html.Div:

@@ -17,7 +17,8 @@ from ... import dynamics as dyn
 from ...config import ACTIVATIONS
 from ...figures import dynamics as fd
 from ..cache import memoized
-from ..components import build_control, graph, msg_id, page_header, url_sync_js
+from ..components import (build_control, click_data, clientside, graph, link_data, msg_id, page_data, page_header,
+                          register_link)
 from ..params import Choice, Num, check_all, parse, round_sig
 
 PATH = "/bifurcations"
@@ -167,17 +168,11 @@ def layout(**kwargs) -> html.Div:
                              className="col"),
                 ]),
                 dcc.Download(id=f"{P}-dl"), dcc.Download(id=f"{P}-dl-basins"), dcc.Download(id=f"{P}-dl-cobweb"),
+                # the browser code's data: the link's keys; a click on the diagram sets b
+                page_data(P, link=link_data(PATH, [s.name for s in SPECS]), click=click_data(("x", SPEC["b"]))),
             ]),
         ]),
     ])
-
-
-CLICK_JS = """
-function(click) {
-    if (!click || !click.points || !click.points.length) { return window.dash_clientside.no_update; }
-    return Math.max(-40, Math.min(40, Math.round(click.points[0].x * 100) / 100));
-}
-"""
 
 
 def warm_up() -> None:
@@ -204,7 +199,6 @@ def register(app: dash.Dash) -> None:
     app.callback(Output(f"{P}-dl-cobweb", "data"), Input(f"{P}-dl-cobweb-btn", "n_clicks"),
                  *[State(f"{P}-{k}", "value") for k in ("b", "w", "act", "x0")],
                  prevent_initial_call=True)(download_cobweb)
-    app.clientside_callback(CLICK_JS, Output(f"{P}-b", "value"), Input(f"{P}-diagram", "clickData"),
-                            prevent_initial_call=True)
-    app.clientside_callback(url_sync_js([s.name for s in SPECS]), Output(f"{P}-link", "value"),
-                            *[Input(f"{P}-{s.name}", "value") for s in SPECS])
+    clientside(app, "clickPoint", P, [Output(f"{P}-b", "value")], Input(f"{P}-diagram", "clickData"),
+               prevent_initial_call=True)
+    register_link(app, P, [s.name for s in SPECS])

@@ -14,7 +14,7 @@ from ... import dynamics as dyn
 from ...config import ACTIVATIONS
 from ...figures import dynamics as fd
 from ..cache import memoized
-from ..components import build_control, graph, msg_id, page_header, url_sync_js
+from ..components import build_control, graph, link_data, msg_id, page_data, page_header, register_link
 from ..params import Choice, Num, check_all, parse, round_sig
 
 PATH = "/dynamics"
@@ -88,6 +88,7 @@ def layout(**kwargs) -> html.Div:
                 graph(f"{P}-fig", fig),
                 html.Button("Download trajectories CSV", id=f"{P}-dl-btn", className="dl"),
                 dcc.Download(id=f"{P}-dl"),
+                page_data(P, link=link_data(PATH, NAMES)),
             ]),
         ]),
     ])
@@ -105,4 +106,4 @@ def register(app: dash.Dash) -> None:
                  *inputs, prevent_initial_call=True)(update)
     app.callback(Output(f"{P}-dl", "data"), Input(f"{P}-dl-btn", "n_clicks"),
                  *[State(f"{P}-{k}", "value") for k in NAMES], prevent_initial_call=True)(download)
-    app.clientside_callback(url_sync_js(NAMES), Output(f"{P}-link", "value"), *inputs)
+    register_link(app, P, NAMES)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import dash
@@ -27,9 +28,11 @@ from ... import one_unit
 from ...clipping import RULES
 from ...config import ACTIVATIONS, SETTINGS
 from ...figures import surface as fs
+from .. import browser
 from ..cache import memoized
 from ..limits import RETRY_AFTER_S, Busy, heavy_work
-from ..components import ERROR_ID, control, graph, link_bar, msg_id, number_input, slider, url_notes
+from ..components import (ERROR_ID, GRAPH_CONFIG, click_data, clientside, control, graph, link_bar, msg_id,
+                          number_input, page_data, slider, url_field, url_notes)
 from ..params import Choice, Flag, Num, check_all, parse, round_sig
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,28 @@ NAMES = tuple(SPEC)
 # message lines: the w and b windows each have one line for their two ends
 SURFACE_MSGS = ("w_range", "b_range", "res", "T", "x0", "target", "act", "log")
 RUN_MSGS = ("w0", "b0", "lr", "n", "clip", "tau", "p")
+
+# The controls the figures depend on are named as their message lines (component ``{P}-<name>``).
+#: the name a control's raw value goes by as an argument of update_view and in view_endpoint's
+#: body, where it is not the control's own: the colour checklist holds flags, the τ slider log10 τ
+ARG_NAMES = {"log": "log_flags", "tau": "tau_log"}
+SURFACE_ARGS = tuple(ARG_NAMES.get(k, k) for k in SURFACE_MSGS)
+RUN_ARGS = tuple(ARG_NAMES.get(k, k) for k in RUN_MSGS)
+VIEW_ARGS = SURFACE_ARGS + RUN_ARGS
+#: every control that the page's browser code (surfaceView) watches, in the order of its arguments
+VIEW_CONTROLS = SURFACE_MSGS + ("view3d",) + RUN_MSGS
+#: which figures a change of a control redraws (the browser asks view_endpoint for these only): the
+#: surface after a surface control; the paths after any but the resolution, the colour scale or the
+#: 3-D view; the side figure unless, besides those, only the window moved
+REDRAWN_BY = {
+    "surface": SURFACE_MSGS,
+    "paths": tuple(k for k in VIEW_CONTROLS if k not in ("res", "log", "view3d")),
+    "diag": tuple(k for k in VIEW_CONTROLS if k not in ("res", "log", "view3d", "w_range", "b_range")),
+}
+#: how a control's value goes into the page's link, where not under its own name: the windows'
+#: ends; τ, which the slider holds as log10 τ, to 4 significant digits
+URL_FIELDS = {"w_range": url_field(("w_min", "w_max")), "b_range": url_field(("b_min", "b_max")),
+              "tau": url_field("tau", exp10_digits=4)}
 
 
 # ---------------------------------------------------------------------------
@@ -194,14 +219,16 @@ def _window(sv: dict) -> tuple[float, float, float, float]:
     return (float(sv["w_min"]), float(sv["w_max"]), float(sv["b_min"]), float(sv["b_max"]))
 
 
-def update_view(w_range, b_range, res, T, x0, target, act, log_flags, w0, b0, lr, n, clip, tau_log, p, *,
-                surface: bool = True, paths: bool = True, diag: bool = True) -> dict:
+def update_view(values: Mapping[str, Any], *, surface: bool = True, paths: bool = True,
+                diag: bool = True) -> dict:
     """What a change of the page's controls redraws: the surface layer, the path layer, the side
     figure, and every control's message line.
 
-    The keywords say which figures the change needs: the browser asks for the surface after a
-    change of a surface control only, for the paths after any change but of the resolution or the
-    colour scale, and for the side figure unless only the window moved.
+    ``values``: the raw control values under the names of :data:`VIEW_ARGS`, as the controls hold
+    them (each is checked here; a missing one counts as empty); other keys are ignored.
+
+    The keywords say which figures the change needs; the browser asks for those that
+    :data:`REDRAWN_BY` names for the control that changed.
 
     Returns ``{"surface", "frame", "title", "paths", "diag", "msgs": {control: text}}``: the
     surface's base layer, frame layer (tick labels, colour bar) and title, the path layer and the
@@ -209,8 +236,8 @@ def update_view(w_range, b_range, res, T, x0, target, act, log_flags, w0, b0, lr
     part on screen as it is: not asked for, or the values are bad (then the messages say why).
     Served as JSON by :func:`view_endpoint`.
     """
-    sv, smsgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
-    rv, rmsgs = run_values(w0, b0, lr, n, clip, tau_log, p)
+    sv, smsgs = surface_values(*(values.get(k) for k in SURFACE_ARGS))
+    rv, rmsgs = run_values(*(values.get(k) for k in RUN_ARGS))
     msgs = {**{k: smsgs[k] for k in SURFACE_MSGS}, **{k: rmsgs[k] for k in RUN_MSGS}}
     out: dict[str, Any] = {"surface": None, "frame": None, "title": None, "paths": None, "diag": None,
                            "msgs": msgs}
@@ -229,14 +256,12 @@ def update_view(w_range, b_range, res, T, x0, target, act, log_flags, w0, b0, lr
             msgs["w0"] = str(exc)
             return out
         if paths:
-            out["paths"] = fs.paths_dict(_window(sv), u, c)
+            out["paths"] = browser.paths_dict(_window(sv), u, c)
         if diag:
             out["diag"] = fs.diagnostics_dict(u, c, titles=False)
     return out
 
 
-VIEW_ARGS = ("w_range", "b_range", "res", "T", "x0", "target", "act", "log_flags",
-             "w0", "b0", "lr", "n", "clip", "tau_log", "p")
 VIEW_ROUTE = "api/surface/view"
 
 
@@ -259,8 +284,8 @@ def view_endpoint():
     heavy = body.get("surface") is True
     try:
         with heavy_work() if heavy else contextlib.nullcontext():
-            out = update_view(*(body.get(k) for k in VIEW_ARGS), surface=heavy,
-                              paths=body.get("paths") is True, diag=body.get("diag") is True)
+            out = update_view(body, surface=heavy, paths=body.get("paths") is True,
+                              diag=body.get("diag") is True)
     except Busy as exc:
         resp = jsonify(error=str(exc), busy=True)
         resp.headers["Retry-After"] = str(RETRY_AFTER_S)
@@ -292,16 +317,6 @@ def update_3d(view3d, w_range, b_range, res, T, x0, target, act, log_flags):
 def update_3d_gated(_gate, view3d, *surface):
     """:func:`update_3d`, fired by the browser-side gate."""
     return update_3d(view3d, *surface)
-
-
-GATE_3D_JS = """
-function(view3d, ...rest) {
-    const on = (view3d || []).length > 0;
-    const trig = (window.dash_clientside.callback_context.triggered || []).map(t => t.prop_id);
-    if (!on && !trig.some(p => p.startsWith('es-view3d'))) { return window.dash_clientside.no_update; }
-    return Date.now();
-}
-"""
 
 
 def download_surface(n_clicks, w_range, b_range, res, T, x0, target, act, log_flags):
@@ -337,7 +352,7 @@ def initial_figures(values: dict) -> tuple[dict, dict, dict]:
     """(surface layers as :func:`surface_layers`, path layer, side figure) for checked values."""
     layers = surface_layers(*_surface_args(values), values["log"])
     u, c = runs(*_run_args(values))
-    return layers, fs.paths_dict(_window(values), u, c), fs.diagnostics_dict(u, c, titles=False)
+    return layers, browser.paths_dict(_window(values), u, c), fs.diagnostics_dict(u, c, titles=False)
 
 
 def layout(**kwargs) -> html.Div:
@@ -424,7 +439,7 @@ def layout(**kwargs) -> html.Div:
                             html.Div(graph(f"{P}-frame", base["frame"], modebar=False, static=True),
                                      className="overlay-top"),
                             # the MathJax axis titles and the legend: drawn once, not on every redraw
-                            html.Div(graph(f"{P}-titles", fs.titles_dict(), modebar=False, static=True),
+                            html.Div(graph(f"{P}-titles", browser.title_layer(), modebar=False, static=True),
                                      className="overlay-top"),
                             html.Div(base["title"], id=f"{P}-title", className="overlay-title"),
                         ]),
@@ -440,7 +455,7 @@ def layout(**kwargs) -> html.Div:
                             # layer); the PNG / SVG buttons below export both layers as one figure
                             html.Div(graph(f"{P}-diag", diag, modebar=False), className="overlay-base"),
                             # its MathJax axis titles, drawn once
-                            html.Div(graph(f"{P}-diag-titles", fs.diagnostics_titles_dict(), modebar=False,
+                            html.Div(graph(f"{P}-diag-titles", browser.diag_title_layer(), modebar=False,
                                            static=True), className="overlay-top"),
                         ]),
                         html.Div(className="buttons", children=[
@@ -454,7 +469,8 @@ def layout(**kwargs) -> html.Div:
                          children=graph(f"{P}-3d", fs.surface3d_figure(
                              surface_grid(*_surface_args(v)), v["log"]) if v["view3d"] else {})),
                 dcc.Download(id=f"{P}-dl-surface"),
-                dcc.Store(id=f"{P}-view-req"),  # VIEW_JS's output (it returns no_update: see there)
+                page_data(P, **browser_data()),
+                dcc.Store(id=f"{P}-view-req"),  # surfaceView's output (it returns no_update: see there)
                 html.Div(id=f"{P}-export-dummy", hidden=True),
                 dcc.Store(id=f"{P}-3d-gate"),
                 dcc.Download(id=f"{P}-dl-runs"),
@@ -466,160 +482,41 @@ def layout(**kwargs) -> html.Div:
 # ---------------------------------------------------------------------------
 # registration
 # ---------------------------------------------------------------------------
-SURFACE_INPUTS = [Input(f"{P}-w_range", "value"), Input(f"{P}-b_range", "value"), Input(f"{P}-res", "value"),
-                  Input(f"{P}-T", "value"), Input(f"{P}-x0", "value"), Input(f"{P}-target", "value"),
-                  Input(f"{P}-act", "value"), Input(f"{P}-log", "value")]
+SURFACE_INPUTS = [Input(f"{P}-{k}", "value") for k in SURFACE_MSGS]
 RUN_INPUTS = [Input(f"{P}-{n}", "value") for n in RUN_MSGS]
 
-CLICK_JS = """
-function(click) {
-    if (!click || !click.points || !click.points.length) { return [window.dash_clientside.no_update,
-                                                                   window.dash_clientside.no_update]; }
-    const pt = click.points[0];
-    const r = (v) => Math.max(-20, Math.min(20, Math.round(v * 100) / 100));
-    return [r(pt.x), r(pt.y)];
-}
-"""
+# the browser code's data (clipviz/web/assets/surface.js)
+#: the image buttons: (figure, format) of each (surfaceExport)
+EXPORT_BUTTONS = {f"{P}-png": ("surface", "png"), f"{P}-svg": ("surface", "svg"),
+                  f"{P}-diag-png": ("diag", "png"), f"{P}-diag-svg": ("diag", "svg")}
 
 
-# One browser-side callback for every control: it writes the address bar and the copy-link box, and
-# posts the values to view_endpoint (not a Dash server callback; see there), asking only for the
-# figures the change needs.  The answer is drawn with set_props, surface then paths in one go; a
-# stale answer (the controls moved on meanwhile) is dropped; the side figure follows once the
-# surface is drawn (at most 1 s later).  Messages are set only where their text changes.
-VIEW_JS = """
-function(wr, br, res, T, x0, target, act, logc, v3d, w0, b0, lr, n, clip, taulog, p) {
-    const dc = window.dash_clientside;
-    // the link: every control, written to the address bar and the copy-link box once the controls
-    // rest (400 ms without a change), so that it never competes with drawing a change
-    const q = new URLSearchParams();
-    const put = (k, v) => { if (v !== null && v !== undefined && v !== '') { q.set(k, v); } };
-    if (Array.isArray(wr)) { put('w_min', wr[0]); put('w_max', wr[1]); }
-    if (Array.isArray(br)) { put('b_min', br[0]); put('b_max', br[1]); }
-    put('res', res); put('T', T); put('x0', x0); put('target', target); put('act', act);
-    put('log', (logc || []).length ? 1 : 0); put('view3d', (v3d || []).length ? 1 : 0);
-    put('w0', w0); put('b0', b0); put('lr', lr); put('n', n); put('clip', clip);
-    if (typeof taulog === 'number') { put('tau', Number(Math.pow(10, taulog).toPrecision(4))); }
-    put('p', p);
-    const path = window.location.pathname, url = path + '?' + q.toString();
-    clearTimeout(window.__clipvizUrlTimer);
-    window.__clipvizUrlTimer = setTimeout(() => {
-        if (window.location.pathname !== path) { return; }  // the user went to another page meanwhile
-        if (window.location.pathname + window.location.search !== url) {
-            window.history.replaceState(window.history.state, '', url);
-        }
-        // the copy-link box: set here, once the controls rest, rather than as this callback's
-        // output, which costs Dash ~10 ms of main thread right after the request leaves
-        const box = document.getElementById('es-link'), link = window.location.origin + url;
-        if (box && box.value !== link) { dc.set_props('es-link', {value: link}); }
-    }, 400);
-
-    // which figures the change needs (none on the first call: the page came with them)
-    const trig = (dc.callback_context.triggered || []).map(t => t.prop_id.split('.')[0].slice(3))
-                                                       .filter(k => k);
-    const SURF = ['w_range', 'b_range', 'res', 'T', 'x0', 'target', 'act', 'log'];
-    const want = {surface: trig.some(k => SURF.includes(k)),
-                  paths: trig.some(k => k !== 'res' && k !== 'log' && k !== 'view3d'),
-                  diag: trig.some(k => !['res', 'log', 'view3d', 'w_range', 'b_range'].includes(k))};
-    const box = document.getElementById('es-paths');
-    if (!box || !(want.surface || want.paths || want.diag)) { return dc.no_update; }
-    const seq = box.__clipvizSeq = (box.__clipvizSeq || 0) + 1;
-    const current = () => document.getElementById('es-paths') === box && box.__clipvizSeq === seq;
-    const overlay = box.closest('.overlay');
-    const say = (msgs) => Object.entries(msgs).forEach(([k, m]) => {
-        const el = document.getElementById('es-msg-' + k);
-        if (el && el.textContent !== (m || '')) { dc.set_props('es-msg-' + k, {children: m || ''}); }
-    });
-    const busyTimer = setTimeout(() => { if (current() && overlay) { overlay.dataset.busy = '1'; } }, 150);
-    const done = () => { clearTimeout(busyTimer); if (overlay && current()) { delete overlay.dataset.busy; } };
-    const body = Object.assign({w_range: wr, b_range: br, res, T, x0, target, act, log_flags: logc, w0, b0, lr,
-                                n, clip, tau_log: taulog, p}, want);
-    const cfg = JSON.parse(document.getElementById('_dash-config').textContent);
-    // a 503 means every heavy slot of the server is taken: ask again shortly, while still current
-    const ask = (attempt) => fetch((cfg.requests_pathname_prefix || '/') + '%(route)s', {
-        method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)})
-    .then(r => (r.status === 503 && attempt < 30 && current())
-          ? new Promise(ok => setTimeout(ok, 150 + 50 * attempt)).then(() => ask(attempt + 1))
-          : r.json().then(out => ({ok: r.ok, out}), () => ({ok: false, out: {}})));
-    ask(0)
-    .then(({ok, out}) => {
-        if (!current()) { return; }
-        done();
-        if (!ok) {
-            say({server: (out && out.error) || 'the server did not answer; the figures show the last good values'});
-            return;
-        }
-        say(Object.assign({server: ''}, out.msgs || {}));
-        if (out.surface) { dc.set_props('es-surface', {figure: out.surface}); }
-        const frame = document.querySelector('#es-frame .js-plotly-plot');
-        if (out.frame && !(frame && frame.layout && frame.layout.meta === out.frame.layout.meta)) {
-            dc.set_props('es-frame', {figure: out.frame});
-        }
-        const title = document.getElementById('es-title');
-        if (out.title && title && title.textContent !== out.title) { dc.set_props('es-title', {children: out.title}); }
-        if (out.paths) { dc.set_props('es-paths', {figure: out.paths}); }
-        if (!out.diag) { return; }
-        const surf = document.getElementById('es-surface');
-        const busy = () => { const gd = surf && surf.querySelector('.js-plotly-plot');
-                             return !!gd && gd.classList.contains('dash-graph--pending'); };
-        const t0 = performance.now();
-        const draw = () => {
-            if (!current()) { return; }
-            if (out.surface && busy() && performance.now() - t0 < 1000) { setTimeout(draw, 4); return; }
-            dc.set_props('es-diag', {figure: out.diag});
-        };
-        setTimeout(draw, 0);
-    })
-    .catch(() => {
-        if (current()) { done(); say({server: 'no connection to the server; the figures show the last good values'}); }
-    });
-    return dc.no_update;
-}
-""" % {"route": VIEW_ROUTE}
-
-
-EXPORT_JS = """
-function(n_png, n_svg, n_dpng, n_dsvg) {
-    const trig = (window.dash_clientside.callback_context.triggered || [])[0];
-    if (!trig) { return window.dash_clientside.no_update; }
-    const id = trig.prop_id.split('.')[0];
-    const fmt = id.endsWith('svg') ? 'svg' : 'png';
-    const gd = (id) => document.querySelector('#' + id + ' .js-plotly-plot');
-    let data, layout, name;
-    if (id.startsWith('es-diag')) {
-        // the side figure with its axis titles (on their own layer)
-        const diag = gd('es-diag'), titles = gd('es-diag-titles').layout;
-        layout = Object.assign({}, diag.layout, {height: 900, width: 1400});
-        ['yaxis', 'xaxis2', 'yaxis2'].forEach(ax => {
-            layout[ax] = Object.assign({}, diag.layout[ax], {title: {text: titles[ax].title.text}});
-        });
-        data = diag.data; name = 'clipviz-gradient-norms';
-    } else {
-        // the page's layers as one figure: surface, paths, frame (ticks, colour bar), titles, legend
-        const base = gd('es-surface'), top = gd('es-paths'), frame = gd('es-frame');
-        const titles = gd('es-titles').layout;
-        const axis = (ax) => Object.assign({}, frame.layout[ax], {title: {text: titles[ax].title.text, standoff: 4}});
-        layout = Object.assign({}, frame.layout, {showlegend: true, legend: titles.legend,
-                               annotations: top.layout.annotations, height: 900, width: 1400,
-                               title: {text: document.getElementById('es-title').textContent, x: 0.01,
-                                       font: {size: 14}},
-                               xaxis: axis('xaxis'), yaxis: axis('yaxis')});
-        // bricks drawn one by one in the export (an image scaled up there may be smoothed)
-        const heat = Object.assign({}, base.data[0], {zsmooth: false, showscale: true,
-                                                      colorbar: frame.data[0].colorbar});
-        // the path layer's steps are marked by the page's SVG markers: Plotly markers in the export
-        const paths = top.data.map(t => (t.meta && t.meta.export) ? Object.assign({}, t, t.meta.export) : t);
-        data = [heat].concat(base.data.slice(1), paths); name = 'clipviz-error-surface';
+def browser_data() -> dict:
+    """What the page's browser code (``clipviz/web/assets/surface.js``) needs to know of the page
+    (:func:`clipviz.web.components.page_data`): ``view``, the controls (component id, name, argument
+    of :func:`update_view`, field in the link), which figures each redraws, the endpoint and the
+    ids of the figures and message lines; ``export``, what each image button exports and how; and
+    ``click``, the controls a click on the surface sets."""
+    ids = {k: f"{P}-{k}" for k in ("link", "surface", "paths", "frame", "title", "diag")}
+    args = dict(zip(SURFACE_MSGS + RUN_MSGS, VIEW_ARGS))  # view3d: not sent
+    controls = [{"id": f"{P}-{k}", "name": k, "arg": args.get(k), "url": URL_FIELDS.get(k, url_field(k))}
+                for k in VIEW_CONTROLS]
+    image = GRAPH_CONFIG["toImageButtonOptions"]
+    figures = {
+        "surface": {"file": "clipviz-error-surface", "graph": ids["surface"],
+                    "layers": {"paths": ids["paths"], "frame": ids["frame"], "title": ids["title"]},
+                    "axes": {ax: {"text": text, "standoff": fs.TITLE_STANDOFF} for ax, text in fs.AXIS_TITLES.items()},
+                    "legend": fs.LEGEND, "title": fs.TITLE_STYLE},
+        "diag": {"file": "clipviz-gradient-norms", "graph": ids["diag"],
+                 "axes": {ax: {"text": text} for ax, text in fs.DIAG_TITLES.items()}},
     }
-    Plotly.toImage({data: data, layout: layout},
-                   {format: fmt, width: 1400, height: 900, scale: fmt === 'png' ? 2 : 1}).then(url => {
-        const a = document.createElement('a');
-        a.href = url; a.download = name + '.' + fmt;
-        document.body.appendChild(a); a.click(); a.remove();
-    });
-    return '';
-}
-"""
+    return {
+        "view": {"controls": controls, "redraws": REDRAWN_BY, "route": VIEW_ROUTE, "ids": ids,
+                 "msgs": {k: msg_id(P, k) for k in (*SURFACE_MSGS, *RUN_MSGS, "server")}},
+        "export": {"buttons": EXPORT_BUTTONS, "figures": figures,
+                   "size": {k: image[k] for k in ("width", "height", "scale")}},
+        "click": click_data(("x", SPEC["w0"]), ("y", SPEC["b0"])),
+    }
 
 
 def register(app: dash.Dash) -> None:
@@ -627,18 +524,16 @@ def register(app: dash.Dash) -> None:
     dash.register_page(__name__, path=PATH, name="Error surface", order=1, layout=layout,
                        title="clipviz · error surface",
                        description="E_T(w, b) of the one-unit RNN with clipped and unclipped descent")
-    # the figures: browser code asks view_endpoint and draws the answer (VIEW_JS), no server callback
+    # the figures: browser code asks view_endpoint and draws the answer (surfaceView), no server callback
     app.server.add_url_rule(app.config.routes_pathname_prefix + VIEW_ROUTE, "surface_view", view_endpoint,
                             methods=["POST"])
-    app.clientside_callback(VIEW_JS, Output(f"{P}-view-req", "data"), *SURFACE_INPUTS,
-                            Input(f"{P}-view3d", "value"), *RUN_INPUTS)
-    app.clientside_callback(EXPORT_JS, Output(f"{P}-export-dummy", "children"),
-                            Input(f"{P}-png", "n_clicks"), Input(f"{P}-svg", "n_clicks"),
-                            Input(f"{P}-diag-png", "n_clicks"), Input(f"{P}-diag-svg", "n_clicks"),
-                            prevent_initial_call=True)
+    clientside(app, "surfaceView", P, Output(f"{P}-view-req", "data"),
+               *[Input(f"{P}-{k}", "value") for k in VIEW_CONTROLS])
+    clientside(app, "surfaceExport", P, Output(f"{P}-export-dummy", "children"),
+               *[Input(b, "n_clicks") for b in EXPORT_BUTTONS], prevent_initial_call=True)
     # the 3-D view costs a request only while it is shown: a browser-side gate passes changes on
-    app.clientside_callback(GATE_3D_JS, Output(f"{P}-3d-gate", "data"), Input(f"{P}-view3d", "value"),
-                            *SURFACE_INPUTS, prevent_initial_call=True)
+    clientside(app, "whileTicked", P, Output(f"{P}-3d-gate", "data"), Input(f"{P}-view3d", "value"),
+               *SURFACE_INPUTS, prevent_initial_call=True)
     app.callback(Output(f"{P}-3d", "figure"), Output(f"{P}-3d-box", "style"),
                  Input(f"{P}-3d-gate", "data"), State(f"{P}-view3d", "value"),
                  *[State(i.component_id, "value") for i in SURFACE_INPUTS],
@@ -649,6 +544,6 @@ def register(app: dash.Dash) -> None:
     app.callback(Output(f"{P}-dl-runs", "data"), Input(f"{P}-dl-runs-btn", "n_clicks"),
                  *[State(i.component_id, "value") for i in RUN_INPUTS + SURFACE_INPUTS],
                  prevent_initial_call=True)(download_runs)
-    app.clientside_callback(CLICK_JS, Output(f"{P}-w0", "value"), Output(f"{P}-b0", "value"),
-                            Input(f"{P}-surface", "clickData"), prevent_initial_call=True)
+    clientside(app, "clickPoint", P, Output(f"{P}-w0", "value"), Output(f"{P}-b0", "value"),
+               Input(f"{P}-surface", "clickData"), prevent_initial_call=True)
 

@@ -16,7 +16,7 @@ from ... import dynamics as dyn
 from ...config import SETTINGS
 from ...figures import dynamics as fd
 from ..cache import memoized
-from ..components import build_control, graph, msg_id, page_header, url_sync_js
+from ..components import build_control, graph, link_data, msg_id, page_data, page_header, register_link
 from ..params import Choice, Num, check_all, parse, round_sig
 
 PATH = "/theory"
@@ -128,6 +128,7 @@ def layout(**kwargs) -> html.Div:
                 graph(f"{P}-curv", cfig),
                 html.Button("Download curvature CSV", id=f"{P}-dl-curv-btn", className="dl"),
                 dcc.Download(id=f"{P}-dl"), dcc.Download(id=f"{P}-dl-curv"),
+                page_data(P, link=link_data(PATH, [s.name for s in SPECS])),
             ]),
         ]),
     ])
@@ -151,5 +152,4 @@ def register(app: dash.Dash) -> None:
                  *[State(f"{P}-{k}", "value") for k in JAC], prevent_initial_call=True)(download)
     app.callback(Output(f"{P}-dl-curv", "data"), Input(f"{P}-dl-curv-btn", "n_clicks"),
                  *[State(f"{P}-{k}", "value") for k in CURV], prevent_initial_call=True)(download_curv)
-    app.clientside_callback(url_sync_js([s.name for s in SPECS]), Output(f"{P}-link", "value"),
-                            *[Input(f"{P}-{s.name}", "value") for s in SPECS])
+    register_link(app, P, [s.name for s in SPECS])

@@ -34,7 +34,8 @@ from ...training.tasks import MIN_TEMPORAL_LENGTH
 from .. import access
 from ...figures.training import (Curve, curves_figure, paper_comparison, progress_text,
                                  success_rate_figure)
-from ..components import control, graph, link_bar, number_input, url_notes
+from ..components import (control, graph, link_bar, link_data, number_input, page_data, register_link,
+                          url_notes)
 from ..params import Choice, Num, check_all, parse
 
 log = logging.getLogger(__name__)
@@ -428,6 +429,7 @@ def layout(**kwargs) -> html.Div:
                className="lead"),
         url_notes(unknown, errors),
         link_bar(P),
+        page_data(P, link=link_data(PATH, url_names())),
         dcc.Store(id=f"{P}-active", data=[]),
         dcc.Store(id=f"{P}-sweep", data=None),
         dcc.Interval(id=f"{P}-tick", interval=700),
@@ -475,22 +477,6 @@ def layout(**kwargs) -> html.Div:
 # ---------------------------------------------------------------------------
 # registration
 # ---------------------------------------------------------------------------
-URL_JS = """
-function() {
-    const names = %s;
-    const q = new URLSearchParams();
-    for (let i = 0; i < names.length; i++) {
-        const v = arguments[i];
-        if (v !== null && v !== undefined && v !== '') { q.set(names[i], v); }
-    }
-    const url = window.location.pathname + '?' + q.toString();
-    if (window.location.pathname === '%s') {
-        window.history.replaceState(window.history.state, '', url);
-    }
-    return window.location.origin + url;
-}
-"""
-
 def url_names() -> tuple[str, ...]:
     """The controls whose values the page's link carries."""
     return form_names() + ("lengths", "sw_seeds", "sw_updates")
@@ -521,6 +507,4 @@ def register(app: dash.Dash) -> None:
                  State(f"{P}-methods", "value"), *form_states, prevent_initial_call=True)(submit_sweep)
     app.callback(Output(f"{P}-sweep-fig", "figure"), Output(f"{P}-sweep-status", "children"),
                  Input(f"{P}-tick", "n_intervals"), Input(f"{P}-sweep", "data"))(sweep_tick)
-    app.clientside_callback(URL_JS % (repr(list(links)).replace("'", '"'), PATH),
-                            Output(f"{P}-link", "value"),
-                            *[Input(f"{P}-{n}", "value") for n in links])
+    register_link(app, P, links)
