@@ -211,6 +211,52 @@ def test_plugin_rule_through_the_api_and_a_runner(soft_rule, tmp_path, monkeypat
     assert run["result"]["clipped_fraction"] == 1.0  # soft clipping shrinks every finite step
 
 
+SURFACE_PROBE = """
+import json
+from clipviz.web.app import create_app
+from clipviz.web.pages import surface as page
+from tests.test_clipping_rules import _find, _values
+from tests.web_helpers import RUN, SURF
+
+app = create_app(warm=False)  # the app of a deployment where the plug-in is installed
+tree = page.layout(clip="soft", cap="0.5")
+view = page.update_view({**SURF, **RUN, "clip": "soft", "cap": 0.5}, surface=False)
+bad = page.update_view({**SURF, **RUN, "clip": "soft", "cap": -1}, surface=False)
+states = {s["id"] for cb in app.callback_map.values() for s in cb.get("state", [])}
+print(json.dumps({
+    "options": _values(_find(tree, "es-clip").options), "cap": _find(tree, "es-cap").value,
+    "sent": [c["arg"] for c in page.browser_data()["view"]["controls"]],
+    "names": [t["name"] for t in view["paths"]["data"]], "msgs": view["msgs"],
+    "bad": bad["msgs"]["cap"], "paths_when_bad": bad["paths"],
+    "training_form_state": "tr-cap" in states,
+}))
+"""
+
+
+def test_plugin_rule_in_a_fresh_app(soft_rule, tmp_path):
+    """A deployment with the plug-in installed: the surface page offers the rule and a control for
+    its parameter, its browser code sends it, its descent uses it; the training form's callbacks
+    read its parameter too."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, CLIPVIZ_DATA_DIR=str(tmp_path / "data"),
+               PYTHONPATH=os.pathsep.join([os.environ["PYTHONPATH"], str(root)]))
+    out = subprocess.run([sys.executable, "-c", SURFACE_PROBE], env=env, cwd=root, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "soft" in got["options"] and got["cap"] == 0.5
+    assert "cap" in got["sent"]
+    assert got["names"][:2] == ["no clipping", "soft clipping"] and not any(got["msgs"].values())
+    assert "Soft cap c" in got["bad"] and got["paths_when_bad"] is None
+    assert got["training_form_state"]
+
+
 def _values(options) -> list:
     """The values of a Dash component's options (plain strings or {"label", "value"} dicts)."""
     return [o["value"] if isinstance(o, dict) else o for o in options]

@@ -25,7 +25,7 @@ import dash
 from dash import Input, Output, State, dcc, html, no_update
 
 from ... import one_unit
-from ...clipping import RULES
+from ... import clipping
 from ...config import ACTIVATIONS, SETTINGS
 from ...figures import surface as fs
 from .. import browser
@@ -61,25 +61,26 @@ RUN_SPECS = (
     Num("b0", "b₀ (start)", -LIM, LIM, -3.6, help="start of both descents; or click the surface"),
     Num("lr", "Learning rate", 1e-4, 100, 1.5, help="step size of gradient descent"),
     Num("n", "Steps", 1, 1000, 100, integer=True, help="number of gradient-descent steps"),
-    Choice("clip", "Clipping rule", RULES, "norm",
-           help="norm: Algorithm 1; value: element-wise; autoclip: percentile of past norms"),
-    Num("tau", "Threshold τ", 1e-3, 1e3, SETTINGS.clip_threshold,
-        help="norm / value clipping threshold (log slider)"),
-    Num("p", "Autoclip percentile", 0.1, 100, SETTINGS.autoclip_percentile,
-        help="autoclip's τ = this percentile of all norms so far"),
+    Choice("clip", "Clipping rule", clipping.names(), "norm",
+           help="; ".join(clipping.get(n).title for n in clipping.names())),
 )
+#: the parameters of the clipping rules (clipviz.clipping.params), one control each under its key
+RULE_PARAMS = {p.key: p for p in clipping.params()}
+RUN_SPECS += tuple(Num(k, p.label, p.form_lo, p.form_hi, p.default,
+                       help=p.help + (" (log slider)" if p.log else "")) for k, p in RULE_PARAMS.items())
 ALL_SPECS = SURFACE_SPECS + VIEW_SPECS + RUN_SPECS
 SPEC = {s.name: s for s in ALL_SPECS}
 NAMES = tuple(SPEC)
 
 # message lines: the w and b windows each have one line for their two ends
 SURFACE_MSGS = ("w_range", "b_range", "res", "T", "x0", "target", "act", "log")
-RUN_MSGS = ("w0", "b0", "lr", "n", "clip", "tau", "p")
+RUN_MSGS = ("w0", "b0", "lr", "n", "clip", *RULE_PARAMS)
 
 # The controls the figures depend on are named as their message lines (component ``{P}-<name>``).
 #: the name a control's raw value goes by as an argument of update_view and in view_endpoint's
-#: body, where it is not the control's own: the colour checklist holds flags, the τ slider log10 τ
-ARG_NAMES = {"log": "log_flags", "tau": "tau_log"}
+#: body, where it is not the control's own: the colour checklist holds flags, a log slider (τ) the
+#: log10 of its parameter
+ARG_NAMES = {"log": "log_flags", **{k: f"{k}_log" for k, p in RULE_PARAMS.items() if p.log}}
 SURFACE_ARGS = tuple(ARG_NAMES.get(k, k) for k in SURFACE_MSGS)
 RUN_ARGS = tuple(ARG_NAMES.get(k, k) for k in RUN_MSGS)
 VIEW_ARGS = SURFACE_ARGS + RUN_ARGS
@@ -94,9 +95,9 @@ REDRAWN_BY = {
     "diag": tuple(k for k in VIEW_CONTROLS if k not in ("res", "log", "view3d", "w_range", "b_range")),
 }
 #: how a control's value goes into the page's link, where not under its own name: the windows'
-#: ends; τ, which the slider holds as log10 τ, to 4 significant digits
+#: ends; a parameter that a log slider holds as its log10 (τ), to 4 significant digits
 URL_FIELDS = {"w_range": url_field(("w_min", "w_max")), "b_range": url_field(("b_min", "b_max")),
-              "tau": url_field("tau", exp10_digits=4)}
+              **{k: url_field(k, exp10_digits=4) for k, p in RULE_PARAMS.items() if p.log}}
 
 
 # ---------------------------------------------------------------------------
@@ -130,12 +131,12 @@ def heavy_surface_grid(values: dict) -> fs.SurfaceGrid | None:
 
 
 @memoized(min_seconds=0.005)  # the default 100 steps take ~2 ms: less than a cache write
-def runs(w0, b0, lr, n, clip, tau, p, T, x0, target, act):
-    """(unclipped, clipped) descents from (w0, b0)."""
+def runs(w0, b0, lr, n, clip, params, T, x0, target, act):
+    """(unclipped, clipped) descents from (w0, b0); ``params``: the rule's own parameters as
+    ``((name, value), ...)``."""
     common = dict(lr=lr, n_steps=n, steps=T, x0=x0, target=target, activation=act)
     u = one_unit.descend(w0, b0, **common)
-    c = one_unit.descend(w0, b0, clip=clip, threshold=tau if clip in ("norm", "value") else None,
-                         percentile=p if clip == "autoclip" else None, **common)
+    c = one_unit.descend(w0, b0, clip=clipping.make(clip, dict(params)), **common)
     return u, c
 
 
@@ -147,7 +148,8 @@ def _surface_args(v: dict) -> tuple:
 
 def _run_args(v: dict) -> tuple:
     r = round_sig
-    return (r(v["w0"]), r(v["b0"]), r(v["lr"]), int(v["n"]), v["clip"], r(v["tau"], 4), r(v["p"], 4),
+    own = tuple((p.name, r(v[p.key], 4)) for p in clipping.get(v["clip"]).params)
+    return (r(v["w0"]), r(v["b0"]), r(v["lr"]), int(v["n"]), v["clip"], own,
             int(v["T"]), r(v["x0"]), r(v["target"]), v["act"])
 
 
@@ -182,8 +184,8 @@ def _work_errors(values: dict, errors: dict) -> None:
     values["res"] = fit
 
 
-def _log_tau(value: Any) -> Any:
-    """The τ slider holds log10 τ."""
+def _exp10(value: Any) -> Any:
+    """A log slider (τ) holds the log10 of its parameter."""
     try:
         return 10.0 ** float(value)
     except (TypeError, ValueError, OverflowError):
@@ -206,8 +208,11 @@ def surface_values(w_range, b_range, res, T, x0, target, act, log_flags) -> tupl
     return values, msgs
 
 
-def run_values(w0, b0, lr, n, clip, tau_log, p) -> tuple[dict, dict[str, str]]:
-    raw = dict(w0=w0, b0=b0, lr=lr, n=n, clip=clip, tau=_log_tau(tau_log), p=p)
+def run_values(values: Mapping[str, Any]) -> tuple[dict, dict[str, str]]:
+    """Checked descent values from the raw ones under the names of :data:`RUN_ARGS` (a log
+    slider's value is its parameter's log10), and a message line per control."""
+    raw = {k: values.get(a) for k, a in zip(RUN_MSGS, RUN_ARGS)}
+    raw.update({k: _exp10(raw.get(k)) for k, p in RULE_PARAMS.items() if p.log})
     values, errors = check_all(RUN_SPECS, raw)
     return values, {k: errors.get(k, "") for k in RUN_MSGS}
 
@@ -237,7 +242,7 @@ def update_view(values: Mapping[str, Any], *, surface: bool = True, paths: bool 
     Served as JSON by :func:`view_endpoint`.
     """
     sv, smsgs = surface_values(*(values.get(k) for k in SURFACE_ARGS))
-    rv, rmsgs = run_values(*(values.get(k) for k in RUN_ARGS))
+    rv, rmsgs = run_values(values)
     msgs = {**{k: smsgs[k] for k in SURFACE_MSGS}, **{k: rmsgs[k] for k in RUN_MSGS}}
     out: dict[str, Any] = {"surface": None, "frame": None, "title": None, "paths": None, "diag": None,
                            "msgs": msgs}
@@ -333,12 +338,14 @@ def download_surface(n_clicks, w_range, b_range, res, T, x0, target, act, log_fl
     return dict(content=fs.surface_csv(grid), filename="clipviz-error-surface.csv", type="text/csv")
 
 
-def download_runs(n_clicks, w0, b0, lr, n, clip, tau_log, p, w_range, b_range, res, T, x0, target,
-                  act, log_flags):  # States in the order of RUN_INPUTS + SURFACE_INPUTS
+def download_runs(n_clicks, *states, **named):
+    """The descents as CSV; the control values as the States in the order of RUN_INPUTS +
+    SURFACE_INPUTS, or by the names of :data:`RUN_ARGS` and :data:`SURFACE_ARGS`."""
     if not n_clicks:
         return no_update
-    rv, rmsgs = run_values(w0, b0, lr, n, clip, tau_log, p)
-    sv, smsgs = surface_values(w_range, b_range, res, T, x0, target, act, log_flags)
+    raw = {**dict(zip(RUN_ARGS + SURFACE_ARGS, states)), **named}
+    rv, rmsgs = run_values(raw)
+    sv, smsgs = surface_values(*(raw.get(k) for k in SURFACE_ARGS))
     if any(rmsgs.values()) or any(smsgs.values()):
         return no_update
     u, c = runs(*_run_args({**sv, **rv}))
@@ -353,6 +360,17 @@ def initial_figures(values: dict) -> tuple[dict, dict, dict]:
     layers = surface_layers(*_surface_args(values), values["log"])
     u, c = runs(*_run_args(values))
     return layers, browser.paths_dict(_window(values), u, c), fs.diagnostics_dict(u, c, titles=False)
+
+
+def _param_control(key: str, value: float):
+    """The control of a clipping rule's parameter: a log slider (τ) or a number box."""
+    p = RULE_PARAMS[key]
+    if not p.log:
+        return number_input(P, SPEC[key], value)
+    lo, hi = math.floor(math.log10(p.form_lo)), math.ceil(math.log10(p.form_hi))
+    return dcc.Slider(id=f"{P}-{key}", min=lo, max=hi, step=0.05, value=round(math.log10(value), 4),
+                      marks={k: f"{10.0 ** k:g}" for k in range(lo, hi + 1)},
+                      allow_direct_input=False, updatemode="mouseup")
 
 
 def layout(**kwargs) -> html.Div:
@@ -404,13 +422,9 @@ def layout(**kwargs) -> html.Div:
         control(P, sp["b0"], slider(P, sp["b0"], v["b0"], 0.01, {-20: "-20", 0: "0", 20: "20"}), err("b0")),
         control(P, sp["lr"], number_input(P, sp["lr"], v["lr"]), err("lr")),
         control(P, sp["n"], number_input(P, sp["n"], v["n"]), err("n")),
-        control(P, sp["clip"], dcc.Dropdown(id=f"{P}-clip", options=list(RULES), value=v["clip"],
-                                            clearable=False), err("clip")),
-        control(P, sp["tau"], dcc.Slider(id=f"{P}-tau", min=-3, max=3, step=0.05,
-                                         value=round(math.log10(v["tau"]), 4),
-                                         marks={k: f"{10.0 ** k:g}" for k in range(-3, 4)},
-                                         allow_direct_input=False, updatemode="mouseup"), err("tau")),
-        control(P, sp["p"], number_input(P, sp["p"], v["p"]), err("p")),
+        control(P, sp["clip"], dcc.Dropdown(id=f"{P}-clip", options=list(sp["clip"].options),
+                                            value=v["clip"], clearable=False), err("clip")),
+        *[control(P, sp[k], _param_control(k, v[k]), err(k)) for k in RULE_PARAMS],
     ]
     return html.Div(className="page", children=[
         html.H2("Error surface and gradient descent, with and without clipping"),
