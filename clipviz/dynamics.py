@@ -10,6 +10,7 @@ with sigma in {"sigmoid", "tanh"}, and the n-unit network of equation (2),
 
 Public API (names used by notebooks, the CLI and the web app):
 
+* :func:`map_values` -- F itself at given states.
 * :func:`fixed_points` -- every fixed point of F, its slope F'(x*) and stability.
 * :func:`fold_points`, :func:`period_doubling_points` -- special points at a given w.
 * :func:`bifurcation_diagram` -- Figure 4 by pseudo-arclength continuation:
@@ -43,11 +44,12 @@ import numpy as np
 from . import _validate as v
 from .config import ACTIVATIONS, SETTINGS
 from .kernels import dynamics as k
+from .kernels.activations import CODES, SIGMOID, act_d2, dmax, sigma_array
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FixedPoint", "fixed_points", "fold_points", "period_doubling_points",
+    "map_values", "FixedPoint", "fixed_points", "fold_points", "period_doubling_points",
     "Branch", "SpecialPoint", "BifurcationDiagram", "bifurcation_diagram",
     "OrbitDiagram", "orbit_diagram", "basins", "Attractors", "attractors",
     "Sensitivity", "sensitivity", "SensitivityGrid", "sensitivity_grid",
@@ -56,7 +58,6 @@ __all__ = [
 ]
 
 N_UNIT_ACTIVATIONS = ("identity", "tanh", "sigmoid")
-_NU_CODE = {"sigmoid": k.SIGMOID, "tanh": k.TANH, "identity": k.IDENTITY}
 
 
 # ---------------------------------------------------------------------------
@@ -65,7 +66,7 @@ _NU_CODE = {"sigmoid": k.SIGMOID, "tanh": k.TANH, "identity": k.IDENTITY}
 
 
 def _act(activation) -> int:
-    return ACTIVATIONS.index(v.choice("activation", activation, ACTIVATIONS))
+    return CODES[v.choice("activation", activation, ACTIVATIONS)]
 
 
 def _param(name: str, value) -> float:
@@ -91,20 +92,28 @@ def _work(points: int, steps: int) -> None:
                          "use a smaller grid or fewer steps")
 
 
-def _sigma_np(x: np.ndarray, act: int) -> np.ndarray:
-    if act == k.SIGMOID:
-        return 0.5 * (1.0 + np.tanh(0.5 * x))
-    return np.tanh(x)
+def _sigma_values(x: np.ndarray, act: int) -> np.ndarray:
+    out = np.empty_like(x)
+    sigma_array(x, act, out)
+    return out
 
 
 def _dsigma(x: float, act: int) -> float:
-    _s, d1, _d2 = k.act_d2(float(x), act)
+    _s, d1, _d2 = act_d2(float(x), act)
     return d1
 
 
 def _F(x: float, w: float, b: float, act: int) -> float:
-    s, _d1, _d2 = k.act_d2(float(x), act)
+    s, _d1, _d2 = act_d2(float(x), act)
     return w * s + b
+
+
+def map_values(w: float, b: float, xs, activation: str = "sigmoid") -> np.ndarray:
+    """F(x) = w sigma(x) + b, the one-unit map of equation (14) without input, at every x in ``xs``."""
+    w = _param("w", w)
+    b = _param("b", b)
+    xs = v.finite_array("xs", xs, SETTINGS.max_grid)
+    return w * _sigma_values(xs, _act(activation)) + b
 
 
 # ---------------------------------------------------------------------------
@@ -143,8 +152,7 @@ def fixed_points(w: float, b: float, activation: str = "sigmoid") -> list[FixedP
 
 def _special_points(w: float, act: int, m: float) -> list[tuple[float, float]]:
     target = m / w if w != 0.0 else 0.0
-    dm = 0.25 if act == k.SIGMOID else 1.0
-    if not 0.0 < target < dm:
+    if not 0.0 < target < dmax(act):
         return []
     c = k.sigma_prime_inverse(target, act)
     pts = []
@@ -375,7 +383,7 @@ def bifurcation_diagram(w: float, b_min: float, b_max: float,
         raise ValueError(f"b_min must be smaller than b_max, got {b_min:g} >= {b_max:g}")
     act = _act(activation)
     span = b_max - b_min
-    x_span = span + abs(w) * (1.0 if act == k.SIGMOID else 2.0)
+    x_span = span + abs(w) * (1.0 if act == SIGMOID else 2.0)
     ds_max = SETTINGS.dyn_ds_fraction * math.hypot(span, x_span)
 
     # entry points on the window's edges, each piece traced once
@@ -623,7 +631,7 @@ def vector_field(w: float, bs, xs, activation: str = "sigmoid") -> VectorField:
     bs = _params_array("bs", bs, SETTINGS.max_grid)
     xs = _params_array("xs", xs, SETTINGS.max_grid)
     act = _act(activation)
-    dx = w * _sigma_np(xs, act)[:, None] + bs[None, :] - xs[:, None]
+    dx = w * _sigma_values(xs, act)[:, None] + bs[None, :] - xs[:, None]
     return VectorField(w, bs, xs, dx)
 
 
@@ -762,7 +770,7 @@ def jacobian_norms(*, n: int = 50, rho: float = 1.2, steps: int = 200,
     if float(n) ** 3 * steps > SETTINGS.dyn_max_unit_work:
         raise ValueError(f"n^3 x steps = {float(n) ** 3 * steps:.3g} exceeds the limit "
                          f"{SETTINGS.dyn_max_unit_work:.3g}; use fewer units or steps")
-    act = _NU_CODE[v.choice("activation", activation, N_UNIT_ACTIVATIONS)]
+    act = CODES[v.choice("activation", activation, N_UNIT_ACTIVATIONS)]
     n_in = v.integer("n_in", n_in, 1, SETTINGS.dyn_max_units)
     input_scale = v.finite("input_scale", input_scale)
     x0_scale = v.finite("x0_scale", x0_scale)
@@ -787,7 +795,7 @@ def jacobian_norms(*, n: int = 50, rho: float = 1.2, steps: int = 200,
     lognorm, logdelta = k.jacobian_products(W, D, e, norm == "spectral")
     ls = np.arange(steps + 1)
     return JacobianNorms(ls, lognorm, ls * math.log(rho), logdelta, rho, activation, norm,
-                         W, 4.0 if act == k.SIGMOID else 1.0)
+                         W, 1.0 / dmax(act))
 
 
 # ---------------------------------------------------------------------------
