@@ -39,6 +39,7 @@ from .. import _validate as v
 from .. import config
 from ..clipping import RULES, check_rule
 from ..config import SETTINGS
+from ..paper import THRESHOLD_MUSIC, THRESHOLDS_CHARACTERS
 from .model import ACTIVATIONS, DTYPES, INITS, PARAMETRISATIONS
 from .tasks import MIN_TEMPORAL_LENGTH
 
@@ -56,9 +57,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the paper's models (section 4), with run lengths a laptop finishes
     "temporal_order": {},  # SETTINGS defaults: 50 tanh units, length 20, momentum .9
     "music": dict(activation="tanh", hidden=100, bias=True, lr=0.001, momentum=0.0,
-                  threshold=120.0, batch_size=1, seq_len=100),  # section 4.1
+                  threshold=THRESHOLD_MUSIC, batch_size=1, seq_len=100),  # section 4.1
     "characters": dict(activation="sigmoid", hidden=500, bias=False, lr=0.05, momentum=0.0,
-                       threshold=45.0, batch_size=32, seq_len=180),  # section 4.2 (PTB threshold)
+                       threshold=THRESHOLDS_CHARACTERS["ptb"], batch_size=32,
+                       seq_len=180),  # section 4.2
 }
 """Per-task settings of the paper, applied by :meth:`TrainConfig.for_task`."""
 
