@@ -35,7 +35,7 @@ from ..clipping import RULES, check_rule
 from ..config import SETTINGS
 from ..paper import THRESHOLD_MUSIC, THRESHOLDS_CHARACTERS
 from .model import ACTIVATIONS, DTYPES, INITS, PARAMETRISATIONS
-from .record import EVENT_KEYS, RunRecord, code_version
+from .record import EVENT_KEYS, RunRecord, code_version  # noqa: F401 (code_version: public)
 from .runner import run
 from .tasks import MIN_TEMPORAL_LENGTH
 
