@@ -84,7 +84,7 @@ __all__ = [
 def warm_up() -> None:
     """Compile (or load from Numba's cache) every dynamics kernel on tiny inputs.
 
-    Without a cache the first calls compile for several seconds each; call
+    Without a cache the first call of each kernel compiles it; call
     this at build or start-up time (e.g. in a Docker build step or a worker's
     start hook) so that no user request pays for it.
     """

@@ -160,7 +160,7 @@ def thin_steps(points: np.ndarray, window: tuple[float, float, float, float],
     then within ``tol`` of a kept one, and every point of the line through all the steps lies
     within ``tol`` of the line through the kept ones (the steps skipped after a kept step lie in a
     box of that size around it).  A converging descent piles up dozens of markers on one pixel,
-    and SVG markers cost the browser about 50 µs each to redraw.
+    and the browser redraws every SVG marker, seen or not.
     """
     pts = np.asarray(points, dtype=float)
     n = pts.shape[0]
@@ -241,7 +241,7 @@ FIRED_SIZE, FIRED_RING = 9, 2.5
 
 #: The web page's path layer marks the steps with SVG ``<marker>`` elements that the browser draws
 #: at every vertex of a trace's line (the CSS ``marker`` property), not with Plotly markers (one SVG
-#: element each, styled one by one: ~50 µs per step on every redraw).  Trace uid -> the marker:
+#: element each, styled one by one, on every redraw).  Trace uid -> the marker:
 #: a dot (radius, colour) or a ring (radius, colour, line width).  The web app puts these into the
 #: page (``clipviz.web.app.step_marker_html``).
 STEP_MARKERS = {
@@ -339,7 +339,7 @@ def surface_layout(grid: SurfaceGrid, uirevision: str, titles: bool = False, chr
     draws those on the frame layer (:func:`frame_dict`), which is redrawn only when the window
     or the colour range changes, and the title as text.  ``titles=False``: the MathJax axis
     titles are left to the title layer (:func:`titles_dict`), drawn once: typesetting them again
-    on every redraw cost about 40 ms in Chromium.
+    on every redraw is slow.
     """
     layout = dict(
         template=TEMPLATE, font=FONT, uirevision=uirevision, height=HEIGHT, margin=MARGIN,
@@ -371,8 +371,8 @@ def frame_dict(grid: SurfaceGrid, log_colour: bool = True,
         **_axes(grid.window, True))}
 
 
-#: the legend of the page's path layer, drawn once on the title layer (a legend costs the browser
-#: about 7 ms on every redraw): the key of the symbols; the exact clipping rule and τ are in the
+#: the legend of the page's path layer, drawn once on the title layer (the browser would draw a
+#: legend again on every redraw): the key of the symbols; the exact clipping rule and τ are in the
 #: controls and in the side figure's legend
 LEGEND = dict(orientation="h", x=0, y=-0.1, yanchor="top", bgcolor="rgba(0,0,0,0)")
 LEGEND_KEY = (
@@ -486,7 +486,7 @@ def _diag_axes() -> dict:
 
 def diagnostics_titles_dict() -> dict:
     """The side figure's title layer: its MathJax axis titles over the same plot areas, no data;
-    the web page draws it once (typesetting them on every redraw of the side figure cost ~35 ms)."""
+    the web page draws it once (instead of typesetting them on every redraw of the side figure)."""
     axes = _diag_axes()
     for name, ax in axes.items():
         ax.update(showticklabels=False, ticks="", showline=False, showgrid=False, zeroline=False)

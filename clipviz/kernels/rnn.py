@@ -269,15 +269,15 @@ def rnn_window(W, U, b, V, c, act, out_kind, paper, s0, X, tgt_idx, tgt_bin, wts
             for j in range(H):
                 Hs[i, j] = s0[i, j]
     # input projections for all steps at once: Z = X U^T (one (T*B)-row GEMM)
-    Ut = U.T.copy()  # contiguous copies: OpenBLAS is up to 2x slower on transposed operands
+    Ut = U.T.copy()  # contiguous copies: OpenBLAS is slower on transposed operands
     Wt = W.T.copy()
     np.dot(X, Ut, Z)
     rec = np.empty((B, H), dtype=W.dtype)
     recT = np.empty((H, B), dtype=W.dtype)
     fast = act == TANH and W.itemsize == 4  # float32
-    # OpenBLAS (0.3.30, single thread, AVX-512) multiplies a (B, H) block by an (H, H) matrix
-    # about 30 % faster as W (B rows)^T, i.e. with the (H, B) product, once H is a few hundred
-    # (H=500, B=32: 200 vs 290 us); for small H the direct product is faster.
+    # OpenBLAS (single thread, AVX-512) multiplies a (B, H) block by an (H, H) matrix faster
+    # as W (B rows)^T, i.e. with the (H, B) product, once H is a few hundred; for small H the
+    # direct product is faster.
     transposed = H >= _TRANSPOSED_MIN_H and B >= 4
     # only the genuinely sequential product W a_{t-1} stays in the time loop
     for t in range(T):
@@ -304,8 +304,8 @@ def rnn_window(W, U, b, V, c, act, out_kind, paper, s0, X, tgt_idx, tgt_bin, wts
     if not want_grad:
         return total, wsum, correct
     # output layer gradients
-    # gV = dY^T Ha, computed as its transpose Ha^T dY: OpenBLAS takes the latter about 30 %
-    # faster when H is a few hundred (H=500, O=50: 4 vs 6 ms)
+    # gV = dY^T Ha, computed as its transpose Ha^T dY: OpenBLAS takes the latter faster when
+    # H is a few hundred
     gVT = np.empty((H, O), dtype=W.dtype)
     np.dot(Ha.T, dY, gVT)
     _transpose_into(gVT, gV)

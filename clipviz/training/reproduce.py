@@ -3,10 +3,10 @@
 Runs plain BPTT (``clip="none"``) and gradient rescaling (Algorithm 1,
 ``clip="norm"``) over several seeds with the paper's models (section 4) and
 prints the results next to the paper's.  ``--scale paper`` uses the paper's
-sizes (days of CPU); ``--scale small`` keeps the models and learning rules
+sizes and run lengths; ``--scale small`` keeps the models and learning rules
 but shortens training (and uses small batches for the temporal-order task)
-so it finishes in minutes on a 2-core laptop; its numbers are therefore not
-expected to match the paper's.
+so that a laptop finishes it; its numbers are therefore not expected to
+match the paper's.
 """
 
 from __future__ import annotations
