@@ -53,11 +53,11 @@ class Settings:
     cancel_poll_s: float = 0.1  # how often a running job checks its cancel flag (cancel < 1 s)
     local_workers: int = 2  # concurrent runs of the embedded (no-service) job layer
     worker_blas_threads: int = 1  # BLAS threads per training job: parallelism comes from workers;
-    # OpenBLAS's own threads made a 50-unit run 4-15x slower on a busy 2-core machine
+    # OpenBLAS's own threads slow the small matrices of a training run down on a busy machine
     max_sweep_runs: int = 500  # largest sweep one request may fan out (at most max_active_runs)
     max_active_runs: int = 500  # queued + running runs at once, all clients together: more waits
     max_metric_rows: int = 20_000  # telemetry rows kept per run: beyond, one per block of updates
-    # (its largest ||g||) plus the evaluations; a 200k-update run once stored 20 MB and its GET took 3 s
+    # (its largest ||g||) plus the evaluations, so a long run's telemetry stays small to store and serve
     max_label_chars: int = 200  # a run's label (the training page's table shows it)
 
     # --- training engine (clipviz.training; issue 5) ---------------------------
@@ -71,11 +71,11 @@ class Settings:
     train_threshold: float = 1.0  # tau of Algorithm 1 for the temporal-order task (music: 120)
     train_batch: int = 20  # sequences per update (the paper: 1000 for temporal order)
     train_seq_len: int = 20  # temporal-order length / window (music 100, characters 180)
-    train_max_updates: int = 3000  # seconds on a laptop; BPTT vs clipping differ clearly by then
+    train_max_updates: int = 3000  # a short run; BPTT vs clipping differ clearly by then
     train_eval_every: int = 100  # K: rho(W_rec) and the validation metric every K updates
     train_seed: int = 0  # seed of initialisation and data order
     train_init: str = "default"  # sigmoid N(0, .01^2), tanh N(0, .1^2); or "smart_tanh"
-    train_dtype: str = "float64"  # float32 is about twice as fast on large models
+    train_dtype: str = "float64"  # float32 is faster on large models
     temporal_order_valid: int = 1000  # fresh sequences per check: the paper's 1000-in-a-row criterion
     max_hidden: int = 2000  # largest hidden layer accepted
     max_batch: int = 4096  # largest mini-batch accepted
@@ -93,7 +93,7 @@ class Settings:
     cache_max_bytes: int = 2 << 30  # the disk cache evicts the least recently stored beyond this
     max_request_bytes: int = 1 << 20  # a request body; the app's own requests are a few KB
     web_max_view_work: int = 1024 * 1024 * 64  # res² x T of one surface view (res 1024 at T 64,
-    # 512 at T 256); res 1024 at T 500 took most of a second and 8 such clients starved /health
+    # 512 at T 256); larger views kept a server busy long enough that a few clients starved /health
     owner_cookie_days: int = 365  # how long a browser keeps the session cookie that owns its runs
     web_heavy_slots: int = 1  # surface computations at once per web process: the kernels use
     # every core already, and the other threads stay free for cheap requests (/health, paths)
@@ -113,7 +113,7 @@ class Settings:
     dyn_max_branch_points: int = 100_000  # continuation buffer per branch
     dyn_ds_fraction: float = 0.005  # largest arclength step, as a fraction of the window diagonal
     dyn_max_turn: float = 0.05  # radians the branch tangent may turn per step (plot smoothness)
-    dyn_max_work: int = 4_000_000_000  # grid points x steps per basins/sensitivity/orbit call (~seconds)
+    dyn_max_work: int = 4_000_000_000  # grid points x steps per basins/sensitivity/orbit call
     dyn_max_sensitivity_points: int = 1 << 20  # b values accepted by the 1-D sensitivity
     dyn_max_units: int = 500  # n-unit model: largest n accepted
     dyn_max_unit_work: float = 2e10  # n^3 x steps cap for jacobian_norms (matrix products + SVDs)

@@ -18,6 +18,7 @@ from . import _validate as v
 from . import clipping
 from .config import ACTIVATIONS, SETTINGS
 from .kernels import one_unit as k
+from .kernels.activations import CODES
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ __all__ = [
 def _common(steps, x0, activation, target=None):
     steps = v.integer("steps", steps, 1, SETTINGS.max_steps)
     x0 = v.finite("x0", x0)
-    act = ACTIVATIONS.index(v.choice("activation", activation, ACTIVATIONS))
+    act = CODES[v.choice("activation", activation, ACTIVATIONS)]
     if target is None:
         return steps, x0, act
     return steps, x0, act, v.finite("target", target)

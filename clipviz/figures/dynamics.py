@@ -14,10 +14,6 @@ UNSTABLE = "#d62728"
 P2 = "#2ca02c"
 
 
-def _sigma(x: np.ndarray, activation: str) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x)) if activation == "sigmoid" else np.tanh(x)
-
-
 def _log10_abs(a: np.ndarray) -> np.ndarray:
     """log10 |a| with exact zeros as NaN (a gap) and overflow (inf) kept as +inf -> NaN-free cap."""
     with np.errstate(divide="ignore"):
@@ -133,7 +129,7 @@ def cobweb_figure(w: float, b: float, x0: float, activation: str, steps: int = 4
     xs_fp = [p.x for p in pts]
     x = [x0]
     for _ in range(steps):
-        x.append(float(w * _sigma(np.array(x[-1]), activation) + b))
+        x.append(float(dyn.map_values(w, b, [x[-1]], activation)[0]))
     lo = min(min(x), *xs_fp, x0) - 1.0
     hi = max(max(x), *xs_fp, x0) + 1.0
     grid = np.linspace(lo, hi, 300)
@@ -144,7 +140,7 @@ def cobweb_figure(w: float, b: float, x0: float, activation: str, steps: int = 4
     traces = [
         dict(type="scatter", mode="lines", x=grid.tolist(), y=grid.tolist(), name="x = y",
              line=dict(color="grey", dash="dot", width=1)),
-        dict(type="scatter", mode="lines", x=grid.tolist(), y=(w * _sigma(grid, activation) + b).tolist(),
+        dict(type="scatter", mode="lines", x=grid.tolist(), y=dyn.map_values(w, b, grid, activation).tolist(),
              name="F(x)", line=dict(color="black", width=2)),
         dict(type="scatter", mode="lines", x=cx, y=cy, name=f"cobweb from x₀={x0:g}",
              line=dict(color=FIRED, width=1.2)),
@@ -311,7 +307,7 @@ def cobweb_csv(w: float, b: float, x0: float, activation: str, steps: int = 40) 
     """The iteration behind the cobweb: t, x_t."""
     x = [x0]
     for _ in range(steps):
-        x.append(float(w * _sigma(np.array(x[-1]), activation) + b))
+        x.append(float(dyn.map_values(w, b, [x[-1]], activation)[0]))
     return csv_text(["t", "x_t"], [np.arange(len(x)), np.array(x)])
 
 

@@ -164,7 +164,7 @@ def thin_steps(points: np.ndarray, window: tuple[float, float, float, float],
     then within ``tol`` of a kept one, and every point of the line through all the steps lies
     within ``tol`` of the line through the kept ones (the steps skipped after a kept step lie in a
     box of that size around it).  A converging descent piles up dozens of markers on one pixel,
-    and SVG markers cost the browser about 50 µs each to redraw.
+    and the browser redraws every SVG marker, seen or not.
     """
     pts = np.asarray(points, dtype=float)
     n = pts.shape[0]
@@ -298,7 +298,7 @@ def surface_layout(grid: SurfaceGrid, uirevision: str, titles: bool = False, chr
     draws those on the frame layer (:func:`frame_dict`), which is redrawn only when the window
     or the colour range changes, and the title as text.  ``titles=False``: the MathJax axis
     titles are left to the title layer (:func:`titles_dict`), drawn once: typesetting them again
-    on every redraw cost about 40 ms in Chromium.
+    on every redraw is slow.
     """
     layout = dict(
         template=TEMPLATE, font=FONT, uirevision=uirevision, height=HEIGHT, margin=MARGIN,
@@ -330,8 +330,8 @@ def frame_dict(grid: SurfaceGrid, log_colour: bool = True,
         **_axes(grid.window, True))}
 
 
-#: the legend of the page's path layer, drawn once on the title layer (a legend costs the browser
-#: about 7 ms on every redraw): the key of the symbols; the exact clipping rule and τ are in the
+#: the legend of the page's path layer, drawn once on the title layer (the browser would draw a
+#: legend again on every redraw): the key of the symbols; the exact clipping rule and τ are in the
 #: controls and in the side figure's legend
 LEGEND = dict(orientation="h", x=0, y=-0.1, yanchor="top", bgcolor="rgba(0,0,0,0)")
 LEGEND_KEY = (
@@ -440,7 +440,7 @@ def _diag_axes() -> dict:
 
 def diagnostics_titles_dict(tick_depth: Mapping[str, float] | None = None) -> dict:
     """The side figure's title layer: its MathJax axis titles over the same plot areas, no data;
-    the web page draws it once (typesetting them on every redraw of the side figure cost ~35 ms).
+    the web page draws it once (instead of typesetting them on every redraw of the side figure).
 
     ``tick_depth``: as for :func:`titles_dict`, the room the side figure's tick labels take.
     """

@@ -15,10 +15,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .. import clipping
+from .. import paper as pp
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
-PAPER_FIG7 = "Figure 7: rate of success on the temporal order task against sequence length"
+PAPER_FIG7 = pp.FIGURE7
 
 
 @dataclass(frozen=True)
@@ -114,13 +115,12 @@ def progress_text(done: int, total: int | None, started: float | None, now: floa
     return f"{done} / {total} updates · {rate:,.0f} updates/s · {eta} left"
 
 
-# The paper's test-set numbers (Tables 1 and 2): data set -> (task, metric, BPTT, rescaling).
+# The paper's test-set means (Tables 1 and 2): data set -> (task, metric, BPTT, rescaling).
 PAPER_TABLES: dict[str, tuple[str, str, float, float]] = {
-    "piano": ("music", "NLL per time step (Table 1)", 7.79, 7.77),
-    "nottingham": ("music", "NLL per time step (Table 1)", 4.57, 4.05),
-    "musedata": ("music", "NLL per time step (Table 1)", 8.00, 7.24),
-    "text8": ("characters", "bits per character (Table 2)", 1.82, 1.80),
-    "ptb": ("characters", "bits per character (Table 2)", 2.24, 1.44),
+    ds: (task, f"{metric} ({name})", cell["test"][0][0], cell["test"][1][0])
+    for task, metric, name, table in (("music", pp.TABLE1_METRIC, "Table 1", pp.TABLE1),
+                                      ("characters", pp.TABLE2_METRIC, "Table 2", pp.TABLE2))
+    for ds, cell in table.items()
 }
 
 

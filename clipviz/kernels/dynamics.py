@@ -19,11 +19,16 @@ difference is evaluated without cancellation:
     sigmoid: sigma[p, q] = sigma(-p) sigma(q) (1 - exp(-h)) / h,   h = q - p
     tanh:    sigma[p, q] = sinh(h) / (h cosh p cosh q)
 
-Activation codes: 0 = logistic sigmoid, 1 = tanh (as in
-:mod:`clipviz.kernels.one_unit`); the n-unit kernels add 2 = identity.
+Activation codes: those of :mod:`clipviz.kernels.activations` (0 = logistic
+sigmoid, 1 = tanh; the n-unit kernels add 2 = identity).
 
 Grid kernels are parallel over rows and keep the row's independent points in
-the innermost loop, which vectorises (``fastmath.fexp``, error_model="numpy").
+the innermost loop.  Two things keep a loop from vectorising in Numba: a libm
+call (``math.exp``), and Numba's ZeroDivisionError check on every float
+division (error_model="python", the default).  The grid kernels use
+error_model="numpy" (no division there can be by zero: the divisors are
+1 + exp(.) >= 1) and the activations of :mod:`clipviz.kernels.activations`
+(arithmetic only), so their loops compile to AVX2/AVX-512 code.
 """
 
 from __future__ import annotations
@@ -33,20 +38,22 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .fastmath import fexp
-from .one_unit import SIGMOID, TANH, act_d2
-
-IDENTITY = 2
+from .activations import (
+    IDENTITY,
+    SIGMOID,
+    act_d2,
+    dmax,
+    sigma_direct,
+    sigmoid_d2,
+    sigmoid_direct,
+    sigmoid_libm,
+    tanh,
+    tanh_d2,
+)
 
 # ---------------------------------------------------------------------------
 # scalar helpers
 # ---------------------------------------------------------------------------
-
-
-@njit(inline="always", cache=True)
-def dmax(act: int) -> float:
-    """max sigma' (at x = 0): 1/4 for the sigmoid, 1 for tanh."""
-    return 0.25 if act == SIGMOID else 1.0
 
 
 @njit(cache=True)
@@ -214,8 +221,8 @@ def divided_difference(p: float, q: float, act: int) -> float:
     """sigma[p, q] = (sigma(q) - sigma(p)) / (q - p), sigma'(p) when q = p, without cancellation."""
     h = q - p
     if act == SIGMOID:
-        sp = 1.0 / (1.0 + math.exp(p)) if p > -700.0 else 1.0  # sigma(-p)
-        sq = 1.0 / (1.0 + math.exp(-q)) if q > -700.0 else 0.0
+        sp = sigmoid_libm(-p) if p > -700.0 else 1.0  # sigma(-p)
+        sq = sigmoid_libm(q) if q > -700.0 else 0.0
         if abs(h) < 1e-8:
             phi = 1.0 - 0.5 * h
         elif h > -700.0:
@@ -462,51 +469,6 @@ def attractors(w: float, bs: np.ndarray, act: int, att_x: np.ndarray,
                 att_lab[j, 1] = 0
 
 
-# Vectorisable exp.  Two things keep a loop calling exp from vectorising in
-# Numba: a libm call, and Numba's ZeroDivisionError check on every float
-# division (error_model="python", the default).  The hot kernels below use
-# error_model="numpy" (no division here can be by zero: the divisors are
-# 1 + exp(.) >= 1) and fastmath.fexp (arithmetic only), so the loops compile
-# to AVX2/AVX-512 code.
-vexp = fexp  # the name the tests of this module use
-
-
-@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + vexp(-x))  # no cancellation; vexp clamps, so no overflow
-
-
-@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
-def _tanh(x: float) -> float:
-    e = vexp(-2.0 * abs(x))
-    t = (1.0 - e) / (1.0 + e)
-    return t if x >= 0.0 else -t
-
-
-@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
-def _sig(x: float, act: int) -> float:
-    if act == SIGMOID:
-        return _sigmoid(x)
-    return _tanh(x)
-
-
-@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
-def _sigmoid_d1(x: float):
-    """sigma and sigma' = e/(1+e)^2 with e = exp(-|x|) (accurate where saturated)."""
-    e = vexp(-abs(x))
-    inv = 1.0 / (1.0 + e)
-    s = inv if x >= 0.0 else e * inv
-    return s, e * inv * inv
-
-
-@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
-def _tanh_d1(x: float):
-    e = vexp(-2.0 * abs(x))
-    inv = 1.0 / (1.0 + e)
-    t = (1.0 - e) * inv
-    return (t if x >= 0.0 else -t), 4.0 * e * inv * inv
-
-
 BLOCK = 16  # steps between checks for bitwise-converged points in basins_grid
 
 
@@ -514,14 +476,14 @@ BLOCK = 16  # steps between checks for bitwise-converged points in basins_grid
 def _steps_sigmoid(xa: np.ndarray, ba: np.ndarray, na: int, w: float, nsteps: int) -> None:
     for _ in range(nsteps):
         for a in range(na):
-            xa[a] = w * _sigmoid(xa[a]) + ba[a]
+            xa[a] = w * sigmoid_direct(xa[a]) + ba[a]
 
 
 @njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
 def _steps_tanh(xa: np.ndarray, ba: np.ndarray, na: int, w: float, nsteps: int) -> None:
     for _ in range(nsteps):
         for a in range(na):
-            xa[a] = w * _tanh(xa[a]) + ba[a]
+            xa[a] = w * tanh(xa[a]) + ba[a]
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath={"contract"}, error_model="numpy")
@@ -565,8 +527,8 @@ def basins_grid(w: float, bs: np.ndarray, x0s: np.ndarray, steps: int, act: int,
             m = 0
             for a in range(na):  # the block's last two steps, retiring exact period <= 2
                 x0 = xa[a]
-                y1 = w * _sig(x0, act) + ba[a]
-                y2 = w * _sig(y1, act) + ba[a]
+                y1 = w * sigma_direct(x0, act) + ba[a]
+                y2 = w * sigma_direct(y1, act) + ba[a]
                 if y2 == x0:
                     xf[ia[a]] = x0 if left % 2 == 0 else y1
                 else:
@@ -609,7 +571,7 @@ def orbits(w: float, bs: np.ndarray, x0s: np.ndarray, transient: int, keep: int,
             _steps_tanh(x, bs, nb, w, transient)
         for t in range(keep):
             for j in range(nb):
-                x[j] = w * _sig(x[j], act) + bs[j]
+                x[j] = w * sigma_direct(x[j], act) + bs[j]
                 out[i, j, t] = x[j]
 
 
@@ -629,7 +591,7 @@ def sensitivity_grid(w: float, bs: np.ndarray, x0s: np.ndarray, steps: int, act:
         if act == SIGMOID:
             for _ in range(steps):
                 for j in range(nb):
-                    s, d1 = _sigmoid_d1(x[j])
+                    s, d1, _d2 = sigmoid_d2(x[j])
                     wd = w * d1
                     gb[j] = 1.0 + wd * gb[j]
                     g0[j] = wd * g0[j]
@@ -637,7 +599,7 @@ def sensitivity_grid(w: float, bs: np.ndarray, x0s: np.ndarray, steps: int, act:
         else:
             for _ in range(steps):
                 for j in range(nb):
-                    s, d1 = _tanh_d1(x[j])
+                    s, d1, _d2 = tanh_d2(x[j])
                     wd = w * d1
                     gb[j] = 1.0 + wd * gb[j]
                     g0[j] = wd * g0[j]
@@ -775,25 +737,3 @@ def jacobian_products(W: np.ndarray, D: np.ndarray, e: np.ndarray, spectral: boo
         g = math.sqrt(np.sum(d * d))
         logdelta[l] = (math.log(g) + dscale) if g > 0.0 else -np.inf
     return lognorm, logdelta
-
-
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def vexp_array(z: np.ndarray, out: np.ndarray) -> None:
-    """out[i] = vexp(z[i]) (for tests of the vectorised exp)."""
-    for i in range(z.shape[0]):
-        out[i] = vexp(z[i])
-
-
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def act_array(x: np.ndarray, act: int, s: np.ndarray, d1: np.ndarray) -> None:
-    """sigma and sigma' of the grid kernels at every x (for tests)."""
-    for i in range(x.shape[0]):
-        if act == SIGMOID:
-            a, b = _sigmoid_d1(x[i])
-            s[i] = _sigmoid(x[i])
-        else:
-            a, b = _tanh_d1(x[i])
-            s[i] = _tanh(x[i])
-        d1[i] = b
-        if a != s[i] and abs(a - s[i]) > 4e-16:
-            s[i] = np.nan  # the two sigma formulas must agree

@@ -2,10 +2,18 @@
 
 The llvmlite wheels on PyPI ship no SVML, so ``math.exp`` inside an ``@njit``
 loop becomes a scalar libm call and stops LLVM from vectorising the loop.  The
-functions here are made of arithmetic only (a Cody–Waite range reduction, a
-64-entry table of 2**(j/64), a degree-5 polynomial and an exponent built by
-bit-casting an integer), so a
-loop that calls them vectorises with AVX2/AVX-512.
+functions here are made of arithmetic only, so a loop that calls them
+vectorises with AVX2/AVX-512:
+
+* :func:`fexp` -- exp in float64 (a Cody–Waite range reduction, a 64-entry
+  table of 2**(j/64), a degree-5 polynomial and an exponent built by
+  bit-casting an integer); :func:`fexp_f32` its float32 counterpart;
+* :func:`log1p_unit`, :func:`log1p_unit_f32` -- log(1 + e) for e in [0, 1]
+  (the binary cross-entropy of sigmoid outputs);
+* :func:`tanh_f32` -- tanh in float32 arithmetic.
+
+The activations built on them (sigmoid, tanh and their derivatives) are in
+:mod:`clipviz.kernels.activations`.
 
 Accuracy: ``fexp`` is within about 2 ulp of the correctly rounded exp over
 [-708, 708] (checked in ``tests/test_fastmath.py`` against NumPy); arguments
@@ -82,37 +90,6 @@ def fexp(z: float) -> float:
     return p * _TABLE[k & np.int64(63)] * scale
 
 
-@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
-def sigmoid_d2(x: float):
-    """Logistic sigmoid and its first two derivatives, without cancellation.
-
-    Uses e = exp(-|x|) so nothing overflows: sigma = 1/(1+e) for x >= 0 and
-    e/(1+e) for x < 0; sigma' = e/(1+e)^2; sigma'' = sigma'(1 - 2 sigma).
-    """
-    e = fexp(-abs(x))
-    inv = 1.0 / (1.0 + e)
-    s = inv if x >= 0.0 else e * inv
-    d1 = e * inv * inv
-    d2 = d1 * (1.0 - 2.0 * s)
-    return s, d1, d2
-
-
-@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
-def tanh_d2(x: float):
-    """tanh and its first two derivatives.
-
-    t = sign(x) (1 - e)/(1 + e) with e = exp(-2|x|); tanh' = 4e/(1+e)^2 (no
-    cancellation as |x| grows); tanh'' = -2 t tanh'.
-    """
-    e = fexp(-2.0 * abs(x))
-    inv = 1.0 / (1.0 + e)
-    a = (1.0 - e) * inv
-    t = a if x >= 0.0 else -a
-    d1 = 4.0 * e * inv * inv
-    d2 = -2.0 * t * d1
-    return t, d1, d2
-
-
 @intrinsic
 def _bits_to_float32(typingctx, bits):
     """Reinterpret the 32 bits of an int32 as a float32 (no conversion)."""
@@ -157,3 +134,86 @@ def fexp_f32(z):
     p = p * r2 + r + _E32_ONE
     scale = _bits_to_float32((np.int32(kf) + np.int32(127)) << np.int32(23))
     return p * scale
+
+
+# log(1+e) = 2 atanh(s) = 2 sum_k s^(2k+1)/(2k+1) with s = e/(2+e) <= 1/3; 19 terms leave
+# a truncation below (1/9)^19 / 39 ~ 3e-20 relative.  Written out so the loop that calls it
+# vectorises.
+@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
+def log1p_unit(e: float) -> float:
+    """log(1 + e) for e in [0, 1] by arithmetic only (vectorisable, ~1 ulp)."""
+    s = e / (2.0 + e)
+    s2 = s * s
+    p = 1.0 / 37.0
+    p = p * s2 + 1.0 / 35.0
+    p = p * s2 + 1.0 / 33.0
+    p = p * s2 + 1.0 / 31.0
+    p = p * s2 + 1.0 / 29.0
+    p = p * s2 + 1.0 / 27.0
+    p = p * s2 + 1.0 / 25.0
+    p = p * s2 + 1.0 / 23.0
+    p = p * s2 + 1.0 / 21.0
+    p = p * s2 + 1.0 / 19.0
+    p = p * s2 + 1.0 / 17.0
+    p = p * s2 + 1.0 / 15.0
+    p = p * s2 + 1.0 / 13.0
+    p = p * s2 + 1.0 / 11.0
+    p = p * s2 + 1.0 / 9.0
+    p = p * s2 + 1.0 / 7.0
+    p = p * s2 + 1.0 / 5.0
+    p = p * s2 + 1.0 / 3.0
+    p = p * s2 + 1.0 / 1.0
+    return 2.0 * s * p
+
+
+_H1 = np.float32(1.0)
+_H2 = np.float32(2.0)
+
+
+@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
+def log1p_unit_f32(e):
+    """log(1 + e) for a float32 e in [0, 1] in float32 arithmetic: the series of
+    :func:`log1p_unit` cut after the s^17 term (truncation < (1/9)^9 / 19 ~ 1e-10; within
+    3 float32 ulp, tests/test_fastmath.py)."""
+    s = e / (_H2 + e)
+    s2 = s * s
+    p = np.float32(1.0 / 17.0)
+    p = p * s2 + np.float32(1.0 / 15.0)
+    p = p * s2 + np.float32(1.0 / 13.0)
+    p = p * s2 + np.float32(1.0 / 11.0)
+    p = p * s2 + np.float32(1.0 / 9.0)
+    p = p * s2 + np.float32(1.0 / 7.0)
+    p = p * s2 + np.float32(1.0 / 5.0)
+    p = p * s2 + np.float32(1.0 / 3.0)
+    p = p * s2 + _H1
+    return _H2 * s * p
+
+
+# tanh in float32 arithmetic: a [13/6] rational minimax approximation on [-7.9, 7.9] (the
+# coefficients of Eigen's generic_fast_tanh_float), branch-free and without a table, so a
+# loop over it vectorises 16 lanes wide; within 6 float32 ulp of tanh, absolute error < 4e-7
+# (tests/test_rnn_bptt.py).
+_TA1, _TA3, _TA5 = _F32(4.89352455891786e-03), _F32(6.37261928875436e-04), _F32(1.48572235717979e-05)
+_TA7, _TA9 = _F32(5.12229709037114e-08), _F32(-8.60467152213735e-11)
+_TA11, _TA13 = _F32(2.00018790482477e-13), _F32(-2.76076847742355e-16)
+_TB0, _TB2 = _F32(4.89352518554385e-03), _F32(2.26843463243900e-03)
+_TB4, _TB6 = _F32(1.18534705686654e-04), _F32(1.19825839466702e-06)
+_TCLAMP = _F32(7.90531110763549805)
+
+
+@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
+def tanh_f32(x):
+    """tanh of a float32 in float32 arithmetic (vectorisable, <= 6 ulp, abs. error < 4e-7)."""
+    x = min(max(x, -_TCLAMP), _TCLAMP)
+    x2 = x * x
+    p = _TA13 * x2 + _TA11
+    p = p * x2 + _TA9
+    p = p * x2 + _TA7
+    p = p * x2 + _TA5
+    p = p * x2 + _TA3
+    p = p * x2 + _TA1
+    p = p * x
+    q = _TB6 * x2 + _TB4
+    q = q * x2 + _TB2
+    q = q * x2 + _TB0
+    return p / q

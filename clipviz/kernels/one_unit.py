@@ -17,7 +17,8 @@ s = sigma(x_T), r = s - target:
     dE/dθ      = 2 r s' x_θ
     d2E/dθdφ   = 2 s'^2 x_θ x_φ + 2 r (s'' x_θ x_φ + s' x_θφ)
 
-Activation codes: 0 = logistic sigmoid, 1 = tanh.
+Activation codes: those of :mod:`clipviz.kernels.activations` (0 = logistic
+sigmoid, 1 = tanh).
 
 Grid kernels are parallel over rows (one b per row) and keep the row's
 w values in the innermost loop, so that loop vectorises.
@@ -28,18 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .fastmath import sigmoid_d2, tanh_d2
-
-SIGMOID = 0
-TANH = 1
-
-
-@njit(inline="always", cache=True, error_model="numpy")
-def act_d2(x: float, act: int):
-    """sigma, sigma', sigma'' for activation code ``act``."""
-    if act == SIGMOID:
-        return sigmoid_d2(x)
-    return tanh_d2(x)
+from .activations import act_d2
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")

@@ -30,11 +30,12 @@ outputs, the binary cross-entropy summed over output units; both in nats.
 The objective of a window is  sum_{t,b} w_{t,b} loss_{t,b} / norm  with
 per-step weights w (0 masks padding or steps without a target).
 
-Activation codes: 0 = logistic sigmoid, 1 = tanh.
+Activation codes: those of :mod:`clipviz.kernels.activations` (0 = logistic
+sigmoid, 1 = tanh).
 
 All kernels use ``error_model="numpy"``: with Numba's default (Python)
 error model every float division carries a zero-division check that stops
-LLVM from vectorising the loop (tanh over 2.9M values: 60 ms -> 12 ms).
+LLVM from vectorising the loop.
 """
 
 from __future__ import annotations
@@ -44,77 +45,23 @@ import math
 import numpy as np
 from numba import njit
 
-from .fastmath import fexp, fexp_f32
+from .activations import (
+    SIGMOID,
+    TANH,
+    sigma,
+    sigmoid,
+    sigmoid_from_exp,
+    sigmoid_from_exp_f32,
+    sigmoid_prime_from_value,
+    tanh,
+    tanh_prime_from_value,
+)
+from .fastmath import fexp, fexp_f32, log1p_unit, log1p_unit_f32, tanh_f32
 
-SIGMOID = 0
-TANH = 1
 SOFTMAX = 0
 SIGMOIDS = 1
 
-
-@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
-def _sigma(z: float, act: int) -> float:
-    if act == SIGMOID:
-        e = fexp(-abs(z))
-        inv = 1.0 / (1.0 + e)
-        return inv if z >= 0.0 else e * inv
-    e = fexp(-2.0 * abs(z))
-    a = (1.0 - e) / (1.0 + e)
-    return a if z >= 0.0 else -a
-
-
-# log(1+e) = 2 atanh(s) = 2 sum_k s^(2k+1)/(2k+1) with s = e/(2+e) <= 1/3; 19 terms leave
-# a truncation below (1/9)^19 / 39 ~ 3e-20 relative.  Written out so the loop that calls it
-# vectorises.
-@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
-def _log1p_unit(e: float) -> float:
-    """log(1 + e) for e in [0, 1] by arithmetic only (vectorisable, ~1 ulp)."""
-    s = e / (2.0 + e)
-    s2 = s * s
-    p = 1.0 / 37.0
-    p = p * s2 + 1.0 / 35.0
-    p = p * s2 + 1.0 / 33.0
-    p = p * s2 + 1.0 / 31.0
-    p = p * s2 + 1.0 / 29.0
-    p = p * s2 + 1.0 / 27.0
-    p = p * s2 + 1.0 / 25.0
-    p = p * s2 + 1.0 / 23.0
-    p = p * s2 + 1.0 / 21.0
-    p = p * s2 + 1.0 / 19.0
-    p = p * s2 + 1.0 / 17.0
-    p = p * s2 + 1.0 / 15.0
-    p = p * s2 + 1.0 / 13.0
-    p = p * s2 + 1.0 / 11.0
-    p = p * s2 + 1.0 / 9.0
-    p = p * s2 + 1.0 / 7.0
-    p = p * s2 + 1.0 / 5.0
-    p = p * s2 + 1.0 / 3.0
-    p = p * s2 + 1.0 / 1.0
-    return 2.0 * s * p
-
-
-_H1 = np.float32(1.0)
 _H0 = np.float32(0.0)
-_H2 = np.float32(2.0)
-
-
-@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
-def _log1p_unit_f32(e):
-    """log(1 + e) for a float32 e in [0, 1] in float32 arithmetic: the series of
-    :func:`_log1p_unit` cut after the s^17 term (truncation < (1/9)^9 / 19 ~ 1e-10; within
-    3 float32 ulp, tests/test_fastmath.py)."""
-    s = e / (_H2 + e)
-    s2 = s * s
-    p = np.float32(1.0 / 17.0)
-    p = p * s2 + np.float32(1.0 / 15.0)
-    p = p * s2 + np.float32(1.0 / 13.0)
-    p = p * s2 + np.float32(1.0 / 11.0)
-    p = p * s2 + np.float32(1.0 / 9.0)
-    p = p * s2 + np.float32(1.0 / 7.0)
-    p = p * s2 + np.float32(1.0 / 5.0)
-    p = p * s2 + np.float32(1.0 / 3.0)
-    p = p * s2 + _H1
-    return _H2 * s * p
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
@@ -138,10 +85,8 @@ def _loss_rows_sigmoids_f32(Y, tgt_bin, wts, norm, dY):
             y = np.float32(Y[r, o])
             t = np.float32(tgt_bin[r, o])
             e = fexp_f32(-abs(y))
-            buf[o] = max(y, _H0) - t * y + _log1p_unit_f32(e)
-            inv = _H1 / (_H1 + e)
-            sg = inv if y >= _H0 else e * inv
-            dY[r, o] = (sg - t) * f
+            buf[o] = max(y, _H0) - t * y + log1p_unit_f32(e)
+            dY[r, o] = (sigmoid_from_exp_f32(y, e) - t) * f
         rl = 0.0
         for o in range(O):
             rl += buf[o]
@@ -155,7 +100,7 @@ def activate(Z, A, act):
     n, m = Z.shape
     for i in range(n):
         for j in range(m):
-            A[i, j] = _sigma(Z[i, j], act)
+            A[i, j] = sigma(Z[i, j], act)
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
@@ -206,46 +151,13 @@ def _loss_rows(Y, out_kind, tgt_idx, tgt_bin, wts, norm, dY):
                 y = Y[r, o]
                 t = tgt_bin[r, o]
                 e = fexp(-abs(y))
-                buf[o] = max(y, 0.0) - t * y + _log1p_unit(e)
-                inv = 1.0 / (1.0 + e)
-                sg = inv if y >= 0.0 else e * inv
-                dY[r, o] = (sg - t) * f
+                buf[o] = max(y, 0.0) - t * y + log1p_unit(e)
+                dY[r, o] = (sigmoid_from_exp(y, e) - t) * f
             rl = 0.0
             for o in range(O):
                 rl += buf[o]
             total += w * rl
     return total, wsum, correct
-
-
-# tanh in float32 arithmetic: a [13/6] rational minimax approximation on [-7.9, 7.9] (the
-# coefficients of Eigen's generic_fast_tanh_float), branch-free and without a table, so a
-# loop over it vectorises 16 lanes wide; within 6 float32 ulp of tanh, absolute error < 4e-7
-# (tests/test_rnn_bptt.py).
-_F32 = np.float32
-_TA1, _TA3, _TA5 = _F32(4.89352455891786e-03), _F32(6.37261928875436e-04), _F32(1.48572235717979e-05)
-_TA7, _TA9 = _F32(5.12229709037114e-08), _F32(-8.60467152213735e-11)
-_TA11, _TA13 = _F32(2.00018790482477e-13), _F32(-2.76076847742355e-16)
-_TB0, _TB2 = _F32(4.89352518554385e-03), _F32(2.26843463243900e-03)
-_TB4, _TB6 = _F32(1.18534705686654e-04), _F32(1.19825839466702e-06)
-_TCLAMP = _F32(7.90531110763549805)
-
-
-@njit(inline="always", cache=True, fastmath={"contract"}, error_model="numpy")
-def tanh_f32(x):
-    """tanh of a float32 in float32 arithmetic (vectorisable, <= 6 ulp, abs. error < 4e-7)."""
-    x = min(max(x, -_TCLAMP), _TCLAMP)
-    x2 = x * x
-    p = _TA13 * x2 + _TA11
-    p = p * x2 + _TA9
-    p = p * x2 + _TA7
-    p = p * x2 + _TA5
-    p = p * x2 + _TA3
-    p = p * x2 + _TA1
-    p = p * x
-    q = _TB6 * x2 + _TB4
-    q = q * x2 + _TB2
-    q = q * x2 + _TB0
-    return p / q
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
@@ -274,9 +186,7 @@ def _step_forward(Zt, rec, b, Ht, act, fast):
             for j in range(H):
                 z = zr[j] + rr[j] + b[j]
                 zr[j] = z
-                e = fexp(-2.0 * abs(z))
-                a = (1.0 - e) / (1.0 + e)
-                hr[j] = a if z >= 0.0 else -a
+                hr[j] = tanh(z)
     else:
         for i in range(B):
             zr = Zt[i]
@@ -285,9 +195,7 @@ def _step_forward(Zt, rec, b, Ht, act, fast):
             for j in range(H):
                 z = zr[j] + rr[j] + b[j]
                 zr[j] = z
-                e = fexp(-abs(z))
-                inv = 1.0 / (1.0 + e)
-                hr[j] = inv if z >= 0.0 else e * inv
+                hr[j] = sigmoid(z)
 
 
 _TRANSPOSED_MIN_H = 192
@@ -309,13 +217,11 @@ def _step_backward(dHt, back, At, DZt, act):
     if act == SIGMOID:
         for i in range(B):
             for j in range(H):
-                a = At[i, j]
-                DZt[i, j] = (dHt[i, j] + back[i, j]) * (a * (1.0 - a))
+                DZt[i, j] = (dHt[i, j] + back[i, j]) * sigmoid_prime_from_value(At[i, j])
     else:
         for i in range(B):
             for j in range(H):
-                a = At[i, j]
-                DZt[i, j] = (dHt[i, j] + back[i, j]) * (1.0 - a * a)
+                DZt[i, j] = (dHt[i, j] + back[i, j]) * tanh_prime_from_value(At[i, j])
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
@@ -357,21 +263,21 @@ def rnn_window(W, U, b, V, c, act, out_kind, paper, s0, X, tgt_idx, tgt_bin, wts
     if paper:
         for i in range(B):
             for j in range(H):
-                Hs[i, j] = _sigma(s0[i, j], act)
+                Hs[i, j] = sigma(s0[i, j], act)
     else:
         for i in range(B):
             for j in range(H):
                 Hs[i, j] = s0[i, j]
     # input projections for all steps at once: Z = X U^T (one (T*B)-row GEMM)
-    Ut = U.T.copy()  # contiguous copies: OpenBLAS is up to 2x slower on transposed operands
+    Ut = U.T.copy()  # contiguous copies: OpenBLAS is slower on transposed operands
     Wt = W.T.copy()
     np.dot(X, Ut, Z)
     rec = np.empty((B, H), dtype=W.dtype)
     recT = np.empty((H, B), dtype=W.dtype)
     fast = act == TANH and W.itemsize == 4  # float32
-    # OpenBLAS (0.3.30, single thread, AVX-512) multiplies a (B, H) block by an (H, H) matrix
-    # about 30 % faster as W (B rows)^T, i.e. with the (H, B) product, once H is a few hundred
-    # (H=500, B=32: 200 vs 290 us); for small H the direct product is faster.
+    # OpenBLAS (single thread, AVX-512) multiplies a (B, H) block by an (H, H) matrix faster
+    # as W (B rows)^T, i.e. with the (H, B) product, once H is a few hundred; for small H the
+    # direct product is faster.
     transposed = H >= _TRANSPOSED_MIN_H and B >= 4
     # only the genuinely sequential product W a_{t-1} stays in the time loop
     for t in range(T):
@@ -398,8 +304,8 @@ def rnn_window(W, U, b, V, c, act, out_kind, paper, s0, X, tgt_idx, tgt_bin, wts
     if not want_grad:
         return total, wsum, correct
     # output layer gradients
-    # gV = dY^T Ha, computed as its transpose Ha^T dY: OpenBLAS takes the latter about 30 %
-    # faster when H is a few hundred (H=500, O=50: 4 vs 6 ms)
+    # gV = dY^T Ha, computed as its transpose Ha^T dY: OpenBLAS takes the latter faster when
+    # H is a few hundred
     gVT = np.empty((H, O), dtype=W.dtype)
     np.dot(Ha.T, dY, gVT)
     _transpose_into(gVT, gV)

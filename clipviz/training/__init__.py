@@ -23,23 +23,20 @@ nats per character for text (bits per character in results, Table 2).
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
-import math
-import subprocess
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from .. import __version__
 from .. import _validate as v
 from .. import config
 from .. import clipping
 from ..config import SETTINGS
+from ..paper import THRESHOLD_MUSIC, THRESHOLDS_CHARACTERS
 from .model import ACTIVATIONS, DTYPES, INITS, PARAMETRISATIONS
+from .record import EVENT_KEYS, RunRecord, code_version  # noqa: F401 (code_version: public)
+from .runner import run
 from .tasks import MIN_TEMPORAL_LENGTH
 
 log = logging.getLogger(__name__)
@@ -49,16 +46,15 @@ __all__ = ["TrainConfig", "RunRecord", "train", "TASKS", "EVENT_KEYS", "PRESETS"
 
 TASKS = ("temporal_order", "music", "characters")
 DEFAULT_DATASET = {"temporal_order": None, "music": "jsb", "characters": "shakespeare"}
-EVENT_KEYS = ("update", "total", "loss", "grad_norm", "grad_norm_clipped", "clipped", "skipped",
-              "rho", "valid", "elapsed")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the paper's models (section 4), with run lengths a laptop finishes
     "temporal_order": {},  # SETTINGS defaults: 50 tanh units, length 20, momentum .9
     "music": dict(activation="tanh", hidden=100, bias=True, lr=0.001, momentum=0.0,
-                  threshold=120.0, batch_size=1, seq_len=100),  # section 4.1
+                  threshold=THRESHOLD_MUSIC, batch_size=1, seq_len=100),  # section 4.1
     "characters": dict(activation="sigmoid", hidden=500, bias=False, lr=0.05, momentum=0.0,
-                       threshold=45.0, batch_size=32, seq_len=180),  # section 4.2 (PTB threshold)
+                       threshold=THRESHOLDS_CHARACTERS["ptb"], batch_size=32,
+                       seq_len=180),  # section 4.2
 }
 """Per-task settings of the paper, applied by :meth:`TrainConfig.for_task`."""
 
@@ -236,69 +232,6 @@ class TrainConfig:
 _FIELD_NAMES = frozenset(f.name for f in fields(TrainConfig)) - {"clip_params"}
 """TrainConfig's own fields (clipping parameters with a field: threshold, percentile)."""
 
-@dataclass
-class RunRecord:
-    """A finished (or cancelled) run: config, per-update series, final results."""
-
-    config: dict[str, Any]
-    status: str  #: "finished" | "cancelled"
-    series: dict[str, list] = field(default_factory=dict)  #: one list per EVENT_KEYS key
-    result: dict[str, Any] = field(default_factory=dict)
-    code_version: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"config": dict(self.config), "status": self.status,
-                "series": {k: list(x) for k, x in self.series.items()},
-                "result": dict(self.result), "code_version": self.code_version}
-
-    def to_json(self, **kw) -> str:
-        """Strict JSON (non-finite numbers are stored as null)."""
-        return json.dumps(_finite_or_none(self.to_dict()), allow_nan=False, **kw)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunRecord":
-        try:
-            return cls(config=dict(d["config"]), status=str(d["status"]),
-                       series={k: list(x) for k, x in d.get("series", {}).items()},
-                       result=dict(d.get("result", {})), code_version=str(d.get("code_version", "")))
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"not a run record: {exc}") from None
-
-    @classmethod
-    def from_json(cls, s: str) -> "RunRecord":
-        return cls.from_dict(json.loads(s))
-
-
-def _finite_or_none(x):
-    if isinstance(x, dict):
-        return {k: _finite_or_none(y) for k, y in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite_or_none(y) for y in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """clipviz version plus the git commit of the source tree when available."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5,
-                               cwd=Path(__file__).resolve().parent)
-        if rev.returncode == 0:
-            return f"{__version__}+g{rev.stdout.strip()}" + (".dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return __version__
-
-
-def _num(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
-
 
 def train(config: TrainConfig, callback: Callable[[dict], Any] | None = None) -> RunRecord:
     """Train a vanilla RNN on ``config.task`` and return its run record.
@@ -327,8 +260,6 @@ def train(config: TrainConfig, callback: Callable[[dict], Any] | None = None) ->
         validation score and best_update.  A cancelled run's result holds the
         counters only (no final evaluation, so cancelling is immediate).
     """
-    from .runner import run
-
     if not isinstance(config, TrainConfig):
         raise ValueError("config must be a TrainConfig (use TrainConfig.from_dict for dicts)")
     config.validate()

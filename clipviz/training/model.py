@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..kernels import rnn as k
+from ..kernels.activations import SIGMOID, TANH
 
 PARAMETRISATIONS = ("paper", "standard")
 """``paper``: equation (2), x_t = W_rec sigma(x_{t-1}) + W_in u_t + b;
@@ -63,7 +64,7 @@ class RNN:
         self.theta = np.zeros(self.n_params, dtype=self.dtype)
         self._zb = np.zeros(H, dtype=self.dtype)
         self._zc = np.zeros(O, dtype=self.dtype)
-        self._act = k.SIGMOID if self.activation == "sigmoid" else k.TANH
+        self._act = SIGMOID if self.activation == "sigmoid" else TANH
         self._out = k.SOFTMAX if self.output == "softmax" else k.SIGMOIDS
 
     # -- views ------------------------------------------------------------

@@ -3,10 +3,10 @@
 Runs plain BPTT (``clip="none"``) and gradient rescaling (Algorithm 1,
 ``clip="norm"``) over several seeds with the paper's models (section 4) and
 prints the results next to the paper's.  ``--scale paper`` uses the paper's
-sizes (days of CPU); ``--scale small`` keeps the models and learning rules
+sizes and run lengths; ``--scale small`` keeps the models and learning rules
 but shortens training (and uses small batches for the temporal-order task)
-so it finishes in minutes on a 2-core laptop; its numbers are therefore not
-expected to match the paper's.
+so that a laptop finishes it; its numbers are therefore not expected to
+match the paper's.
 """
 
 from __future__ import annotations
@@ -20,16 +20,8 @@ from typing import Any
 
 import numpy as np
 
-# Table 1 (NLL per time step) and Table 2 (bits per character): (mean, std)
-PAPER_TABLE1 = {
-    "piano": {"train": ((7.06, 0.052), (7.12, 0.027)), "test": ((7.79, 0.013), (7.77, 0.019))},
-    "nottingham": {"train": ((4.12, 0.330), (3.71, 0.059)), "test": ((4.57, 0.718), (4.05, 0.052))},
-    "musedata": {"train": ((7.99, 0.768), (7.02, 0.031)), "test": ((8.00, 0.426), (7.24, 0.037))},
-}
-PAPER_TABLE2 = {
-    "text8": {"train": ((1.66, 0.010), (1.67, 0.006)), "test": ((1.82, 0.067), (1.80, 0.021))},
-    "ptb": {"train": ((2.25, 0.960), (1.41, 0.120)), "test": ((2.24, 0.942), (1.44, 0.006))},
-}
+from ..paper import TABLE1, TABLE1_METRIC, TABLE2, TABLE2_METRIC, THRESHOLDS_CHARACTERS
+
 NAMES = {"piano": "Piano-midi.de", "nottingham": "Nottingham", "musedata": "MuseData",
          "jsb": "JSB Chorales", "ptb": "Penn Treebank", "text8": "text8"}
 METHODS = (("none", "BPTT"), ("norm", "Rescaling"))
@@ -58,7 +50,6 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
                                                    threshold=1.0, batch_size=1000)),
     },
 }
-THRESHOLDS = {"ptb": 45.0, "text8": 20.0}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -110,7 +101,7 @@ def _table(what: str, scale: str, spec: dict, args, log) -> tuple[list[str], lis
     from .. import datasets as dsm
 
     task = "music" if what == "table1" else "characters"
-    paper = PAPER_TABLE1 if what == "table1" else PAPER_TABLE2
+    paper = TABLE1 if what == "table1" else TABLE2
     names = args.datasets.split(",") if args.datasets else spec["datasets"]
     usable, missing = [], []
     for n in names:
@@ -125,7 +116,7 @@ def _table(what: str, scale: str, spec: dict, args, log) -> tuple[list[str], lis
     for n in usable:
         for clip, label in METHODS:
             for seed in range(spec["seeds"]):
-                tau = args.threshold or THRESHOLDS.get(n)
+                tau = args.threshold or THRESHOLDS_CHARACTERS.get(n)
                 cfg = TrainConfig.for_task(task, dataset=n, clip=clip, seed=seed,
                                            max_updates=spec["max_updates"],
                                            eval_every=spec["eval_every"], **spec["config"],
@@ -134,7 +125,7 @@ def _table(what: str, scale: str, spec: dict, args, log) -> tuple[list[str], lis
     runs = _run_all(jobs, log)
     m = "nll" if what == "table1" else "bpc"
     c0 = jobs[0][1]
-    unit = "NLL per time step" if what == "table1" else "bits per character"
+    unit = TABLE1_METRIC if what == "table1" else TABLE2_METRIC
     lines = [f"{'Table 1' if what == 'table1' else 'Table 2'} ({unit}, lower is better), "
              f"--scale {scale}: {c0['hidden']} {c0['activation']} units, lr {c0['lr']}, "
              f"batch {c0['batch_size']}, window {c0['seq_len']}, {spec['max_updates']} updates, "

@@ -13,6 +13,7 @@ import numpy as np
 from .. import datasets
 from ..config import SETTINGS
 from .model import RNN, spectral_radius
+from .record import EVENT_KEYS, RunRecord, code_version
 from .tasks import (SYMBOLS, SequenceStream, eval_stream_lanes, one_hot, split_segments,
                     temporal_order_window)
 
@@ -149,8 +150,6 @@ def make_task(cfg, rng):
 
 
 def run(cfg, callback):
-    from . import RunRecord, code_version
-
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     task = make_task(cfg, rng)
@@ -163,9 +162,7 @@ def run(cfg, callback):
     vel = np.zeros_like(theta) if cfg.momentum > 0 else None
     clipper = cfg.rule()
     state = model.zero_state(cfg.batch_size)
-    keys = ("update", "total", "loss", "grad_norm", "grad_norm_clipped", "clipped", "skipped",
-            "rho", "valid", "elapsed")
-    series: dict[str, list] = {k: [] for k in keys}
+    series: dict[str, list] = {k: [] for k in EVENT_KEYS}
     skipped = 0
     n_clipped = 0
     status = "finished"
@@ -209,7 +206,7 @@ def run(cfg, callback):
                  "clipped": bool(out.fired), "skipped": skipped, "rho": rho,
                  "valid": None if valid is None else _num(valid),
                  "elapsed": time.perf_counter() - t0}
-        for k in keys:
+        for k in EVENT_KEYS:
             series[k].append(event[k])
         if callback is not None and callback(dict(event)) is False:
             status = "cancelled"

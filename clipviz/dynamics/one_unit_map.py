@@ -1,62 +1,35 @@
-"""Dynamics of the paper's recurrent models (sections 2.2-2.5).
+"""The one-unit map of the paper's equation (14) without input (sections 2.4-2.5, Figures 4-6).
 
-The one-unit map of equation (14) without input,
+    x_t = F(x_{t-1}) = w * sigma(x_{t-1}) + b,     sigma in {"sigmoid", "tanh"}
 
-    x_t = F(x_{t-1}) = w * sigma(x_{t-1}) + b,
-
-with sigma in {"sigmoid", "tanh"}, and the n-unit network of equation (2),
-
-    x_t = W_rec sigma(x_{t-1}) + W_in u_t + b.
-
-Public API (names used by notebooks, the CLI and the web app):
-
-* :func:`fixed_points` -- every fixed point of F, its slope F'(x*) and stability.
-* :func:`fold_points`, :func:`period_doubling_points` -- special points at a given w.
-* :func:`bifurcation_diagram` -- Figure 4 by pseudo-arclength continuation:
-  fixed-point branches (turning at folds), the period-2 branch, special points.
-* :func:`orbit_diagram` -- brute-force iteration from several x_0 (what is reached).
-* :func:`basins` -- which attractor is reached over a (b, x_0) grid.
-* :func:`attractors` -- the attractors and their basin labels at each b.
-* :func:`sensitivity`, :func:`sensitivity_grid` -- exact dx_T/db and dx_T/dx_0.
-* :func:`vector_field` -- the arrows x -> F(x) - x of Figure 4.
-* :func:`input_driven` -- Figures 5/6: x_t = w sigma(x_{t-1}) + b + u_t from two
-  nearby initial states, and the time at which they separate.
-* :func:`jacobian_norms` -- sections 2.2-2.3: ||dx_t/dx_k|| against l = t - k
-  (equation (5)) with rho^l for reference, and the temporal contributions of
-  equation (4).
-* :func:`curvature_alignment` -- section 2.4's hypothesis, measured on the
-  (w, b) error surface: gradient vs leading Hessian eigenvector, and the
-  curvature along the gradient against ||g||.
-
-All results are small dataclasses of NumPy arrays; bad arguments raise
-``ValueError`` saying what is allowed.
+Its fixed points, folds and period doubling, the bifurcation diagram of
+Figure 4 by continuation, orbits, basins of attraction, the exact
+sensitivities dx_T/db and dx_T/dx_0, and the input-driven map of
+Figures 5/6.  Public names are re-exported by :mod:`clipviz.dynamics`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validate as v
-from .config import ACTIVATIONS, SETTINGS
-from .kernels import dynamics as k
+from .. import _validate as v
+from ..config import ACTIVATIONS, SETTINGS
+from ..kernels import dynamics as k
+from ..kernels.activations import CODES, SIGMOID, act_d2, dmax, sigma_array
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FixedPoint", "fixed_points", "fold_points", "period_doubling_points",
+    "map_values", "FixedPoint", "fixed_points", "fold_points", "period_doubling_points",
     "Branch", "SpecialPoint", "BifurcationDiagram", "bifurcation_diagram",
     "OrbitDiagram", "orbit_diagram", "basins", "Attractors", "attractors",
     "Sensitivity", "sensitivity", "SensitivityGrid", "sensitivity_grid",
     "VectorField", "vector_field", "InputDriven", "input_driven",
-    "JacobianNorms", "jacobian_norms", "CurvatureAlignment", "curvature_alignment", "warm_up",
 ]
-
-N_UNIT_ACTIVATIONS = ("identity", "tanh", "sigmoid")
-_NU_CODE = {"sigmoid": k.SIGMOID, "tanh": k.TANH, "identity": k.IDENTITY}
 
 
 # ---------------------------------------------------------------------------
@@ -65,7 +38,7 @@ _NU_CODE = {"sigmoid": k.SIGMOID, "tanh": k.TANH, "identity": k.IDENTITY}
 
 
 def _act(activation) -> int:
-    return ACTIVATIONS.index(v.choice("activation", activation, ACTIVATIONS))
+    return CODES[v.choice("activation", activation, ACTIVATIONS)]
 
 
 def _param(name: str, value) -> float:
@@ -91,20 +64,28 @@ def _work(points: int, steps: int) -> None:
                          "use a smaller grid or fewer steps")
 
 
-def _sigma_np(x: np.ndarray, act: int) -> np.ndarray:
-    if act == k.SIGMOID:
-        return 0.5 * (1.0 + np.tanh(0.5 * x))
-    return np.tanh(x)
+def _sigma_values(x: np.ndarray, act: int) -> np.ndarray:
+    out = np.empty_like(x)
+    sigma_array(x, act, out)
+    return out
 
 
 def _dsigma(x: float, act: int) -> float:
-    _s, d1, _d2 = k.act_d2(float(x), act)
+    _s, d1, _d2 = act_d2(float(x), act)
     return d1
 
 
 def _F(x: float, w: float, b: float, act: int) -> float:
-    s, _d1, _d2 = k.act_d2(float(x), act)
+    s, _d1, _d2 = act_d2(float(x), act)
     return w * s + b
+
+
+def map_values(w: float, b: float, xs, activation: str = "sigmoid") -> np.ndarray:
+    """F(x) = w sigma(x) + b, the one-unit map of equation (14) without input, at every x in ``xs``."""
+    w = _param("w", w)
+    b = _param("b", b)
+    xs = v.finite_array("xs", xs, SETTINGS.max_grid)
+    return w * _sigma_values(xs, _act(activation)) + b
 
 
 # ---------------------------------------------------------------------------
@@ -143,8 +124,7 @@ def fixed_points(w: float, b: float, activation: str = "sigmoid") -> list[FixedP
 
 def _special_points(w: float, act: int, m: float) -> list[tuple[float, float]]:
     target = m / w if w != 0.0 else 0.0
-    dm = 0.25 if act == k.SIGMOID else 1.0
-    if not 0.0 < target < dm:
+    if not 0.0 < target < dmax(act):
         return []
     c = k.sigma_prime_inverse(target, act)
     pts = []
@@ -375,7 +355,7 @@ def bifurcation_diagram(w: float, b_min: float, b_max: float,
         raise ValueError(f"b_min must be smaller than b_max, got {b_min:g} >= {b_max:g}")
     act = _act(activation)
     span = b_max - b_min
-    x_span = span + abs(w) * (1.0 if act == k.SIGMOID else 2.0)
+    x_span = span + abs(w) * (1.0 if act == SIGMOID else 2.0)
     ds_max = SETTINGS.dyn_ds_fraction * math.hypot(span, x_span)
 
     # entry points on the window's edges, each piece traced once
@@ -623,7 +603,7 @@ def vector_field(w: float, bs, xs, activation: str = "sigmoid") -> VectorField:
     bs = _params_array("bs", bs, SETTINGS.max_grid)
     xs = _params_array("xs", xs, SETTINGS.max_grid)
     act = _act(activation)
-    dx = w * _sigma_np(xs, act)[:, None] + bs[None, :] - xs[:, None]
+    dx = w * _sigma_values(xs, act)[:, None] + bs[None, :] - xs[:, None]
     return VectorField(w, bs, xs, dx)
 
 
@@ -685,246 +665,3 @@ def input_driven(w: float, b: float, *, x0: float = SETTINGS.x0, delta: float = 
     sep = np.nonzero(np.abs(xa - xb) >= threshold)[0]
     return InputDriven(w, b, u, xa, xb, _nan_to_inf(dx), threshold,
                        int(sep[0]) if sep.size else None)
-
-
-# ---------------------------------------------------------------------------
-# 8. n units (sections 2.2, 2.3)
-# ---------------------------------------------------------------------------
-
-
-@dataclass
-class JacobianNorms:
-    """||dx_T/dx_{T-l}|| (equation (5)) and the temporal contributions of equation (4).
-
-    Everything is carried in logs (``log_norm``, ``log_contrib``: natural
-    log) so long unrolls never overflow; ``norm`` and ``contrib`` are their
-    exponentials (inf where float64 overflows).
-    """
-
-    l: np.ndarray  #: 0..T
-    log_norm: np.ndarray  #: log ||dx_T/dx_{T-l}||
-    log_rho_l: np.ndarray  #: l log rho, the reference rho^l
-    log_contrib: np.ndarray  #: log ||dE_T/dx_T dx_T/dx_{T-l}|| (k = T - l)
-    rho: float
-    activation: str
-    norm_kind: str
-    W_rec: np.ndarray
-    necessary_condition: float  #: rho must exceed this for explosion (1 identity/tanh, 4 sigmoid)
-
-    @property
-    def norm(self) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            return np.exp(self.log_norm)
-
-    @property
-    def contrib(self) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            return np.exp(self.log_contrib)
-
-    @property
-    def rho_l(self) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            return np.exp(self.log_rho_l)
-
-    def growth_rate(self, l_min: int = 50, l_max: int | None = None) -> float:
-        """Least-squares slope of log ||dx_T/dx_{T-l}|| over l in [l_min, l_max] (per step)."""
-        l_max = int(self.l[-1]) if l_max is None else l_max
-        sel = (self.l >= l_min) & (self.l <= l_max) & np.isfinite(self.log_norm)
-        if sel.sum() < 2:
-            raise ValueError(f"need at least two finite points with {l_min} <= l <= {l_max}")
-        return float(np.polyfit(self.l[sel], self.log_norm[sel], 1)[0])
-
-    def long_term_share(self, l0: int) -> float:
-        """Share of sum_k ||temporal contribution|| coming from l = T - k >= l0."""
-        lc = self.log_contrib
-        m = np.max(lc[np.isfinite(lc)])
-        c = np.exp(np.where(np.isfinite(lc), lc - m, -np.inf))
-        return float(c[self.l >= l0].sum() / c.sum())
-
-
-def jacobian_norms(*, n: int = 50, rho: float = 1.2, steps: int = 200,
-                   activation: str = "tanh", n_in: int = 1, input_scale: float = 1.0,
-                   x0_scale: float = 0.1, norm: str = "spectral", seed: int = 0) -> JacobianNorms:
-    """Sections 2.2-2.3: how dx_T/dx_k grows or shrinks with l = T - k.
-
-    W_rec is drawn N(0, 1/n) and rescaled to spectral radius ``rho``; W_in
-    N(0, 1/n_in), b = 0, inputs u_t ~ N(0, input_scale^2), x_0 ~
-    N(0, x0_scale^2), dE_T/dx_T a random unit vector, all from ``seed``.
-    For sigma = identity dx_T/dx_k = W_rec^l (equation (6)) and the growth
-    rate tends to log rho; for tanh / sigmoid rho > 1 / rho > 4 is only the
-    necessary condition of section 2.3.
-    """
-    n = v.integer("n", n, 1, SETTINGS.dyn_max_units)
-    rho = v.finite("rho", rho)
-    if not 0 < rho <= 100:
-        raise ValueError(f"rho must be in (0, 100], got {rho:g}")
-    steps = v.integer("steps", steps, 1, SETTINGS.dyn_max_unit_steps)
-    if float(n) ** 3 * steps > SETTINGS.dyn_max_unit_work:
-        raise ValueError(f"n^3 x steps = {float(n) ** 3 * steps:.3g} exceeds the limit "
-                         f"{SETTINGS.dyn_max_unit_work:.3g}; use fewer units or steps")
-    act = _NU_CODE[v.choice("activation", activation, N_UNIT_ACTIVATIONS)]
-    n_in = v.integer("n_in", n_in, 1, SETTINGS.dyn_max_units)
-    input_scale = v.finite("input_scale", input_scale)
-    x0_scale = v.finite("x0_scale", x0_scale)
-    if input_scale < 0 or x0_scale < 0:
-        raise ValueError("input_scale and x0_scale must be >= 0")
-    v.choice("norm", norm, ("spectral", "frobenius"))
-    seed = v.integer("seed", seed, 0, 2**32 - 1)
-    rng = np.random.default_rng(seed)
-    W = rng.normal(0.0, 1.0 / math.sqrt(n), (n, n))
-    r0 = float(np.max(np.abs(np.linalg.eigvals(W))))
-    if r0 == 0.0:
-        raise ValueError("the drawn W_rec is nilpotent; choose another seed")
-    W *= rho / r0
-    Win = rng.normal(0.0, 1.0 / math.sqrt(n_in), (n, n_in))
-    U = rng.normal(0.0, input_scale, (steps, n_in))
-    x0 = rng.normal(0.0, x0_scale, n)
-    e = rng.normal(0.0, 1.0, n)
-    e /= np.linalg.norm(e)
-    b = np.zeros(n)
-    with np.errstate(over="ignore", invalid="ignore"):
-        _X, D = k.n_unit_states(W, Win, b, U, x0, act)
-    lognorm, logdelta = k.jacobian_products(W, D, e, norm == "spectral")
-    ls = np.arange(steps + 1)
-    return JacobianNorms(ls, lognorm, ls * math.log(rho), logdelta, rho, activation, norm,
-                         W, 4.0 if act == k.SIGMOID else 1.0)
-
-
-# ---------------------------------------------------------------------------
-# 9. curvature vs gradient (section 2.4)
-# ---------------------------------------------------------------------------
-
-
-@dataclass
-class CurvatureAlignment:
-    """Gradient / curvature geometry of E_T over the (w, b) grid (rows b, columns w).
-
-    ``angle_deg``: angle in [0, 90] between the gradient and the Hessian's
-    leading eigenvector (eigenvalue of largest magnitude);
-    ``curv_along_grad``: g^T H g / ||g||^2; ``lead_eig``: that eigenvalue.
-    The summary is computed over points with ||g|| > 0 and finite values,
-    grouped into deciles of ||g||.
-    """
-
-    ws: np.ndarray
-    bs: np.ndarray
-    grad_norm: np.ndarray
-    angle_deg: np.ndarray
-    curv_along_grad: np.ndarray
-    lead_eig: np.ndarray
-    decile_grad_norm: np.ndarray  #: median ||g|| in each decile of ||g||
-    decile_angle: np.ndarray  #: median angle in each decile
-    decile_curv: np.ndarray  #: median |g^T H g| / ||g||^2 in each decile
-    loglog_slope: float  #: least-squares slope of log|curv_along_grad| on log||g||
-    spearman: float  #: rank correlation of ||g|| and |curv_along_grad|
-    summary: dict = field(default_factory=dict)
-
-
-def curvature_alignment(ws, bs, *, steps: int = SETTINGS.steps, x0: float = SETTINGS.x0,
-                        target: float = SETTINGS.target,
-                        activation: str = SETTINGS.activation) -> CurvatureAlignment:
-    """Measure section 2.4's hypothesis on the one-unit error surface E_T(w, b).
-
-    The hypothesis: where the gradient explodes, the curvature along it
-    explodes too, and the gradient is aligned with the leading eigenvector of
-    the Hessian (a wall perpendicular to the gradient).  Uses the exact
-    gradient and Hessian of :func:`clipviz.one_unit.error_surface`.
-
-    What the numbers say (measured with this function on the paper's
-    setting: 512 x 512 grid, w in [-2, 12], b in [-8, 2], T = 50, x_0 = 0.5,
-    target 0.7, sigmoid; 262 144 points):
-
-    * Curvature along the gradient grows with ||g||: Spearman rank
-      correlation 0.96; log-log slope 0.95 over the whole surface and 1.77
-      within the top decile of ||g|| (the wall), where the curvature is about
-      ||g||^1.8.  Median |g^T H g|/||g||^2 is 0.69 in the top 1 % of ||g||
-      against 0.0056 overall (x120).  This supports "gradient and curvature
-      explode together".
-    * Alignment: the gradient is nearly parallel to the Hessian's leading
-      eigenvector almost everywhere (median angle 0.18 deg; 93 % of points
-      below 10 deg) -- but that is structural for this model, not a property
-      of the wall: g = 2 r s' (x_w, x_b) and the Gauss-Newton part of H is
-      2 s'^2 (x_w, x_b)(x_w, x_b)^T, both along grad x_T.  Where ||g|| is
-      largest the alignment is *weaker*, not stronger: median angle 12.4 deg
-      in the top 1 % (40 % below 10 deg), 8.3 deg in the top 0.1 %, because
-      the term 2 r (s'' grad x grad x^T + s' Hess x_T) matters there.  The
-      curvature along g is still 94-98 % of the leading eigenvalue in those
-      regions, so the steep-wall-perpendicular-to-g picture holds
-      approximately.
-
-    Recompute with this function (``summary`` and the decile arrays carry
-    the figures); other windows / T give other numbers.
-    """
-    from . import one_unit
-
-    s = one_unit.error_surface(ws, bs, steps=steps, x0=x0, target=target,
-                               activation=activation, hessian=True)
-    gw, gb = s.dE_dw, s.dE_db
-    a, c, d = s.d2E_dw2, s.d2E_dwdb, s.d2E_db2
-    with np.errstate(all="ignore"):
-        gn = np.hypot(gw, gb)
-        mean = 0.5 * (a + d)
-        rad = np.hypot(0.5 * (a - d), c)
-        lp, lm = mean + rad, mean - rad
-        lead = np.where(np.abs(lp) >= np.abs(lm), lp, lm)
-        # eigenvector of lead: two algebraically equivalent forms, take the better conditioned
-        v1 = np.stack([c, lead - a])
-        v2 = np.stack([lead - d, c])
-        n1 = np.hypot(*v1)
-        n2 = np.hypot(*v2)
-        vec = np.where(n1 >= n2, v1, v2)
-        vn = np.maximum(n1, n2)
-        # H = lead * I (isotropic): every direction is an eigenvector
-        iso = vn == 0
-        cosang = np.abs(gw * vec[0] + gb * vec[1]) / (gn * vn)
-        cosang = np.where(iso, 1.0, cosang)
-        angle = np.degrees(np.arccos(np.clip(cosang, 0.0, 1.0)))
-        curv = (a * gw * gw + 2 * c * gw * gb + d * gb * gb) / (gn * gn)
-    ok = (gn > 0) & np.isfinite(gn) & np.isfinite(angle) & np.isfinite(curv)
-    angle = np.where(ok, angle, np.nan)
-    curv = np.where(ok, curv, np.nan)
-    g = gn[ok]
-    an = angle[ok]
-    cu = np.abs(curv[ok])
-    if g.size < 10:
-        raise ValueError("too few grid points with a finite non-zero gradient; use a larger grid")
-    order = np.argsort(g)
-    parts = np.array_split(order, 10)
-    dg = np.array([np.median(g[p]) for p in parts])
-    da = np.array([np.median(an[p]) for p in parts])
-    dc = np.array([np.median(cu[p]) for p in parts])
-    pos = cu > 0
-    slope = float(np.polyfit(np.log(g[pos]), np.log(cu[pos]), 1)[0])
-    from scipy.stats import spearmanr
-
-    rs = float(spearmanr(g, cu).statistic)
-    top = g >= np.quantile(g, 0.99)
-    summary = {
-        "points": int(g.size),
-        "median_angle_all_deg": float(np.median(an)),
-        "median_angle_top1pct_deg": float(np.median(an[top])),
-        "frac_angle_below_10deg_top1pct": float(np.mean(an[top] < 10.0)),
-        "frac_angle_below_10deg_all": float(np.mean(an < 10.0)),
-        "median_curv_top1pct": float(np.median(cu[top])),
-        "median_curv_all": float(np.median(cu)),
-        "median_curv_over_lead_top1pct": float(np.median(cu[top] / np.abs(lead[ok][top]))),
-    }
-    return CurvatureAlignment(s.ws, s.bs, gn, angle, curv, lead, dg, da, dc, slope, rs, summary)
-
-
-def warm_up() -> None:
-    """Compile (or load from Numba's cache) every dynamics kernel on tiny inputs.
-
-    Without a cache the first calls compile for several seconds each; call
-    this at build or start-up time (e.g. in a Docker build step or a worker's
-    start hook) so that no user request pays for it.
-    """
-    small = np.linspace(-3.0, 1.0, 4)
-    for act in ACTIVATIONS:
-        bifurcation_diagram(-8.0 if act == "sigmoid" else -3.0, -2.0, 10.0, act)
-        basins(5.0, small, small, steps=3, activation=act)
-        sensitivity_grid(5.0, small, small, steps=3, activation=act)
-        orbit_diagram(5.0, small, x0s=small, transient=2, keep=2, activation=act)
-        input_driven(5.0, 0.0, steps=3, activation=act)
-    for act in N_UNIT_ACTIVATIONS:
-        jacobian_norms(n=3, steps=3, activation=act)
