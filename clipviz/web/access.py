@@ -3,8 +3,7 @@ state changes, and the browser-side security headers.
 
 * **Owners.** Every browser gets a random session cookie (``clipviz_owner``, HttpOnly,
   SameSite=Lax) on its first response; a run started from it records a hash of that value, and
-  only a request with the same cookie may cancel the run.  (Before, an anonymous client cancelled
-  1,302 runs in seconds.)  The embedded default on 127.0.0.1 works as before: one browser, its
+  only a request with the same cookie may cancel the run.  The embedded default on 127.0.0.1 works as before: one browser, its
   own runs.
 * **Admin.** A request with ``X-Clipviz-Token: <token>`` or ``Authorization: Bearer <token>``
   equal to ``$CLIPVIZ_ADMIN_TOKEN`` may cancel any run.

@@ -122,8 +122,8 @@ def init_cache(server: Flask, config: dict[str, Any] | None = None) -> dict[str,
 
 def memo_key(fn: Callable[..., Any], args: tuple, kwargs: dict) -> str:
     """The cache key of a call: the function's dotted name and a hash of ``repr`` of its (rounded,
-    scalar) arguments.  (flask-caching's own ``memoize`` inspects the signature on every call:
-    about 1 ms, a fifth of a whole descent request.)"""
+    scalar) arguments.  (flask-caching's own ``memoize`` inspects the signature on every call,
+    a sizeable part of a whole descent request: docs/benchmarks.md.)"""
     text = repr((args, sorted(kwargs.items())))
     return f"memo:{fn.__module__}.{fn.__qualname__}:{hashlib.sha1(text.encode()).hexdigest()}"
 
@@ -133,7 +133,7 @@ def memoized(fn: F | None = None, *, min_seconds: float = 0.0):
     cache, else a plain call.  Arguments must be scalars or strings (see :func:`memo_key`).
 
     ``min_seconds``: store only results that took at least this long to compute (every call still
-    looks in the cache first).  Writing an entry costs about a millisecond (pickle, file or Redis),
+    looks in the cache first).  Writing an entry (pickle, file or Redis) costs
     more than some of the page's small computations take.
 
     Use as ``@memoized`` or ``@memoized(min_seconds=...)``.

@@ -1,8 +1,8 @@
 """Per-process limit on the web app's heavy computations (surface grids).
 
 A surface computation already uses every core (Numba's parallel kernels), so running more of
-them at once only makes each slower, and every one of them holds a server thread.  Eight clients
-asking for worst-case surfaces once made ``/health`` answer in a median of 12 s.  Each web
+them at once only makes each slower, and every one of them holds a server thread.  A few clients
+asking for worst-case surfaces once starved ``/health`` (docs/benchmarks.md).  Each web
 process therefore runs at most ``SETTINGS.web_heavy_slots`` of them at once; a request that finds
 no free slot within ``SETTINGS.web_heavy_wait_s`` is answered 503 with ``Retry-After`` (the
 surface page retries it), and the other threads stay free for cheap requests.  The semaphore

@@ -130,7 +130,7 @@ def heavy_surface_grid(values: dict) -> fs.SurfaceGrid | None:
         return None
 
 
-@memoized(min_seconds=0.005)  # the default 100 steps take ~2 ms: less than a cache write
+@memoized(min_seconds=0.005)  # a short descent costs less than a cache write: not stored
 def runs(w0, b0, lr, n, clip, params, T, x0, target, act):
     """(unclipped, clipped) descents from (w0, b0); ``params``: the rule's own parameters as
     ``((name, value), ...)``."""
@@ -275,8 +275,8 @@ def view_endpoint():
 
     Body: the raw control values under the names of :data:`VIEW_ARGS` (as the controls hold them;
     each is checked here) and the booleans ``surface``, ``paths``, ``diag``.  The page calls it
-    from its browser code, not through a Dash server callback: a Dash round trip costs 20-25 ms
-    of browser time around the request (more than computing and drawing the paths), and one
+    from its browser code, not through a Dash server callback: a Dash round trip costs more
+    browser time around the request than computing and drawing the paths, and one
     answer lets the browser draw the surface and the paths in the same frame.  Bad values answer
     200 with the messages; a body that is not a JSON object answers 400 with {"error"}.
     """
