@@ -330,19 +330,24 @@ class NoClip(Rule):
         return g, False, math.nan
 
 
+class _FixedThreshold(Rule):
+    """A rule with one fixed threshold τ, drawn as a line on ‖g‖ plots (not registered itself)."""
+
+    params = (THRESHOLD,)
+    line = "threshold"
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__(threshold=threshold)
+
+
 @register
-class NormClip(Rule):
+class NormClip(_FixedThreshold):
     """Algorithm 1 of the paper: rescale g to norm ``threshold`` when ||g|| >= threshold."""
 
     name = "norm"
     title = "norm: Algorithm 1, rescale ‖g‖ to τ"
     legend = "norm clipping"
     method = "rescaling (Algorithm 1)"
-    params = (THRESHOLD,)
-    line = "threshold"
-
-    def __init__(self, threshold: float) -> None:
-        super().__init__(threshold=threshold)
 
     def _clip(self, g, n):
         tau = self.values["threshold"]
@@ -350,18 +355,13 @@ class NormClip(Rule):
 
 
 @register
-class ValueClip(Rule):
+class ValueClip(_FixedThreshold):
     """Element-wise clip of every component of g to [-threshold, threshold] (Mikolov)."""
 
     name = "value"
     title = "value: clip each component to [−τ, τ]"
     legend = "value clipping"
     method = "element-wise clipping"
-    params = (THRESHOLD,)
-    line = "threshold"
-
-    def __init__(self, threshold: float) -> None:
-        super().__init__(threshold=threshold)
 
     def _clip(self, g, n):
         tau = self.values["threshold"]

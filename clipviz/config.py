@@ -261,20 +261,19 @@ def child_env(*, path_first: str | os.PathLike | None = None, unset: tuple[str, 
 def environment(**values: str | None) -> Iterator[None]:
     """Set variables (None: unset them) for a ``with`` block, then put back what was there (a
     benchmark points this process at a scratch store, for example)."""
+    def put(pairs):
+        for k, v in pairs.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
     saved = {k: os.environ.get(k) for k in values}
     try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        put(values)
         yield
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        put(saved)
 
 
 def set_threading_layer(layer: str) -> None:

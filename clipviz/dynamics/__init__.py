@@ -69,16 +69,11 @@ from .one_unit_map import (
     sensitivity_grid,
     vector_field,
 )
+from .one_unit_map import __all__ as _one_unit_map_names
 from .theory import N_UNIT_ACTIVATIONS, JacobianNorms, jacobian_norms
 
-__all__ = [
-    "map_values", "FixedPoint", "fixed_points", "fold_points", "period_doubling_points",
-    "Branch", "SpecialPoint", "BifurcationDiagram", "bifurcation_diagram",
-    "OrbitDiagram", "orbit_diagram", "basins", "Attractors", "attractors",
-    "Sensitivity", "sensitivity", "SensitivityGrid", "sensitivity_grid",
-    "VectorField", "vector_field", "InputDriven", "input_driven",
-    "JacobianNorms", "jacobian_norms", "CurvatureAlignment", "curvature_alignment", "warm_up",
-]
+__all__ = [*_one_unit_map_names, "JacobianNorms", "jacobian_norms", "CurvatureAlignment",
+           "curvature_alignment", "warm_up"]
 
 
 def warm_up() -> None:
