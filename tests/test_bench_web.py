@@ -155,8 +155,9 @@ def test_rows_give_median_p95_first_and_their_ratios_to_the_reference():
     assert W._p95([3.0, 1.0, 2.0]) == 3.0 and W._p95([5.0]) == 5.0
 
 
-def test_the_reference_lines_pool_both_measurements():
-    lines = W.format_reference(([30.0, 32.0, 34.0], 50.0), ([36.0, 38.0, 40.0], 60.0))
+def test_the_reference_lines_pool_its_rounds_and_give_each():
+    lines = W.format_reference([("before", [30.0, 32.0, 34.0], 50.0), ("after", [36.0, 38.0, 40.0], 60.0)])
     assert "6 changes: median  35.0 ms, p95  40.0 ms" in lines[0]
-    assert "before the pages  32.0 /  34.0 ms, after  38.0 /  40.0 ms" in lines[1]
-    assert "first change after load  50.0 and  60.0 ms" in lines[1]
+    assert lines[1].split() == ["before", "median", "32.0", "ms,", "p95", "34.0", "ms,", "first", "change",
+                                "after", "load", "50.0", "ms"]
+    assert lines[2].split()[:3] == ["after", "median", "38.0"] and lines[2].endswith("load  60.0 ms")

@@ -5,10 +5,10 @@ user input on the slider thumb) and measures, inside the browser, the time from
 the keydown event to the last ``plotly_afterplot`` event of the figures the
 change redraws (``performance.now()`` both ends, so polling from Python adds
 nothing).  Every change goes to a value not seen before, so no result comes
-from the cache.  Reported: median and 95th percentile over >= 20 changes (10
-with ``--quick``, except the surface page's rows of :data:`CASES`, which keep
-20) after 3 unrecorded warm-up changes, the first of which (the first redraw
-after the page loaded: the cold start) is reported on its own.
+from the cache.  Reported: median and 95th percentile over 24 changes (with
+``--quick`` 8, and 20 for the surface page's rows of :data:`CASES`) after 3
+unrecorded warm-up changes, the first of which (the first redraw after the
+page loaded: the cold start) is reported on its own.
 
 The surface page draws its figures with its own browser code (not through Dash
 callbacks); each of its changes counts as drawn when every figure it redraws
@@ -25,7 +25,7 @@ change counts as drawn once each of those figures has fired
 ``plotly_afterplot`` and Dash has no callback left in flight.
 
 Every row is also given as a ratio against the reference measured in the same
-run, before and after the pages: a small Dash line plot (one ``dcc.Slider``
+run, before, between and after the pages: a small Dash line plot (one ``dcc.Slider``
 driving a 200-point line through a server callback, :func:`reference_server`)
 served by gunicorn with the same settings and timed the same way.
 
@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 2
 THREADS = 2
 WARMUP = 3  # unrecorded changes after a page loads; the first of them is the cold start
-QUIET_MS = 80  # a Dash page's change is read once no callback and no redraw happened for this long
+QUIET_MS = 50  # a Dash page's change is read once no callback and no redraw happened for this long
 
 INSTRUMENT = """
 // arguments[0]: [[graph id, signature function body, part of the main figure], ...]; a change counts
@@ -126,12 +126,14 @@ SURFACE_MORE = [
 
 INSTRUMENT_DASH = """
 // arguments[0]: ids of the graphs a change redraws.  A change counts as drawn once each of them has
-// fired plotly_afterplot since the keydown and Dash has no callback in flight; its time is that of
-// the last plotly_afterplot, read once quiet (no callback and no redraw for the poll's `quiet` ms).
+// fired plotly_afterplot since the keydown, Dash has no callback in flight and no graph is being
+// plotted (dcc.Graph marks it dash-graph--pending); its time is that of the last plotly_afterplot,
+// read once quiet (no callback and no redraw for the poll's `quiet` ms).
 const ids = arguments[0];
 const store = (window.dash_stores || [])[0] || window.store;
 const st = {t0: null, at: [], loading: false, idleAt: 0};
-ids.forEach((id, i) => document.querySelector('#' + id + ' .js-plotly-plot').on('plotly_afterplot', () => {
+const gds = ids.map(id => document.querySelector('#' + id + ' .js-plotly-plot'));
+gds.forEach((gd, i) => gd.on('plotly_afterplot', () => {
     if (st.t0 !== null) { st.at[i] = performance.now(); }
 }));
 store.subscribe(() => {
@@ -145,7 +147,8 @@ document.addEventListener('keydown', (e) => {
     st.at = ids.map(() => null);
 }, true);
 window.__dashPoll = (quiet) => {
-    if (st.t0 === null || st.loading || st.at.some(a => a === null)) { return null; }
+    if (st.t0 === null || st.loading || st.at.some(a => a === null)
+        || gds.some(gd => gd.classList.contains('dash-graph--pending'))) { return null; }
     const now = performance.now(), last = Math.max(...st.at);
     if (now - Math.max(last, st.idleAt) < quiet) { return null; }
     const t0 = st.t0;
@@ -392,14 +395,14 @@ def format_row(r: Row, ref: list[float]) -> str:
             f"{r.responses:8.1f}ms")
 
 
-def format_reference(before: tuple[list[float], float], after: tuple[list[float], float]) -> list[str]:
-    """The reference's lines: pooled median and p95, each of its two measurements, cold starts."""
-    ref = before[0] + after[0]
+def format_reference(rounds: list[tuple[str, list[float], float]]) -> list[str]:
+    """The reference's lines: median and p95 of its rounds ``(when, latencies, first change)``
+    pooled, and of each round, with its first change after load."""
+    ref = [x for _w, lat, _f in rounds for x in lat]
     return [f"reference: small Dash line plot (one dcc.Slider -> server callback -> {REF_POINTS}-point line), "
             f"{len(ref)} changes: median {statistics.median(ref):5.1f} ms, p95 {_p95(ref):5.1f} ms",
-            f"           before the pages {statistics.median(before[0]):5.1f} / {_p95(before[0]):5.1f} ms, "
-            f"after {statistics.median(after[0]):5.1f} / {_p95(after[0]):5.1f} ms (median / p95); "
-            f"first change after load {before[1]:5.1f} and {after[1]:5.1f} ms"]
+            *[f"  {when:22s} median {statistics.median(lat):5.1f} ms, p95 {_p95(lat):5.1f} ms, "
+              f"first change after load {first:5.1f} ms" for when, lat, first in rounds]]
 
 
 
@@ -548,7 +551,7 @@ def run(quick: bool = False) -> list[str]:
     if not (shutil.which("gunicorn") and (shutil.which("chromedriver") or shutil.which("chromium"))):
         return ["skipped: needs gunicorn, chromium and chromedriver"]
     n = 20 if quick else 24  # the surface page's rows of CASES (as before)
-    n_more = 10 if quick else 24  # every other row and the reference (twice)
+    n_more = 8 if quick else 24  # every other row and each of the reference's three rounds
     port, ref_port = _free_port(), _free_port()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [f"machine: {os.cpu_count()} CPUs, load average {load:.2f} at start",
@@ -573,7 +576,8 @@ def run(quick: bool = False) -> list[str]:
                 _wait_idle(proc)
             driver = _driver()
             try:
-                before = _reference(driver, ref_port, n_more)
+                _reference(driver, ref_port, 1)  # unrecorded: the browser's first pages are slower
+                rounds = [("before the pages", *_reference(driver, ref_port, n_more))]
                 main_kind: dict[str, list[float]] = {"a": [], "b": []}
                 all_kind: dict[str, list[float]] = {"a": [], "b": []}
                 for label, kind, selector, key, sigs in CASES:
@@ -592,6 +596,7 @@ def run(quick: bool = False) -> list[str]:
                         lines.append(f"({kind}) {what:16s} {name}, {len(data)} changes: median "
                                      f"{statistics.median(data):6.1f} ms, p95 {p95:6.1f} ms "
                                      f"(target p95 <= {target} ms: {'met' if p95 <= target else 'NOT met'})")
+                rounds.append(("after the surface page", *_reference(driver, ref_port, n_more)))
                 for label, selector, key, sigs, query in SURFACE_MORE:
                     lat, served, _m, _t, first = _measure(driver, f"http://127.0.0.1:{port}/surface{query}",
                                                           selector, key, sigs, n_more, WARMUP)
@@ -609,7 +614,7 @@ def run(quick: bool = False) -> list[str]:
                         lat, served, first = _measure_dash(driver, url, c.slider.id, p, list(c.graphs), n_more)
                         rows.append(Row(name, case_label(c, p), _fig_names(list(c.graphs)), tuple(lat), first,
                                         statistics.median(served)))
-                after = _reference(driver, ref_port, n_more)
+                rounds.append(("after the pages", *_reference(driver, ref_port, n_more)))
             finally:
                 driver.quit()
         finally:
@@ -617,8 +622,8 @@ def run(quick: bool = False) -> list[str]:
                 if proc is not None:
                     proc.terminate()
                     proc.wait(15)
-    ref = before[0] + after[0]
-    lines += ["", *format_reference(before, after),
+    ref = [x for _w, lat, _f in rounds for x in lat]
+    lines += ["", *format_reference(rounds),
               "every slider of every page: keydown -> plotly_afterplot of the last figure the change redraws",
               "  (the surface page: 'all' above); n changes after warm-up; first: the first change after the",
               "  page loaded (cold start, not in the median); med/ref, p95/ref: as multiples of the reference's;",
