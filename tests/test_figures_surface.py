@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from clipviz import one_unit
+from clipviz import clipping, one_unit
 from clipviz.figures import surface as fs
 from clipviz.figures._util import typed
 
@@ -135,17 +135,39 @@ def test_diagnostics_figure_has_threshold_line_and_log_axes(pair):
     np.testing.assert_allclose(arr(fig.data[0].y), u.grad_norm)
 
 
-def test_csv_exports(grid, pair):
-    text = fs.surface_csv(grid)
+def _preamble(text: str) -> tuple[dict[str, str], list[str]]:
+    """A CSV export's ``# key = value`` lines as a dict, and the lines after them."""
     lines = text.splitlines()
+    n = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    params = dict(line[2:].split(" = ", 1) for line in lines[:n])
+    assert all(line.startswith("# ") and " = " in line for line in lines[:n])
+    return params, lines[n:]
+
+
+def test_csv_exports(grid, pair):
+    """Each CSV begins with the parameters it was computed from (``# key = value``), then the
+    column header and one row per point."""
+    params, lines = _preamble(fs.surface_csv(grid))
+    assert {k: params[k] for k in ("T", "x0", "target", "activation", "w_min", "w_max", "b_min", "b_max",
+                                   "resolution")} == {"T": "30", "x0": "0.5", "target": "0.7", "activation": "sigmoid",
+                                                      "w_min": "-2", "w_max": "12", "b_min": "-8", "b_max": "2",
+                                                      "resolution": "40"}
+    assert "equation (14)" in params["figure"]
     assert lines[0] == "w,b,E_30" and len(lines) == 1 + grid.E.size
     w, b, e = map(float, lines[1 + 5].split(","))
     assert (w, b) == pytest.approx((grid.ws[5], grid.bs[0])) and e == pytest.approx(grid.E[0, 5], rel=1e-8)
     u, c = pair
-    rows = fs.trajectories_csv(u, c).splitlines()
+    params, rows = _preamble(fs.trajectories_csv(u, c, {"w0": 4.0, "b0": -3.6, "lr": 1.5, "n_steps": 40}))
+    assert params["w0"] == "4" and params["lr"] == "1.5" and params["n_steps"] == "40"
+    assert params["clip"] == "norm" and params["threshold"] == "1"  # as the clipped run records them
     assert rows[0] == "run,step,w,b,E,grad_norm,clip_fired"
     assert len(rows) == 1 + u.params.shape[0] + c.params.shape[0]
     assert rows[1].startswith("unclipped,0,4,-3.6,")
+    # the preamble is what a CSV reader skips as comments: the table reads as before
+    text = fs.surface_csv(grid)
+    skip = len(_preamble(text)[0])
+    table = np.genfromtxt(text.splitlines(), delimiter=",", skip_header=skip, names=True)
+    assert table.dtype.names == ("w", "b", "E_30") and table.size == grid.E.size
 
 
 def test_3d_figure(grid):
@@ -205,3 +227,87 @@ def test_side_figure_axis_titles_are_on_their_own_layer(pair):
     assert all(len(t["x"]) == 0 for t in layer["data"])
     single = fs.diagnostics_figure(*pair)
     assert single.layout.yaxis.title.text == r"$\|g\|$" and single.layout.yaxis2.title.text == "$E_T$"
+
+
+def test_the_figures_say_when_the_two_descents_coincide(grid, pair):
+    """Clipping that never fires leaves one descent drawn over the other: the surface (its path
+    annotations) and the side figure say so, and only then."""
+    u = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=5)
+    quiet = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=5, clip="norm", threshold=1.0)
+    assert not quiet.clipped.any() and fs.coincide(u, quiet)
+    for traces_notes in (fs.trajectory_traces(u, quiet)[1], fs.diagnostics_dict(u, quiet)["layout"]["annotations"],
+                         fs.surface_figure(grid, u, quiet).to_plotly_json()["layout"]["annotations"]):
+        assert [a["text"] for a in traces_notes if a.get("name") == "coincide"] == [fs.COINCIDE_NOTE]
+    assert not fs.coincide(*pair)  # clipping fired: two descents
+    assert all(a.get("name") != "coincide" for a in fs.diagnostics_dict(*pair)["layout"]["annotations"])
+    assert all(a.get("name") != "coincide" for a in fs.trajectory_traces(*pair)[1])
+
+
+@pytest.mark.parametrize("name", clipping.names())
+def test_every_legend_names_the_rule_of_the_second_run(name, grid):
+    """The title layer's legend, the path traces and the side figure name the second run by its rule
+    (its ``legend``; a rule that never clips, a second plain run), never "with clipping"."""
+    rule = clipping.get(name)
+    c = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=20, clip=clipping.make(name, {"threshold": 1.0,
+                                                                                  "percentile": 10}))
+    u = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=20)
+    label = fs.rule_label(name)
+    key = [t["name"] for t in fs.titles_dict(clip=name)["data"]]
+    assert key[1] == label and rule.legend in label and "with clipping" not in key
+    assert ("second run" in label) == (not rule.params)
+    diag_names = [t["name"] for t in fs.diagnostics_dict(u, c)["data"]]
+    assert diag_names[2].startswith(label) and fs.clip_label(c).startswith(label)
+    assert fs.trajectory_traces(u, c)[0][1]["name"] == fs.clip_label(c)
+
+
+def test_titles_of_figures_on_their_own_drop_the_page_hint(grid, pair):
+    assert fs.surface_title(grid) == f"Error surface E₃₀(w, b)   {fs.TITLE_HINT}"
+    assert fs.surface_title(grid, hint=False) == "Error surface E₃₀(w, b)"
+    assert fs.surface_figure(grid, *pair).layout.title.text == "Error surface E₃₀(w, b)"
+
+
+@pytest.mark.parametrize("values, want", [
+    ([2.899982965, 2.899982935], pytest.approx([np.log10(2.89998295) - 0.5, np.log10(2.89998295) + 0.5])),
+    ([1e-3, 1.0], None), ([0.0, np.inf, np.nan], None), ([5.0], pytest.approx([np.log10(5) - 0.5, np.log10(5) + 0.5])),
+])
+def test_a_log_axis_spans_at_least_a_decade(values, want):
+    """E of a descent that barely moves (tanh) spans a hair of a decade: Plotly then labels the
+    ticks with every digit ("2.899982965"); the side figure's axis spans a decade instead."""
+    assert fs.log_axis_range(np.array(values)) == want
+
+
+def test_the_side_figure_of_a_still_descent_has_readable_e_ticks():
+    u = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=30, activation="tanh")
+    c = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=30, activation="tanh", clip="norm", threshold=1.0)
+    assert np.ptp(np.log10(u.loss)) < 1e-3  # E barely moves
+    lay = fs.diagnostics_dict(u, c)["layout"]
+    lo, hi = lay["yaxis2"]["range"]
+    assert hi - lo == pytest.approx(fs.MIN_LOG_DECADES) and lo < np.log10(u.loss.min()) < np.log10(u.loss.max()) < hi
+    assert "range" not in lay["yaxis"]  # ‖g‖ and τ span decades: Plotly's own range
+
+
+def test_autoclip_firing_at_nearly_every_step_gets_thin_rings_on_the_side_figure():
+    u = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=100)
+    c = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=100, clip="autoclip", percentile=10)
+    assert c.clipped.mean() > fs.DENSE_FIRED
+    fired = [t for t in fs.diagnostics_dict(u, c)["data"] if t["name"] == "clipping fired"][0]
+    assert fired["marker"] == fs.DENSE_FIRED_MARKER and fired["marker"]["size"] < 9
+    norm = one_unit.descend(4.0, -3.6, lr=1.5, n_steps=100, clip="norm", threshold=1.0)
+    assert [t for t in fs.diagnostics_dict(u, norm)["data"] if t["name"] == "clipping fired"][0]["marker"]["size"] == 9
+
+
+def test_3d_figure_draws_both_descents_on_the_surface_the_clipped_one_dashed(grid, pair):
+    """The paper's Figure 3 in 3-D: z = E on a log axis (log colour), coloured by log10 E, and both
+    descents at z = E, the clipped one dashed."""
+    u, c = pair
+    fig = fs.surface3d_figure(grid, unclipped=u, clipped=c).to_plotly_json()
+    surf, tu, tc = fig["data"]
+    assert fig["layout"]["scene"]["zaxis"]["type"] == "log"
+    np.testing.assert_allclose(decode(surf["z"]), np.maximum(grid.E, fs.E_FLOOR).astype(np.float32))
+    np.testing.assert_allclose(decode(surf["surfacecolor"]), fs.colour_values(grid.E, True))
+    assert (tu["type"], tu["line"]["dash"], tc["line"]["dash"]) == ("scatter3d", "solid", "dash")
+    assert tc["name"] == fs.clip_label(c)
+    np.testing.assert_allclose(arr(tc["x"]), c.params[:, 0])
+    np.testing.assert_allclose(arr(tc["z"]), np.maximum(c.loss, fs.E_FLOOR))
+    assert fs.surface3d_figure(grid, log_colour=False).to_plotly_json()["layout"]["scene"]["zaxis"]["type"] == "linear"
+    assert len(fs.surface3d_figure(grid).data) == 1  # no descents given: the surface alone

@@ -77,10 +77,18 @@ def test_update_view_rejects_bad_descent_values(change, control):
 
 def test_downloads_and_3d_callbacks():
     d = page.download_surface(1, **SURF)
-    assert d["filename"].endswith(".csv") and d["content"].startswith("w,b,E_30\n")
-    assert len(d["content"].splitlines()) == 1 + 32 * 32
+    lines = d["content"].splitlines()
+    head = [line for line in lines if line.startswith("# ")]
+    assert d["filename"].endswith(".csv") and lines[len(head)] == "w,b,E_30"
+    assert {"# T = 30", "# resolution = 32", "# activation = sigmoid", "# w_min = -2", "# b_max = 2"} <= set(head)
+    assert len(lines) == len(head) + 1 + 32 * 32
     r = page.download_runs(1, **RUN, **SURF)
-    assert r["content"].startswith("run,step,w,b,E,grad_norm,clip_fired")
+    lines = r["content"].splitlines()
+    head = [line for line in lines if line.startswith("# ")]
+    assert lines[len(head)] == "run,step,w,b,E,grad_norm,clip_fired"
+    # the descents' parameters, the rule's own among them (τ from its log slider: 10 ** 0)
+    assert {"# w0 = 4", "# b0 = -3.6", "# lr = 1.5", "# n_steps = 40", "# T = 30", "# clip = norm",
+            "# threshold = 1"} <= set(head)
     assert page.download_surface(None, **SURF) is no_update
     fig, style = page.update_3d(["view3d"], **SURF)
     assert style == {"display": "block"} and fig.data[0].type == "surface"
@@ -112,3 +120,55 @@ def test_update_view_sends_the_frame_and_title_with_the_surface():
     out = view(paths=False, diag=False)
     assert out["frame"]["layout"]["meta"] and out["title"] == "Error surface E₃₀(w, b)   (click to set the start)"
     assert view(surface=False)["frame"] is None and view(surface=False)["title"] is None
+
+
+def test_update_view_sends_every_step_with_the_descents_and_only_then():
+    """The browser code moves the step slider's markers along the steps the view sends with the
+    paths or the side figure; a surface-only change sends none (the descents did not change)."""
+    out = view(surface=False)
+    u, c = page.runs(*page._run_args({**page.surface_values(*(SURF[k] for k in page.SURFACE_ARGS))[0],
+                                      **page.run_values(RUN)[0]}))
+    np.testing.assert_array_equal(arr(out["steps"]["c"]["b"]), c.params[:, 1])
+    np.testing.assert_array_equal(arr(out["steps"]["u"]["E"]), u.loss)
+    assert view(paths=False, diag=False)["steps"] is None
+    assert view(surface=False, lr=0)["steps"] is None  # bad values: nothing moves
+
+
+def test_the_3d_view_draws_both_descents_and_a_marker_of_the_step_in_view():
+    fig, style = page.update_3d(["view3d"], **SURF, run=RUN)
+    assert style == {"display": "block"}
+    kinds = [(t.type, t.name, t.line.dash if t.type == "scatter3d" and t.mode != "markers" else None)
+             for t in fig.data]
+    assert kinds == [("surface", "E", None), ("scatter3d", "no clipping", "solid"),
+                     ("scatter3d", "norm clipping, τ=1", "dash"), ("scatter3d", "step in view", None)]
+    assert fig.data[3].uid == "cv-now-3d" and list(fig.data[3].x) == [4.0, 4.0]
+    # fired by the gate, with the surface's and the descents' States in the order registered
+    gated, _ = page.update_3d_gated(1, ["view3d"], *(SURF[k] for k in page.SURFACE_ARGS),
+                                    *(RUN.get(k) for k in page.RUN_ARGS))
+    assert len(gated.data) == 4
+    bad, _ = page.update_3d(["view3d"], **SURF, run=dict(RUN, lr="x"))  # bad descent values: the surface
+    assert [t.type for t in bad.data] == ["surface"]
+
+
+def test_the_layout_names_the_rule_in_the_legend_and_carries_the_step_controls():
+    lay = page.layout(clip="value", n="30", res="32")
+    data = _find_component(lay, "es-page-data").data
+    assert data["time"]["legend"]["names"]["value"] == fs.rule_label("value")
+    titles = _find_component(lay, "es-titles").figure
+    assert titles["data"][1]["name"] == "value clipping"
+    step = _find_component(lay, "es-step")
+    assert (step.min, step.max, step.value) == (0, 30, 0) and step.tooltip["always_visible"]
+    assert len(arr(data["steps"]["u"]["w"])) == 31
+    assert _find_component(lay, "es-tau").tooltip["transform"] == "clipvizExp10"
+
+
+def _find_component(component, ident):
+    if getattr(component, "id", None) == ident:
+        return component
+    kids = getattr(component, "children", None)
+    for k in kids if isinstance(kids, list) else [kids]:
+        if hasattr(k, "children") or getattr(k, "id", None) == ident:
+            found = _find_component(k, ident)
+            if found is not None:
+                return found
+    return None

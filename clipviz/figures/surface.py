@@ -4,8 +4,12 @@ The surface is E_T(w, b) of equation (14) over a window, drawn as a heatmap of
 log10 E (the wall is orders of magnitude above the valley floor) with contour
 lines; on it the unclipped and the clipped gradient-descent paths from one
 start, each step marked, the steps where clipping fired marked differently,
-and a divergence annotated instead of a line to infinity.  Beside it: the
-gradient norm per step on a log axis with the threshold, and E per step.
+and a divergence annotated instead of a line to infinity (and a note when
+clipping never fired, so that the two descents are one).  Beside it: the
+gradient norm per step on a log axis with the threshold, and E per step.  In
+3-D (:func:`surface3d_figure`): the surface z = E with both descents on it, the
+clipped one dashed.  The CSV exports begin with their parameters as
+``# key = value`` lines.
 
 Trace layout of :func:`surface_figure` (for export and notebooks): 0 heatmap,
 1 contour lines, 2 unclipped path, 3 clipped path, 4 clip fired, 5 start,
@@ -184,7 +188,8 @@ def thin_steps(points: np.ndarray, window: tuple[float, float, float, float],
 
 
 def start_and_divergence(unclipped: Trajectory, clipped: Trajectory) -> tuple[dict, dict, list[dict]]:
-    """The start marker, the divergence markers (maybe none) and their annotations."""
+    """The start marker, the divergence markers (maybe none) and the annotations: where a run
+    diverged, and :data:`COINCIDE_NOTE` when the two descents are one (:func:`coincide`)."""
     tr_s = dict(type="scatter", mode="markers", name="start",
                 x=[float(unclipped.params[0, 0])], y=[float(unclipped.params[0, 1])],
                 marker=dict(size=15, symbol="star", color="white", line=dict(color="black", width=1.5)),
@@ -201,6 +206,10 @@ def start_and_divergence(unclipped: Trajectory, clipped: Trajectory) -> tuple[di
     tr_d = dict(type="scatter", mode="markers", name="diverged", x=dx, y=dy,
                 marker=dict(size=14, symbol="x", color="black"), hoverinfo="skip",
                 showlegend=bool(dx))
+    if coincide(unclipped, clipped):
+        notes.append(dict(name="coincide", text=COINCIDE_NOTE, xref="paper", yref="paper", x=0.01, y=0.99,
+                          xanchor="left", yanchor="top", showarrow=False, font=dict(size=12, color="#333"),
+                          bgcolor="rgba(255,255,255,0.85)", borderpad=3))
     return tr_s, tr_d, notes
 
 
@@ -243,20 +252,44 @@ def trajectory_traces(unclipped: Trajectory, clipped: Trajectory,
 
 #: a step where clipping fired: a ring of this size (diameter, px) and line width around its marker
 FIRED_SIZE, FIRED_RING = 9, 2.5
+#: clipping fired at more than this fraction of the steps, nearly every one (AutoClip at a low
+#: percentile): a full ring on each would bury the run under one orange band, so the rings are
+#: thin (on the side figure: :data:`DENSE_FIRED_MARKER`)
+DENSE_FIRED = 0.75
+DENSE_FIRED_MARKER = dict(size=6, color="rgba(0,0,0,0)", line=dict(color=FIRED, width=1.2))
+
+
+def rule_label(clip: str) -> str:
+    """The legend name of the second descent, made with the clipping rule ``clip``, without its
+    parameters (:attr:`clipviz.clipping.Rule.legend`; a rule without parameters, which never
+    clips, names a second plain run)."""
+    rule = clipping.lookup(clip)
+    if rule is None:
+        return f"{clip} clipping"
+    if not rule.params:
+        return f"second run ({rule.legend})"
+    return rule.legend
 
 
 def clip_label(t: Trajectory) -> str:
     """The legend name of a descent with its clipping rule (and threshold), from the rule
     (:mod:`clipviz.clipping`)."""
     rule = clipping.lookup(t.clip)
-    if rule is None:
-        return f"{t.clip} clipping"
-    if not rule.params:
-        return f"second run ({rule.legend})"
-    if rule.line is not None and t.threshold is not None:
+    if rule is not None and rule.line is not None and t.threshold is not None:
         sym = next(p.symbol for p in rule.params if p.name == rule.line)
         return f"{rule.legend}, {sym}={t.threshold:g}"
-    return rule.legend
+    return rule_label(t.clip)
+
+
+#: the note on the figures when the two descents are one: the clipped run, drawn over the
+#: unclipped one, hides it
+COINCIDE_NOTE = "clipping never fired: the two descents coincide"
+
+
+def coincide(unclipped: Trajectory, clipped: Trajectory) -> bool:
+    """The clipping rule never fired and the two descents visited the same points."""
+    return (not clipped.clipped.any() and unclipped.params.shape == clipped.params.shape
+            and bool(np.array_equal(unclipped.params, clipped.params)))
 
 
 HEIGHT = 560
@@ -285,10 +318,19 @@ def _axes(window: tuple[float, float, float, float], visible: bool, titles: bool
     return dict(xaxis=x, yaxis=y)
 
 
-def surface_title(grid: SurfaceGrid) -> str:
-    """The surface's title, as plain text (E_T with T as Unicode subscript digits)."""
-    sub = str(grid.steps).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
-    return f"Error surface E{sub}(w, b)   (click to set the start)"
+#: what the page's title adds for the page (a click sets the start); an exported figure leaves it out
+TITLE_HINT = "(click to set the start)"
+
+
+def _subscript(n: int) -> str:
+    return str(n).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+
+
+def surface_title(grid: SurfaceGrid, hint: bool = True) -> str:
+    """The surface's title, as plain text (E_T with T as Unicode subscript digits); ``hint``: with
+    :data:`TITLE_HINT` (the web page), else for a figure on its own (an export, a notebook)."""
+    title = f"Error surface E{_subscript(grid.steps)}(w, b)"
+    return f"{title}   {TITLE_HINT}" if hint else title
 
 
 def surface_layout(grid: SurfaceGrid, uirevision: str, titles: bool = False, chrome: bool = True) -> dict:
@@ -306,7 +348,7 @@ def surface_layout(grid: SurfaceGrid, uirevision: str, titles: bool = False, chr
         **_axes(grid.window, chrome, titles),
     )
     if chrome:
-        layout["title"] = dict(text=surface_title(grid), **TITLE_STYLE)
+        layout["title"] = dict(text=surface_title(grid, hint=False), **TITLE_STYLE)
     return layout
 
 
@@ -331,9 +373,13 @@ def frame_dict(grid: SurfaceGrid, log_colour: bool = True,
 
 
 #: the legend of the page's path layer, drawn once on the title layer (the browser would draw a
-#: legend again on every redraw): the key of the symbols; the exact clipping rule and τ are in the
-#: controls and in the side figure's legend
+#: legend again on every redraw): the key of the symbols, the second run named by its clipping rule
+#: (:func:`legend_key`); τ is in the controls and in the side figure's legend
 LEGEND = dict(orientation="h", x=0, y=-0.1, yanchor="top", bgcolor="rgba(0,0,0,0)")
+#: an exported figure's legend: at the foot of the image, whatever its size (a legend placed
+#: relative to the plot area is cut off by a fixed margin)
+EXPORT_LEGEND = dict(orientation="h", x=0, xanchor="left", y=0, yref="container", yanchor="bottom",
+                     bgcolor="rgba(0,0,0,0)")
 LEGEND_KEY = (
     dict(name="no clipping", mode="lines+markers", line=dict(color=UNCLIPPED, width=2),
          marker=dict(size=5, color=UNCLIPPED)),
@@ -347,10 +393,19 @@ LEGEND_KEY = (
 )
 
 
-def titles_dict(tick_depth: Mapping[str, float] | None = None) -> dict:
+def legend_key(clip: str | None = None) -> list[dict]:
+    """:data:`LEGEND_KEY` with the second run named by the clipping rule ``clip``
+    (:func:`rule_label`; None: "with clipping")."""
+    key = [dict(k) for k in LEGEND_KEY]
+    if clip is not None:
+        key[1]["name"] = rule_label(clip)
+    return key
+
+
+def titles_dict(tick_depth: Mapping[str, float] | None = None, clip: str | None = None) -> dict:
     """The title layer: the MathJax axis titles of the surface, placed as on a surface layout with
-    ``titles=True``, and the legend of the path layer (traces without points); the web page draws
-    it once, over the surface.
+    ``titles=True``, and the legend of the path layer (traces without points,
+    :func:`legend_key` of ``clip``); the web page draws it once, over the surface.
 
     ``tick_depth``: room (px, per axis name) that the tick labels of the layer under this one take;
     this layer has none, so its titles go that much further out (none: no room).
@@ -359,7 +414,7 @@ def titles_dict(tick_depth: Mapping[str, float] | None = None) -> dict:
     axes = _axes((0.0, 1.0, 0.0, 1.0), False)
     for name, ax in axes.items():
         ax.update(visible=True, title=dict(text=AXIS_TITLES[name], standoff=TITLE_STANDOFF + depth.get(name, 0)))
-    key = [dict(type="scatter", x=[None], y=[None], hoverinfo="skip", **k) for k in LEGEND_KEY]
+    key = [dict(type="scatter", x=[None], y=[None], hoverinfo="skip", **k) for k in legend_key(clip)]
     return {"data": key, "layout": dict(
         template=TEMPLATE, font=FONT, height=HEIGHT, margin=MARGIN, showlegend=True, legend=LEGEND,
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", dragmode=False, hovermode=False,
@@ -402,19 +457,45 @@ def surface_figure(grid: SurfaceGrid, unclipped: Trajectory, clipped: Trajectory
     return go.Figure(data=[*surface_traces(grid, log_colour), *traces], layout=layout)
 
 
-def surface3d_figure(grid: SurfaceGrid, log_colour: bool = True, max_side: int = 128) -> go.Figure:
-    """The same surface as a 3-D plot (downsampled to at most ``max_side`` per axis)."""
+def trajectory3d_traces(unclipped: Trajectory, clipped: Trajectory) -> list[dict]:
+    """Both descents on the 3-D surface (z = E, floored at :data:`E_FLOOR` as the surface is), the
+    clipped one dashed as in the paper's Figure 3: [unclipped, clipped]."""
+    out = []
+    for t, colour, name, dash in ((unclipped, UNCLIPPED, "no clipping", "solid"),
+                                  (clipped, CLIPPED, clip_label(clipped), "dash")):
+        out.append(dict(type="scatter3d", mode="lines+markers", name=name,
+                        x=typed(t.params[:, 0], "f8"), y=typed(t.params[:, 1], "f8"),
+                        z=typed(np.maximum(t.loss, E_FLOOR), "f8"),
+                        line=dict(color=colour, width=5, dash=dash), marker=dict(size=2, color=colour),
+                        hovertemplate="step %{pointNumber}<br>w=%{x:.4g}, b=%{y:.4g}<br>E=%{z:.3g}<extra>"
+                                      + name + "</extra>"))
+    return out
+
+
+def surface3d_figure(grid: SurfaceGrid, log_colour: bool = True, max_side: int = 128,
+                     unclipped: Trajectory | None = None, clipped: Trajectory | None = None) -> go.Figure:
+    """The paper's Figure 3 in 3-D: the surface z = E_T(w, b) (downsampled to at most ``max_side``
+    per axis; a log z axis with log colour), and both descents on it when given
+    (:func:`trajectory3d_traces`, the clipped one dashed)."""
     sr = slice(None, None, max(1, int(np.ceil(grid.bs.size / max_side))))
     sc = slice(None, None, max(1, int(np.ceil(grid.ws.size / max_side))))
-    z = colour_values(grid.E[sr, sc], log_colour)
-    ztitle = "log10 E" if log_colour else "E"
+    E = grid.E[sr, sc]
+    colour = colour_values(E, log_colour)
+    cmin, cmax = colour_range(colour, log_colour)
+    data = [dict(type="surface", name="E", x=typed(grid.ws[sc]), y=typed(grid.bs[sr]),
+                 z=typed(np.maximum(E, E_FLOOR)), surfacecolor=typed(colour), cmin=cmin, cmax=cmax,
+                 colorscale="Viridis", showscale=False, opacity=0.9,
+                 hovertemplate="w=%{x:.3f}<br>b=%{y:.3f}<br>E=%{z:.3g}<extra></extra>")]
+    if unclipped is not None and clipped is not None:
+        data += trajectory3d_traces(unclipped, clipped)
     return go.Figure(
-        data=[dict(type="surface", x=typed(grid.ws[sc]), y=typed(grid.bs[sr]), z=typed(z),
-                   colorscale="Viridis", showscale=False)],
+        data=data,
         layout=dict(template=TEMPLATE, font=FONT, height=520, uirevision="3d",
-                    margin=dict(l=0, r=0, t=30, b=0),
-                    title=dict(text=f"E_{grid.steps}(w, b), 3-D", **TITLE_STYLE),
-                    scene=dict(xaxis_title="w", yaxis_title="b", zaxis_title=ztitle)),
+                    margin=dict(l=0, r=0, t=30, b=0), showlegend=unclipped is not None,
+                    legend=dict(x=0, y=0.95, bgcolor="rgba(255,255,255,0.7)"),
+                    title=dict(text=f"E{_subscript(grid.steps)}(w, b) in 3-D", **TITLE_STYLE),
+                    scene=dict(xaxis_title="w", yaxis_title="b", zaxis=dict(
+                        title="E", type="log" if log_colour else "linear", exponentformat="power"))),
     )
 
 
@@ -427,6 +508,9 @@ def diagnostics_figure(unclipped: Trajectory, clipped: Trajectory) -> go.Figure:
 DIAG_TITLES = dict(yaxis=r"$\|g\|$", xaxis2=r"$\text{step}$", yaxis2=r"$E_T$")
 #: fixed margins (autoexpand off) so that the title layer lines up; the legend sits in the bottom one
 DIAG_MARGIN = dict(l=70, r=20, t=40, b=110, autoexpand=False)
+#: the side figure's legend: at the foot of the figure (placed from the plot area's foot, a second
+#: row of entries fell off the fixed margin)
+DIAG_LEGEND = dict(orientation="h", x=0, y=0, yref="container", yanchor="bottom")
 
 
 def _diag_axes() -> dict:
@@ -492,7 +576,8 @@ def diagnostics_dict(unclipped: Trajectory, clipped: Trajectory, titles: bool = 
     traces.append(dict(type="scatter", mode="markers", name="clipping fired", x=idx.tolist(),
                        y=[float(clipped.grad_norm[i]) if np.isfinite(clipped.grad_norm[i]) else None
                           for i in idx],
-                       marker=dict(size=9, color="rgba(0,0,0,0)", line=dict(color=FIRED, width=2)),
+                       marker=(DENSE_FIRED_MARKER if idx.size > DENSE_FIRED * max(clipped.clipped.size, 1)
+                               else dict(size=9, color="rgba(0,0,0,0)", line=dict(color=FIRED, width=2))),
                        xaxis="x", yaxis="y", hoverinfo="skip"))
     if clipped.threshold is not None:
         shapes.append(dict(type="line", xref="x domain", yref="y", x0=0, x1=1,
@@ -501,9 +586,17 @@ def diagnostics_dict(unclipped: Trajectory, clipped: Trajectory, titles: bool = 
         notes.append(dict(x=1, y=float(np.log10(clipped.threshold)), xref="x domain", yref="y",
                           xanchor="right", yanchor="bottom", showarrow=False,
                           text=f"threshold τ = {clipped.threshold:g}", font=dict(color=FIRED, size=11)))
+    if coincide(unclipped, clipped):
+        notes.append(dict(name="coincide", text=COINCIDE_NOTE, x=0.5, y=1, xref="x2 domain", yref="y2 domain",
+                          xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=12, color="#333")))
     n = max(unclipped.grad_norm.size, clipped.grad_norm.size, 1)
     axes = _diag_axes()
     axes["xaxis"]["range"] = [-0.5, n + 0.5]
+    g_all = [t.grad_norm for t in (unclipped, clipped)] + ([[clipped.threshold]] if clipped.threshold else [])
+    for name, values in (("yaxis", g_all), ("yaxis2", [unclipped.loss, clipped.loss])):
+        span = log_axis_range(np.concatenate([np.maximum(np.asarray(v, float), E_FLOOR) for v in values]))
+        if span is not None:
+            axes[name]["range"] = span
     if titles:
         for name, text in DIAG_TITLES.items():
             axes[name]["title"] = dict(text=text)
@@ -511,22 +604,72 @@ def diagnostics_dict(unclipped: Trajectory, clipped: Trajectory, titles: bool = 
         template=TEMPLATE, font=FONT, height=DIAG_HEIGHT, uirevision="diag",
         margin=DIAG_MARGIN, shapes=shapes, annotations=notes,
         title=dict(text="Gradient norm and error per step", **TITLE_STYLE),
-        legend=dict(orientation="h", x=0, y=-0.17, yanchor="top"), **axes,
+        legend=DIAG_LEGEND, **axes,
     )
     return {"data": traces, "layout": layout}
 
 
+#: a log axis spans at least this many decades: over less, Plotly labels its ticks with every
+#: digit that tells them apart (E of a descent that barely moves: "2.899982965")
+MIN_LOG_DECADES = 1.0
+
+
+def log_axis_range(values: np.ndarray) -> list[float] | None:
+    """The range (log10 of its ends) of a log axis over ``values`` when their finite positive
+    ones span less than :data:`MIN_LOG_DECADES` (then widened to that, around their middle, so the
+    ticks read 1, 2, 5, ...); None where Plotly's own range does (the axis autoranges)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return None
+    lo, hi = float(np.log10(v.min())), float(np.log10(v.max()))
+    if hi - lo >= MIN_LOG_DECADES:
+        return None
+    mid = (lo + hi) / 2
+    return [mid - MIN_LOG_DECADES / 2, mid + MIN_LOG_DECADES / 2]
+
+
+def csv_preamble(params: Mapping[str, object]) -> str:
+    """The lines a CSV export begins with: one ``# key = value`` per parameter, before the
+    column header (``pandas.read_csv(path, comment="#")`` skips them)."""
+    out = []
+    for k, v in params.items():
+        text = f"{v:g}" if isinstance(v, float) else str(v)
+        out.append(f"# {k} = {' '.join(text.split())}\n")
+    return "".join(out)
+
+
+def surface_params(grid: SurfaceGrid) -> dict[str, object]:
+    """What a surface was computed from, for a CSV's preamble (:func:`csv_preamble`)."""
+    w0, w1, b0, b1 = grid.window
+    return {"figure": "error surface E_T(w, b) of the one-unit RNN, equation (14)", "T": grid.steps,
+            "x0": grid.x0, "target": grid.target, "activation": grid.activation, "w_min": w0, "w_max": w1,
+            "b_min": b0, "b_max": b1, "resolution": int(grid.ws.size)}
+
+
 def surface_csv(grid: SurfaceGrid) -> str:
-    """The grid behind the heatmap: one row per (w, b) point."""
+    """The grid behind the heatmap: its parameters (:func:`surface_params`) as ``# key = value``
+    lines, then one row per (w, b) point."""
     W, B = np.meshgrid(grid.ws, grid.bs)
     buf = io.StringIO()
+    buf.write(csv_preamble(surface_params(grid)))
     np.savetxt(buf, np.column_stack([W.ravel(), B.ravel(), grid.E.ravel()]), fmt="%.9g", delimiter=",",
                header=f"w,b,E_{grid.steps}", comments="")
     return buf.getvalue()
 
 
-def trajectories_csv(unclipped: Trajectory, clipped: Trajectory) -> str:
-    """Both runs, one row per visited point: run, step, w, b, E, ‖g‖ of the step taken, fired."""
+def trajectories_csv(unclipped: Trajectory, clipped: Trajectory,
+                     params: Mapping[str, object] | None = None) -> str:
+    """Both runs, one row per visited point: run, step, w, b, E, ‖g‖ of the step taken, fired.
+
+    The rows follow ``# key = value`` lines (:func:`csv_preamble`): ``params`` (what the caller
+    ran the descents with: start, learning rate, the unit's parameters), then the clipping rule
+    and τ of the clipped run as the trajectories record them."""
+    own: dict[str, object] = {"figure": "gradient descent on E_T, without and with clipping"}
+    own.update(params or {})
+    own["clip"] = clipped.clip
+    if clipped.threshold is not None:
+        own["threshold"] = clipped.threshold
     runs, steps, w, b, e, g, f = [], [], [], [], [], [], []
     for name, t in (("unclipped", unclipped), ("clipped", clipped)):
         n = t.params.shape[0]
@@ -541,6 +684,6 @@ def trajectories_csv(unclipped: Trajectory, clipped: Trajectory) -> str:
         e.append(t.loss)
         g.append(gn)
         f.append(fired)
-    return csv_text(["run", "step", "w", "b", "E", "grad_norm", "clip_fired"],
+    return csv_preamble(own) + csv_text(["run", "step", "w", "b", "E", "grad_norm", "clip_fired"],
                     [np.array(runs), np.concatenate(steps), np.concatenate(w), np.concatenate(b),
                      np.concatenate(e), np.concatenate(g), np.concatenate(f)])

@@ -41,10 +41,13 @@ def number_input(prefix: str, spec: Num, value: Any) -> dcc.Input:
 
 
 def slider(prefix: str, spec: Num, value: Any, step: float, marks: dict | None = None,
-           direct_input: bool = True) -> dcc.Slider:
+           direct_input: bool = True, always_visible: bool = False) -> dcc.Slider:
+    """A slider over the spec's bounds; ``always_visible``: its value shown over the thumb all the
+    time (under it, where a value shows only while the thumb is dragged, it would cover the marks)."""
+    tooltip = ({"placement": "top", "always_visible": True} if always_visible
+               else {"placement": "bottom", "always_visible": False})
     return dcc.Slider(id=f"{prefix}-{spec.name}", min=spec.lo, max=spec.hi, step=step, value=value,
-                      marks=marks, updatemode="mouseup", allow_direct_input=direct_input,
-                      tooltip={"placement": "bottom", "always_visible": False})
+                      marks=marks, updatemode="mouseup", allow_direct_input=direct_input, tooltip=tooltip)
 
 
 def graph(id_: str, figure: Any, height: int | None = None, modebar: bool = True,

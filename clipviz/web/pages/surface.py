@@ -5,12 +5,18 @@ demand; clicking sets the start (w_0, b_0) of two descents, one plain and one
 with the chosen clipping rule (Algorithm 1 for ``norm``); beside them ‖g‖ and E
 per step.  Every control lives in the URL.
 
-The figures are stacked layers (surface; descent paths; axis titles and legend,
-drawn once) so that a change redraws only what it moves.  Browser code posts
-each change to :func:`view_endpoint` and draws the answer; the checking and
-computing is :func:`update_view`, a plain function (unit-tested without a
-browser), which sends the surface only for a surface change and the side
-figure only when the descents changed.
+The figures are stacked layers (surface; descent paths; the step in view; axis
+titles and legend, drawn once) so that a change redraws only what it moves.
+Browser code posts each change to :func:`view_endpoint` and draws the answer;
+the checking and computing is :func:`update_view`, a plain function (unit-tested
+without a browser), which sends the surface only for a surface change and the
+side figure only when the descents changed.
+
+Time and linking happen in the browser alone: a step slider (with a play button)
+and hovering a step on any figure move a marker along both descents on the
+surface, the ‖g‖ and E panels and the 3-D view (which draws both descents, the
+clipped one dashed, as the paper's Figure 3), and read out the step's w, b, E
+and ‖g‖, from the steps the view sends with the descents.
 """
 
 from __future__ import annotations
@@ -235,17 +241,19 @@ def update_view(values: Mapping[str, Any], *, surface: bool = True, paths: bool 
     The keywords say which figures the change needs; the browser asks for those that
     :data:`REDRAWN_BY` names for the control that changed.
 
-    Returns ``{"surface", "frame", "title", "paths", "diag", "msgs": {control: text}}``: the
-    surface's base layer, frame layer (tick labels, colour bar) and title, the path layer and the
-    side figure (figures as plain dicts with typed arrays, the title as text); None leaves that
-    part on screen as it is: not asked for, or the values are bad (then the messages say why).
+    Returns ``{"surface", "frame", "title", "paths", "diag", "steps", "msgs": {control: text}}``:
+    the surface's base layer, frame layer (tick labels, colour bar) and title, the path layer and
+    the side figure (figures as plain dicts with typed arrays, the title as text), and with either
+    of the last two every step of both descents (:func:`clipviz.web.browser.steps_dict`: the step
+    slider, the read-out and the 3-D view's trajectories follow them in the browser); None leaves
+    that part on screen as it is: not asked for, or the values are bad (then the messages say why).
     Served as JSON by :func:`view_endpoint`.
     """
     sv, smsgs = surface_values(*(values.get(k) for k in SURFACE_ARGS))
     rv, rmsgs = run_values(values)
     msgs = {**{k: smsgs[k] for k in SURFACE_MSGS}, **{k: rmsgs[k] for k in RUN_MSGS}}
     out: dict[str, Any] = {"surface": None, "frame": None, "title": None, "paths": None, "diag": None,
-                           "msgs": msgs}
+                           "steps": None, "msgs": msgs}
     if any(smsgs.values()):
         return out
     if surface:
@@ -264,6 +272,7 @@ def update_view(values: Mapping[str, Any], *, surface: bool = True, paths: bool 
             out["paths"] = browser.paths_dict(_window(sv), u, c)
         if diag:
             out["diag"] = fs.diagnostics_dict(u, c, titles=False)
+        out["steps"] = browser.steps_dict(u, c)
     return out
 
 
@@ -302,8 +311,23 @@ def view_endpoint():
     return Response(to_json_plotly(out), mimetype="application/json")  # NaN -> null
 
 
-def update_3d(view3d, w_range, b_range, res, T, x0, target, act, log_flags):
-    """The 3-D view, only when asked for."""
+def _view3d(grid: fs.SurfaceGrid, values: dict, run: Mapping[str, Any] | None) -> dict:
+    """The page's 3-D view of ``grid`` with both descents when the raw descent values ``run`` (by
+    the names of :data:`RUN_ARGS`) are good, else the surface alone."""
+    rv, rmsgs = run_values(run or {})
+    if run is None or any(rmsgs.values()):
+        return browser.view3d_figure(grid, values["log"])
+    try:
+        u, c = runs(*_run_args({**values, **rv}))
+    except ValueError:
+        return browser.view3d_figure(grid, values["log"])
+    return browser.view3d_figure(grid, values["log"], u, c)
+
+
+def update_3d(view3d, w_range, b_range, res, T, x0, target, act, log_flags, run=None):
+    """The 3-D view, only when asked for; ``run``: the raw descent values by the names of
+    :data:`RUN_ARGS`, whose descents it draws on the surface (the browser code keeps them in step
+    with later changes of the descents)."""
     try:
         on = VIEW_SPECS[0].check([] if view3d is None else view3d)
     except ValueError:  # not a checklist value: only a hand-made request sends that
@@ -316,12 +340,14 @@ def update_3d(view3d, w_range, b_range, res, T, x0, target, act, log_flags):
     grid = heavy_surface_grid(values)
     if grid is None:  # the server is busy: the 3-D view keeps its figure; the next change asks again
         return no_update, {"display": "block"}
-    return fs.surface3d_figure(grid, values["log"]), {"display": "block"}
+    return _view3d(grid, values, run), {"display": "block"}
 
 
-def update_3d_gated(_gate, view3d, *surface):
-    """:func:`update_3d`, fired by the browser-side gate."""
-    return update_3d(view3d, *surface)
+def update_3d_gated(_gate, view3d, *states):
+    """:func:`update_3d`, fired by the browser-side gate; ``states``: the surface controls' values
+    (:data:`SURFACE_INPUTS`), then the descent controls' (:data:`RUN_INPUTS`)."""
+    n = len(SURFACE_INPUTS)
+    return update_3d(view3d, *states[:n], run=dict(zip(RUN_ARGS, states[n:])))
 
 
 def download_surface(n_clicks, w_range, b_range, res, T, x0, target, act, log_flags):
@@ -349,7 +375,11 @@ def download_runs(n_clicks, *states, **named):
     if any(rmsgs.values()) or any(smsgs.values()):
         return no_update
     u, c = runs(*_run_args({**sv, **rv}))
-    return dict(content=fs.trajectories_csv(u, c), filename="clipviz-descent.csv", type="text/csv")
+    rule = clipping.get(rv["clip"])
+    params = {"w0": rv["w0"], "b0": rv["b0"], "lr": rv["lr"], "n_steps": int(rv["n"]), "T": int(sv["T"]),
+              "x0": sv["x0"], "target": sv["target"], "activation": sv["act"],
+              **{p.name: rv[p.key] for p in rule.params}}
+    return dict(content=fs.trajectories_csv(u, c, params), filename="clipviz-descent.csv", type="text/csv")
 
 
 # ---------------------------------------------------------------------------
@@ -362,6 +392,18 @@ def initial_figures(values: dict) -> tuple[dict, dict, dict]:
     return layers, browser.paths_dict(_window(values), u, c), fs.diagnostics_dict(u, c, titles=False)
 
 
+#: the tooltip of the page's sliders: their value always in sight, over the thumb (under it, it
+#: would cover the marks)
+TOOLTIP = {"placement": "top", "always_visible": True}
+#: the tooltip of a log slider: it holds log10 of its parameter and shows the parameter
+#: (``window.dccFunctions.clipvizExp10`` in ``clipviz/web/assets/surface.js``)
+LOG_TOOLTIP = {**TOOLTIP, "transform": "clipvizExp10"}
+#: the play button: one frame (a step, or a stride of steps) this often, in ms, and at most this
+#: many frames for a whole descent (a long descent goes several steps a frame)
+PLAY_FRAME_MS = 60
+PLAY_MAX_FRAMES = 200
+
+
 def _param_control(key: str, value: float):
     """The control of a clipping rule's parameter: a log slider (τ) or a number box."""
     p = RULE_PARAMS[key]
@@ -370,7 +412,31 @@ def _param_control(key: str, value: float):
     lo, hi = math.floor(math.log10(p.form_lo)), math.ceil(math.log10(p.form_hi))
     return dcc.Slider(id=f"{P}-{key}", min=lo, max=hi, step=0.05, value=round(math.log10(value), 4),
                       marks={k: f"{10.0 ** k:g}" for k in range(lo, hi + 1)},
-                      allow_direct_input=False, updatemode="mouseup")
+                      allow_direct_input=False, updatemode="mouseup", tooltip=LOG_TOOLTIP)
+
+
+def _last_step(unclipped, clipped) -> int:
+    """The last step of the longer descent (a diverged one stops early): the step slider's end."""
+    return max(unclipped.params.shape[0], clipped.params.shape[0]) - 1
+
+
+def _timebar(unclipped, clipped) -> html.Div:
+    """The step slider with its play button and the read-out of the step in view: the step's w,
+    b, E and ‖g‖ on each descent (the browser code writes it, and moves the markers)."""
+    n = _last_step(unclipped, clipped)
+    return html.Div(id=f"{P}-time", className="timebar", children=[
+        html.Div(className="timebar-row", children=[
+            html.Button("▶ play", id=f"{P}-play", className="play", title="play both descents step by step"),
+            html.Label("Step", htmlFor=f"{P}-step", className="timebar-label"),
+            html.Div(dcc.Slider(id=f"{P}-step", min=0, max=n, step=1, value=0, marks={0: "0", n: str(n)},
+                                updatemode="drag", allow_direct_input=False, tooltip=TOOLTIP),
+                     className="timebar-slider"),
+        ]),
+        html.Div(className="readout", children=[html.Div(id=f"{P}-step-u", className="readout-u"),
+                                                html.Div(id=f"{P}-step-c", className="readout-c")]),
+        html.Div("The markers show both descents after this many steps, on the surface, in the "
+                 "3-D view and beside them; hover a step on a figure to see it there.", className="help"),
+    ])
 
 
 def layout(**kwargs) -> html.Div:
@@ -387,6 +453,7 @@ def layout(**kwargs) -> html.Div:
         errors["res"] = str(exc)
         v = {s.name: s.default for s in ALL_SPECS}
         base, paths, diag = initial_figures(v)
+    u, c = runs(*_run_args(v))
 
     def err(*names):
         return " ".join(errors[k] for k in names if k in errors) or None
@@ -396,17 +463,17 @@ def layout(**kwargs) -> html.Div:
         control(P, Num("w_range", "w window", -LIM, LIM, 0, help="w range of the surface"),
                 dcc.RangeSlider(id=f"{P}-w_range", min=-LIM, max=LIM, step=0.5,
                                 value=[v["w_min"], v["w_max"]], marks={i: str(i) for i in range(-20, 21, 10)},
-                                allow_direct_input=True, updatemode="mouseup"),
+                                allow_direct_input=True, updatemode="mouseup", tooltip=TOOLTIP),
                 err("w_min", "w_max")),
         control(P, Num("b_range", "b window", -LIM, LIM, 0, help="b range of the surface"),
                 dcc.RangeSlider(id=f"{P}-b_range", min=-LIM, max=LIM, step=0.5,
                                 value=[v["b_min"], v["b_max"]], marks={i: str(i) for i in range(-20, 21, 10)},
-                                allow_direct_input=True, updatemode="mouseup"),
+                                allow_direct_input=True, updatemode="mouseup", tooltip=TOOLTIP),
                 err("b_min", "b_max")),
         control(P, sp["res"], slider(P, sp["res"], v["res"], 16, {16: "16", 256: "256", 512: "512",
-                                                                  1024: "1024"}), err("res")),
+                                                                  1024: "1024"}, always_visible=True), err("res")),
         control(P, sp["T"], slider(P, sp["T"], v["T"], 1, {1: "1", 50: "50", 100: "100", 200: "200",
-                                                           500: "500"}), err("T")),
+                                                           500: "500"}, always_visible=True), err("T")),
         control(P, sp["x0"], number_input(P, sp["x0"], v["x0"]), err("x0")),
         control(P, sp["target"], number_input(P, sp["target"], v["target"]), err("target")),
         control(P, sp["act"], dcc.RadioItems(id=f"{P}-act", options=list(ACTIVATIONS), value=v["act"],
@@ -418,8 +485,10 @@ def layout(**kwargs) -> html.Div:
                                                 value=["view3d"] if v["view3d"] else []), err("view3d")),
     ]
     run_controls = [
-        control(P, sp["w0"], slider(P, sp["w0"], v["w0"], 0.01, {-20: "-20", 0: "0", 20: "20"}), err("w0")),
-        control(P, sp["b0"], slider(P, sp["b0"], v["b0"], 0.01, {-20: "-20", 0: "0", 20: "20"}), err("b0")),
+        control(P, sp["w0"], slider(P, sp["w0"], v["w0"], 0.01, {-20: "-20", 0: "0", 20: "20"},
+                                             always_visible=True), err("w0")),
+        control(P, sp["b0"], slider(P, sp["b0"], v["b0"], 0.01, {-20: "-20", 0: "0", 20: "20"},
+                                             always_visible=True), err("b0")),
         control(P, sp["lr"], number_input(P, sp["lr"], v["lr"]), err("lr")),
         control(P, sp["n"], number_input(P, sp["n"], v["n"]), err("n")),
         control(P, sp["clip"], dcc.Dropdown(id=f"{P}-clip", options=list(sp["clip"].options),
@@ -438,7 +507,8 @@ def layout(**kwargs) -> html.Div:
         link_bar(P),
         # the server's own trouble (no connection, an error in its log): not any one control's
         html.Div("", id=msg_id(P, "server"), className="msg", role="alert"),
-        html.Div(className="layout", children=[
+        # the sidebar scrolls on its own beside the figures: a control and the figures stay in sight together
+        html.Div(className="layout sticky-side", children=[
             html.Div(className="sidebar", children=[
                 html.H3("Surface"), *surface_controls,
                 html.H3("Descent"), *run_controls,
@@ -449,11 +519,14 @@ def layout(**kwargs) -> html.Div:
                         html.Div(className="overlay", children=[
                             html.Div(graph(f"{P}-surface", base["surface"], modebar=False), className="overlay-base"),
                             html.Div(graph(f"{P}-paths", paths, modebar=False, static=True), className="overlay-top"),
+                            # the step in view on each descent: moved by the browser code, nothing else redrawn
+                            html.Div(graph(f"{P}-now", browser.step_layer(_window(v), u, c), modebar=False,
+                                           static=True), className="overlay-top"),
                             # tick labels and colour bar: redrawn only when the window or colour range changes
                             html.Div(graph(f"{P}-frame", base["frame"], modebar=False, static=True),
                                      className="overlay-top"),
                             # the MathJax axis titles and the legend: drawn once, not on every redraw
-                            html.Div(graph(f"{P}-titles", browser.title_layer(), modebar=False, static=True),
+                            html.Div(graph(f"{P}-titles", browser.title_layer(v["clip"]), modebar=False, static=True),
                                      className="overlay-top"),
                             html.Div(base["title"], id=f"{P}-title", className="overlay-title"),
                         ]),
@@ -479,12 +552,14 @@ def layout(**kwargs) -> html.Div:
                         ]),
                     ]),
                 ]),
+                _timebar(u, c),
                 html.Div(id=f"{P}-3d-box", style={"display": "block" if v["view3d"] else "none"},
-                         children=graph(f"{P}-3d", fs.surface3d_figure(
-                             surface_grid(*_surface_args(v)), v["log"]) if v["view3d"] else {})),
+                         children=graph(f"{P}-3d", browser.view3d_figure(
+                             surface_grid(*_surface_args(v)), v["log"], u, c) if v["view3d"] else {})),
                 dcc.Download(id=f"{P}-dl-surface"),
-                page_data(P, **browser_data()),
+                page_data(P, **browser_data(), steps=browser.steps_dict(u, c)),
                 dcc.Store(id=f"{P}-view-req"),  # surfaceView's output (it returns no_update: see there)
+                dcc.Store(id=f"{P}-step-req"),  # surfaceStep's output (it returns no_update too)
                 html.Div(id=f"{P}-export-dummy", hidden=True),
                 dcc.Store(id=f"{P}-3d-gate"),
                 dcc.Download(id=f"{P}-dl-runs"),
@@ -509,20 +584,36 @@ def browser_data() -> dict:
     """What the page's browser code (``clipviz/web/assets/surface.js``) needs to know of the page
     (:func:`clipviz.web.components.page_data`): ``view``, the controls (component id, name, argument
     of :func:`update_view`, field in the link), which figures each redraws, the endpoint and the
-    ids of the figures and message lines; ``export``, what each image button exports and how; and
-    ``click``, the controls a click on the surface sets."""
-    ids = {k: f"{P}-{k}" for k in ("link", "surface", "paths", "frame", "title", "diag")}
+    ids of the figures and message lines; ``export``, what each image button exports and how;
+    ``click``, the controls a click on the surface sets; ``time``, what the step slider, the play
+    button and hovering a step move and mark (the marks on the side figure, the legend name of
+    each rule, the play speed).  The layout adds ``steps``, the descents it shows
+    (:func:`clipviz.web.browser.steps_dict`)."""
+    ids = {k: f"{P}-{k}" for k in ("link", "surface", "paths", "frame", "title", "diag", "titles", "now", "3d",
+                                   "3d-box", "time", "step", "play", "step-u", "step-c")}
     args = dict(zip(SURFACE_MSGS + RUN_MSGS, VIEW_ARGS))  # view3d: not sent
     controls = [{"id": f"{P}-{k}", "name": k, "arg": args.get(k), "url": URL_FIELDS.get(k, url_field(k))}
                 for k in VIEW_CONTROLS]
     image = GRAPH_CONFIG["toImageButtonOptions"]
+    # an exported figure: its legend at the image's foot, in room added to the bottom margin
+    foot = 30
     figures = {
         "surface": {"file": "clipviz-error-surface", "graph": ids["surface"],
                     "layers": {"paths": ids["paths"], "frame": ids["frame"], "title": ids["title"]},
                     "axes": {ax: {"text": text, "standoff": fs.TITLE_STANDOFF} for ax, text in fs.AXIS_TITLES.items()},
-                    "legend": fs.LEGEND, "title": fs.TITLE_STYLE},
+                    "legend": fs.EXPORT_LEGEND, "title": fs.TITLE_STYLE, "hint": fs.TITLE_HINT,
+                    "margin": {**fs.MARGIN, "b": fs.MARGIN["b"] + foot}},
         "diag": {"file": "clipviz-gradient-norms", "graph": ids["diag"],
-                 "axes": {ax: {"text": text} for ax, text in fs.DIAG_TITLES.items()}},
+                 "axes": {ax: {"text": text} for ax, text in fs.DIAG_TITLES.items()},
+                 "legend": fs.EXPORT_LEGEND, "margin": fs.DIAG_MARGIN},
+    }
+    time = {
+        "ids": ids,
+        # the legend of the title layer names the second run by its rule (trace 1 of its key)
+        "legend": {"trace": 1, "control": "clip", "names": {name: fs.rule_label(name) for name in clipping.names()}},
+        "floor": fs.E_FLOOR, "diag": browser.diag_now_shapes(), "ring_px": browser.NOW_RING,
+        "play": {"frame_ms": PLAY_FRAME_MS, "max_frames": PLAY_MAX_FRAMES, "labels": ["▶ play", "❚❚ pause"]},
+        "hover_px": 10,  # a step of a descent is hovered within this many pixels of the pointer
     }
     return {
         "view": {"controls": controls, "redraws": REDRAWN_BY, "route": VIEW_ROUTE, "ids": ids,
@@ -530,6 +621,7 @@ def browser_data() -> dict:
         "export": {"buttons": EXPORT_BUTTONS, "figures": figures,
                    "size": {k: image[k] for k in ("width", "height", "scale")}},
         "click": click_data(("x", SPEC["w0"]), ("y", SPEC["b0"])),
+        "time": time,
     }
 
 
@@ -550,8 +642,13 @@ def register(app: dash.Dash) -> None:
                *SURFACE_INPUTS, prevent_initial_call=True)
     app.callback(Output(f"{P}-3d", "figure"), Output(f"{P}-3d-box", "style"),
                  Input(f"{P}-3d-gate", "data"), State(f"{P}-view3d", "value"),
-                 *[State(i.component_id, "value") for i in SURFACE_INPUTS],
+                 *[State(i.component_id, "value") for i in SURFACE_INPUTS + RUN_INPUTS],
                  prevent_initial_call=True)(update_3d_gated)
+    # time and linking, all in the browser: the step slider moves the markers of the step in view
+    # (and a new descent, a hover or the play button moves them too), no request
+    clientside(app, "surfaceStep", P, Output(f"{P}-step-req", "data"), Input(f"{P}-step", "value"))
+    clientside(app, "surfacePlay", P, Output(f"{P}-play", "children"), Input(f"{P}-play", "n_clicks"),
+               prevent_initial_call=True)
     app.callback(Output(f"{P}-dl-surface", "data"), Input(f"{P}-dl-surface-btn", "n_clicks"),
                  *[State(i.component_id, "value") for i in SURFACE_INPUTS],
                  prevent_initial_call=True)(download_surface)
