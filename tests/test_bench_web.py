@@ -53,7 +53,7 @@ def test_every_slider_of_the_surface_page_has_a_row():
 
     found = [s.id for s in W.page_sliders(surface.layout())]
     assert sorted(W.surface_slider_ids()) == sorted(found)
-    assert {"es-w0", "es-b0", "es-tau", "es-w_range", "es-T", "es-b_range", "es-res"} == set(found)
+    assert {"es-w0", "es-b0", "es-tau", "es-w_range", "es-T", "es-b_range", "es-res", "es-step"} == set(found)
 
 
 def test_the_resolution_row_starts_where_every_change_is_a_new_resolution():

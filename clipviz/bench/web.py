@@ -122,6 +122,9 @@ SURFACE_MORE = [
       ("es-paths", "return JSON.stringify(gd.layout.yaxis.range);", False)], ""),
     ("resolution (slider; surface only)", "#es-res [role=slider]", "ARROW_LEFT",
      [("es-surface", SURF_SIG, True)], "?res=448"),
+    # the step slider moves the step layer's markers in the browser alone (no request)
+    ("step in view (step slider; browser only)", "#es-step [role=slider]", "ARROW_RIGHT",
+     [("es-now", "return JSON.stringify([gd.data[0].x, gd.data[1].x]);", True)], ""),
 ]
 
 INSTRUMENT_DASH = """
