@@ -525,7 +525,7 @@ class Jobs:
         ids = list(run_ids)
         deadline = time.monotonic() + timeout
         while True:
-            runs = [self.store.get(r) for r in ids]
+            runs = self.store.get_many(ids)
             if all(not r.active for r in runs):
                 return runs
             if time.monotonic() > deadline:

@@ -73,6 +73,19 @@ def test_lifecycle_and_series(location):
     assert st.get(rid).status == "finished"
 
 
+def test_many_runs_are_read_in_the_order_asked(location):
+    st = RunStore(location, heartbeat_timeout_s=0.3)
+    ids = [st.create_run(dict(CFG, seed=i), "celery") for i in range(5)]
+    st.claim(ids[2], "remote", pid=1, host="elsewhere")
+    time.sleep(0.45)
+    runs = st.get_many(ids[::-1])
+    assert [r.id for r in runs] == ids[::-1] and [r.config["seed"] for r in runs] == [4, 3, 2, 1, 0]
+    assert runs[2].status == "failed" and "no heartbeat" in runs[2].reason  # reaped first
+    assert st.get_many([]) == []
+    with pytest.raises(KeyError):
+        st.get_many([ids[0], "nope"])
+
+
 def test_nonfinite_values_and_bad_arguments(location):
     st = RunStore(location)
     rid = st.create_run(CFG, "inline")

@@ -449,6 +449,23 @@ class RunStore:
             raise KeyError(run_id)
         return self._run(r)
 
+    def get_many(self, run_ids: Iterable[str]) -> list[Run]:
+        """Several runs in the order asked, with one reap and one query (KeyError if any is
+        unknown): a poll over a whole sweep costs the store one round trip, not one per run."""
+        ids = list(run_ids)
+        self.reap()
+        found: dict[str, Run] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
+            for r in self._conn().execute(f"SELECT {self._RUN_COLS} FROM runs WHERE id IN ({marks})",
+                                          chunk).fetchall():
+                found[r["id"]] = self._run(r)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise KeyError(missing[0])
+        return [found[i] for i in ids]
+
     def count_active(self) -> int:
         """How many runs are queued or running (dead workers' runs reaped first)."""
         self.reap()
