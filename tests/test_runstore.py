@@ -490,3 +490,20 @@ def test_an_unreachable_postgres_says_where_without_the_password():
     with pytest.raises(ConnectionError, match=r"postgresql://clipviz:\*\*\*@127.0.0.1") as info:
         RunStore(f"postgresql://clipviz:secret@127.0.0.1:{port}/runs?connect_timeout=2")
     assert "secret" not in str(info.value)
+
+
+def test_the_cli_copies_a_sqlite_store_into_postgres(tmp_path, postgres_url, capsys):
+    from clipviz.cli import main
+
+    src = RunStore(tmp_path / "runs.sqlite")
+    rid = src.create_run(CFG, "local")
+    src.claim(rid, "w")
+    src.append_metrics(rid, [_event(1), _event(2)])
+    src.finish(rid, {"status": "finished", "series": {}, "result": {"solved": True}})
+    assert main(["store", "copy", str(tmp_path / "runs.sqlite"), postgres_url]) == 0
+    assert "copied 1 runs, 0 sweeps and 2 telemetry rows" in capsys.readouterr().out
+    assert main(["store", "info", postgres_url]) == 0
+    out = capsys.readouterr().out
+    assert "postgresql, schema 3, 1 runs (0 queued, 0 running, 1 finished" in out
+    assert RunStore(postgres_url).get(rid).result == {"solved": True}
+    assert main(["store", "copy", postgres_url, postgres_url]) == 2  # a message, not a traceback
