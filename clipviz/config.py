@@ -211,8 +211,8 @@ def redis_url() -> str | None:
 def database_url() -> str | None:
     """``$CLIPVIZ_DATABASE_URL`` (None when unset or empty: the SQLite file of :func:`store_path`).
 
-    A ``postgresql://`` URL puts the run store on that PostgreSQL server; ``sqlite:///path``
-    names a SQLite file.  Anything else is refused here, before a process starts to use it.
+    A ``postgresql://`` URL puts the run store on that PostgreSQL server; ``sqlite:///rel/path``
+    or ``sqlite:////abs/path`` names a SQLite file.  Anything else is refused here, before a process starts to use it.
     """
     url = _env(ENV_DATABASE_URL)
     if url is not None and not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
