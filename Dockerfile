@@ -43,8 +43,11 @@ WORKDIR /app
 COPY app.py ./
 USER 10001:10001
 # Compile every Numba kernel into the cache now (the pages' and the training engine's, which the
-# worker and the forked runners use), so no user waits for it later.
-RUN python -c "import app" && python -c "from clipviz import jobs; jobs.warm_up()"
+# worker and the forked runners use), so no user waits for it later.  The app made at import keeps
+# its files in a scratch folder: the image ships no run store or cache of its own in /data.
+RUN CLIPVIZ_DATA_DIR=/tmp/clipviz-build python -c "import app" \
+    && python -c "from clipviz import jobs; jobs.warm_up()" \
+    && rm -rf /tmp/clipviz-build
 
 VOLUME ["/data"]
 EXPOSE 8050

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("clipviz.training.cli_train", "train an RNN on one of the paper's tasks"),
     "reproduce": ("clipviz.training.reproduce", "rerun the paper's Table 1, Table 2 or Figure 7"),
     "data": ("clipviz.fetch", "download the public data sets (clipviz data fetch NAME)"),
+    "store": ("clipviz.store.cli", "look at a run store, or copy one into another (SQLite -> PostgreSQL)"),
 }
 
 

@@ -42,14 +42,20 @@ class Settings:
     autoclip_percentile: float = 10.0  # p used by AutoClip's paper by default
 
     # --- run store and background jobs (issue 6) -----------------------------
-    # store_dir, local_workers and worker_blas_threads have environment overrides
-    # (CLIPVIZ_DATA_DIR, CLIPVIZ_LOCAL_WORKERS, CLIPVIZ_WORKER_BLAS_THREADS), read by the
-    # functions at the end of this module and nowhere else; the other fields have none.
+    # store_dir, heartbeat_timeout_s, local_workers and worker_blas_threads have environment
+    # overrides (CLIPVIZ_DATA_DIR, CLIPVIZ_HEARTBEAT_TIMEOUT_S, CLIPVIZ_LOCAL_WORKERS,
+    # CLIPVIZ_WORKER_BLAS_THREADS), read by the functions at the end of this module and nowhere
+    # else; the other fields have none.  CLIPVIZ_DATABASE_URL (no field) moves the run store
+    # from the SQLite file to a PostgreSQL server.
     store_dir: str = "clipviz-data"  # files the app keeps: run store, web cache ($CLIPVIZ_DATA_DIR wins)
     db_name: str = "runs.sqlite"  # the SQLite run store inside store_dir
-    heartbeat_s: float = 2.0  # a running job refreshes its heartbeat at least this often
-    heartbeat_timeout_s: float = 60.0  # no heartbeat for this long -> the run is shown as failed
+    heartbeat_s: float = 2.0  # a running job refreshes its heartbeat at least this often (and at
+    # least four times per heartbeat timeout, where that is shorter)
+    heartbeat_timeout_s: float = 60.0  # no heartbeat for this long -> the run is shown as failed;
+    # each run carries the timeout of the worker that claimed it, so hosts may differ
     metrics_flush_s: float = 0.25  # telemetry rows are written in batches at most this far apart
+    metrics_batch_rows: int = 1000  # ... and at most this many rows per batch: a fuller buffer is
+    # written at once, in one statement per batch, so many workers cost the store few transactions
     cancel_poll_s: float = 0.1  # how often a running job checks its cancel flag (cancel < 1 s)
     local_workers: int = 2  # concurrent runs of the embedded (no-service) job layer
     worker_blas_threads: int = 1  # BLAS threads per training job: parallelism comes from workers;
@@ -130,6 +136,9 @@ SETTINGS = Settings()
 ENV_DATA_DIR = "CLIPVIZ_DATA_DIR"  # run store, web cache: one folder per deployment
 ENV_DATASETS = "CLIPVIZ_DATA"  # data sets: searched first, and where `clipviz data fetch` writes
 ENV_REDIS_URL = "CLIPVIZ_REDIS_URL"  # Celery broker and web cache; unset -> embedded, no service
+ENV_DATABASE_URL = "CLIPVIZ_DATABASE_URL"  # postgresql://... run store; unset -> the SQLite file
+ENV_HEARTBEAT_TIMEOUT = "CLIPVIZ_HEARTBEAT_TIMEOUT_S"  # seconds without a heartbeat before a run
+# claimed by this process counts as dead
 ENV_LOCAL_WORKERS = "CLIPVIZ_LOCAL_WORKERS"  # concurrent local runners (embedded job layer)
 ENV_BLAS_THREADS = "CLIPVIZ_WORKER_BLAS_THREADS"  # BLAS threads per training job
 ENV_ADMIN_TOKEN = "CLIPVIZ_ADMIN_TOKEN"  # a request carrying it may cancel any run; unset: none may
@@ -174,7 +183,7 @@ def data_dir() -> Path:
 
 
 def store_path() -> Path:
-    """The SQLite run store inside :func:`data_dir`."""
+    """The SQLite run store inside :func:`data_dir` (unless :func:`database_url` names another)."""
     return data_dir() / SETTINGS.db_name
 
 
@@ -197,6 +206,35 @@ def download_dir() -> Path:
 def redis_url() -> str | None:
     """``$CLIPVIZ_REDIS_URL`` (None when unset or empty)."""
     return _env(ENV_REDIS_URL)
+
+
+def database_url() -> str | None:
+    """``$CLIPVIZ_DATABASE_URL`` (None when unset or empty: the SQLite file of :func:`store_path`).
+
+    A ``postgresql://`` URL puts the run store on that PostgreSQL server; ``sqlite:///rel/path``
+    or ``sqlite:////abs/path`` names a SQLite file.  Anything else is refused here, before a process starts to use it.
+    """
+    url = _env(ENV_DATABASE_URL)
+    if url is not None and not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        raise ValueError(f"{ENV_DATABASE_URL} must be a postgresql:// (or sqlite:///) URL, got "
+                         f"one starting {url.split(':', 1)[0]!r}")
+    return url
+
+
+def heartbeat_timeout_s() -> float:
+    """Seconds a run claimed by this process may go without a heartbeat before any reader marks
+    it failed: ``$CLIPVIZ_HEARTBEAT_TIMEOUT_S`` or :attr:`Settings.heartbeat_timeout_s`."""
+    raw = _env(ENV_HEARTBEAT_TIMEOUT)
+    if raw is None:
+        return SETTINGS.heartbeat_timeout_s
+    try:
+        t = float(raw)
+    except ValueError:
+        t = -1.0
+    if not 0.5 <= t <= 86400:
+        raise ValueError(f"{ENV_HEARTBEAT_TIMEOUT} must be a number of seconds from 0.5 to 86400, "
+                         f"got {raw!r}")
+    return t
 
 
 def local_workers() -> int:

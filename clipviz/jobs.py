@@ -1,6 +1,6 @@
 """Background training jobs: the embedded default (local processes) and Celery over Redis.
 
-The run store (:mod:`clipviz.runstore`) is the single source of truth: a run is
+The run store (:mod:`clipviz.store`) is the single source of truth: a run is
 created there as *queued*, a worker claims it, streams its telemetry into it
 and stores its record.  Which workers run it depends on the deployment:
 
@@ -11,8 +11,8 @@ and stores its record.  Which workers run it depends on the deployment:
   worker are shared by the same runners.
 * **Celery** (``CLIPVIZ_REDIS_URL`` set): each run is one Celery task
   (``clipviz.train_run``) sent to Redis; ``celery -A clipviz.worker worker``
-  processes on any machine that sees the same data directory pick them up.  A
-  sweep fans out as one task per run.
+  processes pick them up: on the same machine with the SQLite store, on any machine with
+  the PostgreSQL store (``CLIPVIZ_DATABASE_URL``).  A sweep fans out as one task per run.
 
 Cancel works the same in both: :meth:`Jobs.cancel` sets the run's cancel flag
 in the store; the training callback polls it every ``cancel_poll_s`` and
@@ -39,7 +39,8 @@ from typing import Any, Iterable, Mapping
 from . import clipping, config
 from ._validate import show
 from .config import SETTINGS
-from .runstore import RunStore
+from .store import RunStore, heartbeat_period
+from .store import redact  # noqa: F401 - part of this module's interface (messages, tests)
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +52,6 @@ class CapacityError(ValueError):
 
 
 redis_url = config.redis_url  # ``$CLIPVIZ_REDIS_URL``; read in clipviz.config only
-
-
-def redact(url: str) -> str:
-    """``url`` without its password (for messages and logs)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def default_backend() -> str:
@@ -89,7 +76,7 @@ def resume_queued() -> int:
     """Embedded backend: start runners for the runs an earlier app process left queued; how many
     were started.  The app factory calls it once; a failure is logged, never raised (the app
     starts all the same, and the next read of the runs tries again)."""
-    from .runstore import shared_store
+    from .store import shared_store
 
     try:
         return Jobs(shared_store()).supervise()
@@ -196,7 +183,7 @@ class _Telemetry:
     def __call__(self, event: dict) -> bool:
         self.buf.extend(self.dec.push(event))
         now = time.monotonic()
-        if now - self.last_flush >= SETTINGS.metrics_flush_s:
+        if now - self.last_flush >= SETTINGS.metrics_flush_s or len(self.buf) >= SETTINGS.metrics_batch_rows:
             self.flush(event)
         elif now - self.last_poll >= SETTINGS.cancel_poll_s:
             self.cancel = self.cancel or self.store.cancel_requested(self.run_id)
@@ -219,8 +206,10 @@ class _Telemetry:
 
 def _heartbeat_thread(store: RunStore, run_id: str, runner_id: str | None,
                       stop: threading.Event) -> threading.Thread:
+    period = heartbeat_period(store.heartbeat_timeout_s)
+
     def beat() -> None:
-        while not stop.wait(SETTINGS.heartbeat_s):
+        while not stop.wait(period):
             try:
                 store.heartbeat(run_id)
                 if runner_id:
@@ -274,9 +263,10 @@ def execute_run(store: RunStore, run_id: str, runner_id: str | None = None) -> s
 # --------------------------------------------------------------------------
 # the embedded backend: runner processes (fresh interpreters) that drain the store's queue
 # --------------------------------------------------------------------------
-def runner_main(db_path: str, runner_id: str, heartbeat_timeout_s: float | None = None) -> None:
-    """A local runner: claim queued local runs one by one until none is left."""
-    store = RunStore(db_path, heartbeat_timeout_s=heartbeat_timeout_s)
+def runner_main(location: str | None, runner_id: str, heartbeat_timeout_s: float | None = None) -> None:
+    """A local runner: claim queued local runs one by one until none is left (``location``: the
+    store's, None for the configured one)."""
+    store = RunStore(location, heartbeat_timeout_s=heartbeat_timeout_s)
     store.runner_register(runner_id)
     worker = f"local:{socket.gethostname()}:{os.getpid()}"
     try:
@@ -311,7 +301,7 @@ def warm_up() -> float:
     return time.perf_counter() - t
 
 
-def _spawn_runner(db_path: str, runner_id: str, heartbeat_timeout_s: float) -> None:
+def _spawn_runner(location: str, runner_id: str, heartbeat_timeout_s: float) -> None:
     """Start a runner as a fresh interpreter (``python -m clipviz.runner``), in a session of its own.
 
     Not a fork: a child forked from a web worker shares the worker's open SQLite connections but
@@ -320,10 +310,15 @@ def _spawn_runner(db_path: str, runner_id: str, heartbeat_timeout_s: float) -> N
     the port could not be bound again while it ran.  The new interpreter inherits no descriptor
     but standard input (``/dev/null``), output and error, and opens its own connection.  Its own
     session keeps it out of the server's signals: a stopped server leaves its runs to finish.
-    A daemon thread waits for it, so no zombie is left behind.
+    A daemon thread waits for it, so no zombie is left behind.  A database URL goes to it in
+    its environment, not on its command line (where any user of the machine could read it).
     """
-    cmd = [sys.executable, "-m", "clipviz.runner", db_path, runner_id, repr(float(heartbeat_timeout_s))]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+    env = None
+    if "://" in location:
+        env, location = config.child_env(**{config.ENV_DATABASE_URL: location}), "-"
+    cmd = [sys.executable, "-m", "clipviz.runner", location, runner_id, repr(float(heartbeat_timeout_s))]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, close_fds=True, start_new_session=True,
+                            env=env)
     threading.Thread(target=proc.wait, name=f"clipviz-reap-{runner_id}", daemon=True).start()
 
 
@@ -478,7 +473,7 @@ class Jobs:
             if runner_id is None:
                 break
             try:
-                _spawn_runner(str(self.store.path), runner_id, self.store.heartbeat_timeout_s)
+                _spawn_runner(self.store.location, runner_id, self.store.heartbeat_timeout_s)
             except OSError:
                 self.store.runner_unregister(runner_id)
                 raise
@@ -530,7 +525,7 @@ class Jobs:
         ids = list(run_ids)
         deadline = time.monotonic() + timeout
         while True:
-            runs = [self.store.get(r) for r in ids]
+            runs = self.store.get_many(ids)
             if all(not r.active for r in runs):
                 return runs
             if time.monotonic() > deadline:

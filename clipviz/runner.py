@@ -1,7 +1,8 @@
 """A local runner process: ``python -m clipviz.runner DB RUNNER_ID HEARTBEAT_TIMEOUT_S``.
 
 Started by :func:`clipviz.jobs.Jobs.ensure_runners` as a fresh interpreter (never a fork of the
-web process): it opens its own connection to the run store at ``DB``, registers as ``RUNNER_ID``
+web process): it opens its own connection to the run store at ``DB`` (a SQLite file, or ``-``
+for the configured store, ``CLIPVIZ_DATABASE_URL``), registers as ``RUNNER_ID``
 (the slot the starting process reserved), claims queued local runs one after another and exits
 when none is left (:func:`clipviz.jobs.runner_main`).
 """
@@ -21,7 +22,7 @@ def main(argv: list[str]) -> int:
     from .jobs import runner_main
 
     try:
-        runner_main(db_path, runner_id, float(timeout))
+        runner_main(None if db_path == "-" else db_path, runner_id, float(timeout))
     except Exception:  # noqa: BLE001 - logged with its traceback; the store marks the runs
         logging.getLogger("clipviz.runner").exception("local runner %s crashed", runner_id)
         return 1

@@ -1,8 +1,9 @@
 """The Celery worker: ``CLIPVIZ_REDIS_URL=redis://host:6379/0 celery -A clipviz.worker worker``.
 
-Each task trains one run of the shared run store (``CLIPVIZ_DATA_DIR`` must
-point every worker and the web app at the same store).  Results are not kept
-in Redis: the run store is where telemetry and records land.
+Each task trains one run of the shared run store: ``CLIPVIZ_DATABASE_URL=postgresql://…`` on
+every worker and the web app (workers on any host), or, without it, the same SQLite file in
+``CLIPVIZ_DATA_DIR`` (workers on the web app's machine).  Results are not kept in Redis: the run
+store is where telemetry and records land.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import socket
 
 from . import jobs
-from .runstore import RunStore
+from .store import shared_store
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ app = jobs.celery_app(jobs.redis_url() or DEFAULT_URL)
 @app.task(name=jobs.TASK_NAME, ignore_result=True)
 def train_run(run_id: str) -> str:
     """Claim run ``run_id`` in the store and train it; its final status (or "skipped")."""
-    store = RunStore()
+    store = shared_store()  # opened once per worker process, not per task
     worker = f"celery:{socket.gethostname()}:{os.getpid()}"
     if not store.claim(run_id, worker):
         log.info("run %s is not queued any more (cancelled or taken); skipped", run_id)

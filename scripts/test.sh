@@ -14,6 +14,9 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# the run store's PostgreSQL backend is tested against a real server (initdb in a temporary folder)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 \
+  || need+=(postgresql)
 # the docker-marked tests build the images on a locally made Debian base and bring up
 # docker-compose.yml (tests/test_docker.py)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)

