@@ -101,3 +101,13 @@ def test_progress_text_has_no_time_left_once_nothing_runs():
 
     assert progress_text(100, 1000, 1.0, 11.0) == "100 / 1000 updates · 10 updates/s · 90 s left"
     assert progress_text(100, 1000, 1.0, 11.0, running=False) == "100 / 1000 updates · 10 updates/s"
+
+
+def test_log_ticks_are_1_2_5_over_a_few_decades_and_decades_beyond():
+    from clipviz.figures.training import log_ticks
+
+    t = log_ticks([0.7, None, 1.4, float("nan"), 3.0])
+    assert {0.5, 1.0, 2.0, 5.0} <= set(t) and min(t) <= 0.7 and max(t) >= 3.0
+    t = log_ticks([0.05, 1e4])
+    assert all(math.log10(x) == round(math.log10(x)) for x in t) and min(t) <= 0.05 and max(t) >= 1e4
+    assert log_ticks([]) and log_ticks([0.0, -1.0]) == log_ticks([])

@@ -7,6 +7,7 @@ sent as float32.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -21,6 +22,18 @@ from ..kernels.activations import CODES, dmax
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 PAPER_FIG7 = pp.FIGURE7
+
+def log_ticks(values: Sequence[float | None], max_decades: float = 2.5) -> list[float]:
+    """Ticks of a logarithmic panel (‖g‖, rho) holding ``values``: 1, 2 and 5 in every decade
+    while they span at most ``max_decades`` decades, else the powers of 10 only (so that the
+    labels of a tall panel never crowd)."""
+    a = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    a = a[np.isfinite(a) & (a > 0)]
+    if a.size == 0:
+        return [10.0 ** e for e in range(-2, 5)]
+    lo, hi = math.floor(np.log10(a.min())), math.ceil(np.log10(a.max()))
+    steps = (1, 2, 5) if hi - lo <= max_decades else (1,)
+    return [m * 10.0 ** e for e in range(lo - 1, hi + 1) for m in steps]
 
 
 @dataclass(frozen=True)
@@ -98,12 +111,21 @@ def curves_figure(curves: Sequence[Curve], uirevision: str = "training") -> go.F
         y = rho_reference(act)
         fig.add_hline(y=y, line=dict(color="grey", dash="dot", width=1), row=2, col=1)
         # an annotation on a log axis is placed in log10 units (the line itself in data units)
-        fig.add_annotation(text=_rho_line_label(act), xref="x3 domain", yref="y3", x=0.01,
-                           y=float(np.log10(y)), xanchor="left", yanchor="bottom", showarrow=False,
+        fig.add_annotation(text=_rho_line_label(act), xref="x3 domain", yref="y3", x=0.99,
+                           y=float(np.log10(y)), xanchor="right", yanchor="bottom", showarrow=False,
                            font=dict(size=10, color="grey"))
-    fig.update_yaxes(type="log", dtick="D2", row=1, col=2)
-    # rho spans decades (a sigmoid start near 0.1, exploded runs at 10 and more)
-    fig.update_yaxes(type="log", dtick="D2", row=2, col=1)
+    if not curves:
+        fig.add_annotation(text="no run to show yet: start one, or select runs in the table",
+                           xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                           font=dict(size=13, color="grey"))
+    # ‖g‖ and rho span decades (rho: a sigmoid start near 0.1, exploded runs at 10 and more);
+    # ticks written out in full (Plotly's own minor labels read "5" for 0.5)
+    on_panel = {(1, 2): [v for c in curves for v in (*c.metrics.get("grad_norm", []), c.threshold)],
+                (2, 1): [v for c in curves for v in (*c.metrics.get("rho", []), c.initial_rho)]
+                + [rho_reference(c.activation) for c in curves if c.activation in CODES]}
+    for (row, col), values in on_panel.items():
+        ticks = log_ticks(values)
+        fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks], row=row, col=col)
     fig.update_xaxes(title_text="update", row=2, col=1)
     fig.update_xaxes(title_text="update", row=2, col=2)
     # Every x axis autoranges explicitly.  Left unset, an axis that the previous figure did not
@@ -121,6 +143,7 @@ def success_rate_figure(summary: Mapping, paper: bool = True) -> go.Figure:
     the 95 % Wilson score interval as error bars and the number of finished runs at each point."""
     fig = go.Figure()
     methods = list(summary["methods"])
+    lengths = list(summary["lengths"])
     for i, m in enumerate(methods):
         rate = [None if r is None else 100.0 * r for r in summary["rate"][m]]
         ns = list(summary.get("n", {}).get(m, [None] * len(rate)))
@@ -135,20 +158,24 @@ def success_rate_figure(summary: Mapping, paper: bool = True) -> go.Figure:
                  for L, r, k, n, b in zip(summary["lengths"], rate, ks, ns, ci)]
         rule = clipping.lookup(m)
         fig.add_trace(go.Scatter(
-            x=list(summary["lengths"]), y=rate, mode="lines+markers+text", text=text,
+            x=lengths, y=rate, mode="lines+markers+text", text=text,
             textposition="top right" if i % 2 == 0 else "bottom right", textfont=dict(size=10),
             name=rule.method if rule else m, line=dict(color=COLORS[i % len(COLORS)]),
-            error_y=dict(type="data", symmetric=False, array=up, arrayminus=down, thickness=1.2, width=4),
+            # caps of different widths: the bars of methods at one length stay told apart
+            error_y=dict(type="data", symmetric=False, array=up, arrayminus=down, thickness=1.2,
+                         width=9 - 3 * (i % 3)),
             hovertext=hover, hoverinfo="text+name"))
     fig.update_layout(
-        title=f"success rate ({summary.get('finished', 0)}/{summary.get('total', 0)} runs finished; "
-              "bars: 95 % Wilson interval)",
+        title=f"success rate ({summary.get('finished', 0)}/{summary.get('total', 0)} runs finished)",
         xaxis_title="sequence length T", yaxis_title="success rate (%)",
         yaxis=dict(range=[-5, 112]), template="plotly_white", height=380,
         margin=dict(l=50, r=20, t=50, b=40), uirevision="sweep")
     if paper:
         fig.add_annotation(text=PAPER_FIG7 + " (Pascanu et al.)", xref="paper", yref="paper",
                            x=0, y=-0.25, showarrow=False, font=dict(size=10, color="grey"))
+    fig.add_annotation(text="bars: 95 % Wilson interval; n: finished runs", xref="paper", yref="paper",
+                       x=0, y=1.0, xanchor="left", yanchor="bottom", showarrow=False,
+                       font=dict(size=10, color="grey"))
     return fig
 
 
