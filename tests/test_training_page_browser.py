@@ -220,3 +220,29 @@ def test_sweep_points_carry_n_and_the_wilson_interval(dash_duo, make_app, store_
         assert t["up"][0] + t["down"][0] > 30 and 0 <= t["y"][0] - t["down"][0] and t["y"][0] + t["up"][0] <= 100
     dash_duo.driver.save_screenshot(f"{SHOTS}/clipviz-training-sweep.png")
     assert no_browser_errors(dash_duo) == []
+
+
+@pytest.mark.browser
+def test_protocol_fills_the_form_and_names_itself(dash_duo, make_app, store_env):
+    open_page(dash_duo, make_app())
+    assert "small scale (clipviz's own" in dash_duo.find_element("#tr-preset-note").text
+    assert dash_duo.find_element("#tr-lr").get_attribute("value") == "0.03"
+    dash_duo.driver.execute_script(
+        "Array.from(document.querySelectorAll('#tr-preset label')).find(l => l.textContent.includes('paper'))"
+        ".click();")
+    dash_duo.wait_for_contains_text("#tr-preset-note", "section 4.3", timeout=10)
+    paper = tp.protocol_values("paper", "temporal_order")
+    for name in ("lr", "momentum", "batch", "updates", "eval_every", "hidden"):
+        assert float(dash_duo.find_element(f"#tr-{name}").get_attribute("value")) == paper[name], name
+    checked = dash_duo.driver.execute_script("return document.querySelector('#tr-act input:checked').value;")
+    assert checked == "sigmoid"
+    # another task: the same protocol for it, with a data set that is on this machine
+    dash_duo.select_dcc_dropdown("#tr-task", value="music")
+    dash_duo.wait_for_contains_text("#tr-preset-note", "section 4.1", timeout=10)
+    music = tp.protocol_values("paper", "music")
+    assert float(dash_duo.find_element("#tr-tau").get_attribute("value")) == music["tau"] == 120.0
+    assert music["dataset"] in dash_duo.find_element("#tr-dataset").text
+    # the link carries the protocol and the values it filled in
+    link = dash_duo.find_element("#tr-link").get_attribute("value")
+    assert "preset=paper" in link and "task=music" in link and "tau=120" in link
+    assert no_browser_errors(dash_duo) == []
