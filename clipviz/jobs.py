@@ -351,14 +351,42 @@ def celery_app(url: str):
     return app
 
 
+Z95 = 1.959963984540054
+"""The standard normal quantile of a two-sided 95 % interval (Phi^-1(0.975))."""
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """The Wilson score interval of a success rate (95 % by default); None when ``n`` is 0.
+
+    For ``k`` successes in ``n`` runs, ``p = k / n``::
+
+        (p + z²/2n ± z sqrt(p(1 - p)/n + z²/4n²)) / (1 + z²/n)
+
+    Unlike the normal approximation it stays inside [0, 1] and is not empty at 0/n or n/n,
+    which is where the cells of a small Figure 7 sweep mostly are (E. B. Wilson, 1927).
+    """
+    k, n = int(successes), int(n)
+    if n <= 0:
+        return None
+    if not 0 <= k <= n:
+        raise ValueError(f"successes must be between 0 and n = {n}, got {k}")
+    p, z2 = k / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    # at 0/n and n/n the bound on that side is exactly 0 or 1 (the formula rounds to it)
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
+
+
 def sweep_summary(store: RunStore, sweep_id: str) -> dict:
     """Success rate per (method, length) of a temporal-order sweep (Figure 7).
 
     A run counts as a success when its result says ``solved`` (the paper's
     criterion: 1000 consecutive fresh sequences right); the rate is over the
     runs of that cell that finished.  Returns ``{"spec", "lengths", "methods",
-    "rate": {method: [rate or None per length]}, "finished", "failed", "active",
-    "total"}``.
+    "rate": {method: [rate or None per length]}, "n": {method: [finished runs per length]},
+    "solved": {method: [successes per length]}, "interval": {method: [(low, high) or None per
+    length]} (the 95 % Wilson score interval, :func:`wilson_interval`), "finished", "failed",
+    "cancelled", "active", "total"}``.
     """
     spec = store.sweep(sweep_id)
     runs = store.list(sweep_id=sweep_id, limit=SETTINGS.max_sweep_runs)
@@ -368,10 +396,13 @@ def sweep_summary(store: RunStore, sweep_id: str) -> dict:
         if r.status == "finished" and r.result is not None:
             key = (r.config.get("clip"), int(r.config.get("seq_len")))
             cells.setdefault(key, []).append(bool(r.result.get("solved")))
-    rate = {m: [(sum(cells[(m, L)]) / len(cells[(m, L)])) if cells.get((m, L)) else None
-                for L in lengths] for m in methods}
+    n = {m: [len(cells.get((m, L), ())) for L in lengths] for m in methods}
+    solved = {m: [sum(cells.get((m, L), ())) for L in lengths] for m in methods}
+    rate = {m: [(k / c) if c else None for k, c in zip(solved[m], n[m])] for m in methods}
+    interval = {m: [wilson_interval(k, c) for k, c in zip(solved[m], n[m])] for m in methods}
     count = {s: sum(r.status == s for r in runs) for s in ("finished", "failed", "cancelled")}
-    return {"spec": spec, "lengths": lengths, "methods": methods, "rate": rate,
+    return {"spec": spec, "lengths": lengths, "methods": methods, "rate": rate, "n": n,
+            "solved": solved, "interval": interval,
             "finished": count["finished"], "failed": count["failed"],
             "cancelled": count["cancelled"], "active": sum(r.active for r in runs),
             "total": len(runs)}

@@ -210,3 +210,55 @@ def test_training_warm_up_runs_without_an_error(caplog):
     with caplog.at_level(logging.WARNING, logger="clipviz"):
         jm.warm_up.__wrapped__()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+# --------------------------------------------------------------------------
+# the sweep's success rates: n per cell and the 95 % Wilson score interval
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("k, n, low, high", [
+    # Newcombe (1998), Statistics in Medicine 17: 857-872, Table I (method 3, Wilson score)
+    (81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611), (1, 29, 0.0061, 0.1718),
+    # the textbook small cases: 0/10 -> [0, 27.8 %], 5/10 -> [23.7, 76.3 %], 10/10 -> [72.2 %, 1]
+    (0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (10, 10, 0.7225, 1.0)])
+def test_wilson_interval_known_values(k, n, low, high):
+    from clipviz.jobs import wilson_interval
+
+    lo, hi = wilson_interval(k, n)
+    assert lo == pytest.approx(low, abs=5e-5) and hi == pytest.approx(high, abs=5e-5)
+
+
+def test_wilson_interval_edges():
+    from clipviz.jobs import wilson_interval
+
+    assert wilson_interval(0, 0) is None  # no finished run: no interval
+    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0  # exactly
+    lo, hi = wilson_interval(2, 4)
+    assert lo == pytest.approx(1 - hi)  # symmetric about 1/2 at k = n/2
+    with pytest.raises(ValueError, match="between 0 and n"):
+        wilson_interval(6, 5)
+
+
+def test_sweep_summary_counts_and_intervals(tmp_path):
+    from clipviz.jobs import sweep_summary, wilson_interval
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    sid = store.create_sweep({"lengths": [10, 20], "methods": ["none", "norm"], "seeds": [0, 1, 2]})
+
+    def run(L, clip, solved, status="finished"):
+        rid = store.create_run({"task": "temporal_order", "seq_len": L, "clip": clip}, "local", sweep_id=sid)
+        assert store.claim(rid, "test")
+        store.finish(rid, {"status": status, "series": {}, "result": {"solved": solved}, "config": {}})
+
+    for solved in (True, False, False):
+        run(10, "none", solved)
+    for solved in (True, True, True):
+        run(10, "norm", solved)
+    run(20, "norm", True)
+    run(20, "norm", True, status="cancelled")  # not finished: not counted
+    s = sweep_summary(store, sid)
+    assert s["n"] == {"none": [3, 0], "norm": [3, 1]}
+    assert s["solved"] == {"none": [1, 0], "norm": [3, 1]}
+    assert s["rate"] == {"none": [pytest.approx(1 / 3), None], "norm": [1.0, 1.0]}
+    assert s["interval"]["none"] == [wilson_interval(1, 3), None]
+    assert s["interval"]["norm"] == [wilson_interval(3, 3), wilson_interval(1, 1)]
+    assert (s["finished"], s["cancelled"], s["total"]) == (7, 1, 8)

@@ -175,3 +175,101 @@ def test_runs_queued_before_a_restart_are_started(store_env):
     rid = store.create_run(validate_config(cfg), "local")
     create_app(warm=False)
     assert finished(rid)
+
+
+# ---------------------------------------------------------------------------
+# issue 13: protocols, the one-click pair, ρ from update 0, absent data sets, messages, progress
+# ---------------------------------------------------------------------------
+def test_protocols_fill_the_form_and_name_what_they_stand_for(monkeypatch):
+    from clipviz.training import PRESETS
+    from clipviz.training.reproduce import SCALES
+
+    small = tp.protocol_values("small", "temporal_order")
+    assert small == {"dataset": "generated", "hidden": 50, "act": "tanh", "lr": 0.03, "momentum": 0.9,
+                     "tau": 1.0, "batch": 20, "seq_len": 20, "updates": 5000, "eval_every": 50}
+    # the form starts at the small protocol of the default task
+    defaults = {s.name: s.default for s in tp.run_specs()}
+    assert {k: defaults[k] for k in small if k != "tau"} == {k: v for k, v in small.items() if k != "tau"}
+    paper = tp.protocol_values("paper", "temporal_order")
+    fig7 = SCALES["figure7"]["paper"]
+    assert (paper["act"], paper["lr"], paper["momentum"], paper["batch"], paper["updates"]) == (
+        "sigmoid", fig7["config"]["lr"], 0.0, fig7["config"]["batch_size"], fig7["max_updates"])
+    assert "section 4.3" in tp.protocol_note("paper", "temporal_order")
+    assert tp.protocol_note("small", "temporal_order").startswith("small scale (clipviz's own")
+    music = tp.protocol_values("paper", "music")
+    assert (music["hidden"], music["lr"], music["tau"]) == (PRESETS["music"]["hidden"], PRESETS["music"]["lr"],
+                                                           PRESETS["music"]["threshold"])
+    assert "section 4.1" in tp.protocol_note("paper", "music")
+    # characters: the paper's threshold of the data set (section 4.2), the first data set present
+    monkeypatch.setattr(tp, "present_datasets", lambda: {**dict.fromkeys(tp.ALL_DATASETS), "ptb": "absent"})
+    chars = tp.protocol_values("small", "characters")
+    assert chars["dataset"] == "text8" and chars["tau"] == 20.0
+    # the callback: every filled control, then the note; a value no control offers changes nothing
+    out = tp.fill_protocol("paper", "temporal_order")
+    assert len(out) == len(tp.FILLED) + 1 and out[tp.FILLED.index("lr")] == 0.001
+    assert out[-1] == tp.protocol_note("paper", "temporal_order")
+    assert tp.fill_protocol("fast", "temporal_order") == (tp.no_update,) * (len(tp.FILLED) + 1)
+
+
+def test_absent_data_sets_are_marked_and_refused(monkeypatch, tmp_path):
+    from clipviz import datasets
+
+    monkeypatch.setattr(datasets, "data_dirs", lambda: [tmp_path])  # nothing downloaded
+    options = {o["value"]: o for o in tp.dataset_options()}
+    assert options["generated"]["disabled"] is False
+    assert options["text8"]["disabled"] is True
+    assert options["text8"]["label"] == "text8 (not downloaded: clipviz data fetch text8)"
+    _, errors = tp.form_configs(dict(zip(tp.FORM, _values(task="characters", dataset="text8"))))
+    assert "clipviz data fetch text8" in errors["dataset"] and "not on this machine" in errors["dataset"]
+    ids, msg, _ = tp.submit(1, *_values(task="characters", dataset="text8"))
+    assert ids is tp.no_update and "clipviz data fetch text8" in msg
+    assert tp.message_class(ids) == "msg"  # drawn as an error
+    assert tp.message_class(["a"]) == "msg info"  # what a button started: drawn as information
+
+
+def test_initial_rho_is_recorded():
+    from clipviz.training import TrainConfig, train
+
+    rec = train(TrainConfig(task="temporal_order", hidden=20, activation="tanh", seq_len=10, batch_size=5,
+                            max_updates=30, eval_every=10, seed=4, clip="none"))
+    r0 = rec.result["initial_rho"]
+    # tanh weights N(0, 0.1²): ρ about 0.1 √20 at the start, below 1 (section 2.1's condition)
+    assert 0.2 < r0 < 1.0 and r0 != rec.result["final_rho"]
+    assert rec.series["rho"][9] is not None and len(rec.series["rho"]) == 30  # events: one per update
+
+
+def test_one_click_pair_and_the_progress_of_a_cancelled_run(store_env):
+    ids, msg, sel = tp.submit_pair(1, *_values(act="tanh", lr=0.03, updates=60, eval_every=20, seeds=1))
+    assert len(ids) == 2 and sel == [] and msg.startswith("started plain BPTT")
+    store = tp._jobs().store
+    cfgs = [store.get(i).config for i in ids]
+    assert [c["clip"] for c in cfgs] == list(tp.PAIR) == ["none", "norm"]
+    assert cfgs[1]["threshold"] == 1.0 and cfgs[0]["threshold"] is None
+    assert {k: v for k, v in cfgs[0].items() if k not in ("clip", "threshold")} == \
+        {k: v for k, v in cfgs[1].items() if k not in ("clip", "threshold")}  # same settings and seed
+    deadline = time.monotonic() + 120
+    while any(store.get(i).active for i in ids):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    _, _, text, fig, _, _ = tp.tick(1, ids, [])
+    rho = [tr for tr in fig.data if tr.yaxis == "y3"]
+    assert len(rho) == 2 and all(tr.x[0] == 0 for tr in rho)  # both runs' ρ from update 0
+    assert [sh.y0 for sh in fig.layout.shapes] == [1.0]  # tanh runs: the line at 1
+    assert fig.layout.uirevision == "runs:" + ",".join(ids)
+    assert " left" not in text
+    # a bad form starts neither run
+    out = tp.submit_pair(1, *_values(seq_len=3))
+    assert out[0] is tp.no_update and "Length T" in out[1]
+    # a cancelled run's progress is measured against its budget, not against where it stopped
+    (rid,), _, _ = tp.submit(1, *_values(updates=200_000, eval_every=1000, seeds=1))
+    while store.get(rid).done < 10:
+        time.sleep(0.05)
+    tp.cancel(1, [rid], [])
+    deadline = time.monotonic() + 5
+    while store.get(rid).active:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    run = store.get(rid)
+    done, total, text, _, _, _ = tp.tick(2, [rid], [])
+    assert (done, total) == (run.done, 200_000) and run.done < 200_000
+    assert f"{run.done} / 200000 updates" in text and "cancelled" in text and " left" not in text

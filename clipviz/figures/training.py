@@ -7,6 +7,7 @@ sent as float32.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -16,10 +17,23 @@ from plotly.subplots import make_subplots
 
 from .. import clipping
 from .. import paper as pp
+from ..kernels.activations import CODES, dmax
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 PAPER_FIG7 = pp.FIGURE7
+
+def log_ticks(values: Sequence[float | None], max_decades: float = 2.5) -> list[float]:
+    """Ticks of a logarithmic panel (‖g‖, rho) holding ``values``: 1, 2 and 5 in every decade
+    while they span at most ``max_decades`` decades, else the powers of 10 only (so that the
+    labels of a tall panel never crowd)."""
+    a = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    a = a[np.isfinite(a) & (a > 0)]
+    if a.size == 0:
+        return [10.0 ** e for e in range(-2, 5)]
+    lo, hi = math.floor(np.log10(a.min())), math.ceil(np.log10(a.max()))
+    steps = (1, 2, 5) if hi - lo <= max_decades else (1,)
+    return [m * 10.0 ** e for e in range(lo - 1, hi + 1) for m in steps]
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,19 @@ class Curve:
     threshold: float | None = None  # the clipping threshold tau (drawn on the ||g|| panel)
     clip: str = "none"
     metric_name: str = "validation"
+    initial_rho: float | None = None  # rho(W_rec) before the first update (the run's result)
+    activation: str | None = None  # sigma of the run: where its rho reference line sits
+
+
+def rho_reference(activation: str) -> float:
+    """1 / gamma with gamma = max sigma' (section 2.1): rho(W_rec) above it is necessary for
+    exploding gradients (1 for tanh, 4 for the sigmoid)."""
+    return 1.0 / float(dmax(CODES[activation]))
+
+
+def _rho_line_label(activation: str) -> str:
+    y = rho_reference(activation)
+    return f"ρ = 1/γ = {y:g} ({activation}, γ = max σ′ = {1 / y:g})"
 
 
 def _f32(values: Sequence) -> np.ndarray:
@@ -41,7 +68,9 @@ def curves_figure(curves: Sequence[Curve], uirevision: str = "training") -> go.F
     """Loss, ||g|| (log axis, threshold line, clipped updates marked), rho(W_rec), validation.
 
     Overlaying several runs (e.g. plain BPTT against norm clipping, Algorithm 1)
-    gives each its colour on all four panels.
+    gives each its colour on all four panels.  The rho panel starts at update 0
+    (:attr:`Curve.initial_rho`) and carries the line rho = 1/gamma of each
+    activation shown (section 2.1: necessary for gradients to explode).
     """
     fig = make_subplots(rows=2, cols=2, shared_xaxes=True, vertical_spacing=0.12,
                         horizontal_spacing=0.09,
@@ -71,48 +100,100 @@ def curves_figure(curves: Sequence[Curve], uirevision: str = "training") -> go.F
         for key, row, colnum in (("rho", 2, 1), ("valid", 2, 2)):
             y = _f32(m.get(key, []))
             keep = ~np.isnan(y)
-            fig.add_trace(go.Scatter(x=x[keep], y=y[keep], mode="lines+markers", name=c.label,
+            xs, ys = x[keep], y[keep]
+            if key == "rho" and c.initial_rho is not None and np.isfinite(c.initial_rho):
+                xs = np.concatenate([np.zeros(1, np.float32), xs])
+                ys = np.concatenate([np.asarray([c.initial_rho], np.float32), ys])
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=c.label,
                                      showlegend=False, marker=dict(size=4), **show),
                           row=row, col=colnum)
-    fig.add_hline(y=1.0, line=dict(color="grey", dash="dot", width=1), row=2, col=1)
-    fig.update_yaxes(type="log", row=1, col=2)
+    for act in sorted({c.activation for c in curves if c.activation in CODES}):
+        y = rho_reference(act)
+        fig.add_hline(y=y, line=dict(color="grey", dash="dot", width=1), row=2, col=1)
+        # an annotation on a log axis is placed in log10 units (the line itself in data units)
+        fig.add_annotation(text=_rho_line_label(act), xref="x3 domain", yref="y3", x=0.99,
+                           y=float(np.log10(y)), xanchor="right", yanchor="bottom", showarrow=False,
+                           font=dict(size=10, color="grey"))
+    if not curves:
+        fig.add_annotation(text="no run to show yet: start one, or select runs in the table",
+                           xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                           font=dict(size=13, color="grey"))
+    # ‖g‖ and rho span decades (rho: a sigmoid start near 0.1, exploded runs at 10 and more);
+    # ticks written out in full (Plotly's own minor labels read "5" for 0.5)
+    on_panel = {(1, 2): [v for c in curves for v in (*c.metrics.get("grad_norm", []), c.threshold)],
+                (2, 1): [v for c in curves for v in (*c.metrics.get("rho", []), c.initial_rho)]
+                + [rho_reference(c.activation) for c in curves if c.activation in CODES]}
+    for (row, col), values in on_panel.items():
+        ticks = log_ticks(values)
+        fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks], row=row, col=col)
     fig.update_xaxes(title_text="update", row=2, col=1)
     fig.update_xaxes(title_text="update", row=2, col=2)
+    # Every x axis autoranges explicitly.  Left unset, an axis that the previous figure did not
+    # draw (the empty figure has no trace on the right-hand panels) came up in the next figure
+    # with the same uirevision as held UI state: autorange off at the empty axis's [-1, 6], so
+    # the ‖g‖ and validation panels showed the first six updates of every run.
+    fig.update_xaxes(autorange=True)
     fig.update_layout(height=560, margin=dict(l=50, r=20, t=40, b=40), uirevision=uirevision,
                       legend=dict(orientation="h", y=-0.12), template="plotly_white")
     return fig
 
 
 def success_rate_figure(summary: Mapping, paper: bool = True) -> go.Figure:
-    """Success rate against sequence length per method (:func:`clipviz.jobs.sweep_summary`)."""
+    """Success rate against sequence length per method (:func:`clipviz.jobs.sweep_summary`), with
+    the 95 % Wilson score interval as error bars and the number of finished runs at each point."""
     fig = go.Figure()
-    for i, m in enumerate(summary["methods"]):
+    methods = list(summary["methods"])
+    lengths = list(summary["lengths"])
+    for i, m in enumerate(methods):
         rate = [None if r is None else 100.0 * r for r in summary["rate"][m]]
+        ns = list(summary.get("n", {}).get(m, [None] * len(rate)))
+        ks = list(summary.get("solved", {}).get(m, [None] * len(rate)))
+        ci = list(summary.get("interval", {}).get(m, [None] * len(rate)))
+        up = [None if r is None or b is None else 100.0 * b[1] - r for r, b in zip(rate, ci)]
+        down = [None if r is None or b is None else r - 100.0 * b[0] for r, b in zip(rate, ci)]
+        text = ["" if r is None or n is None else f"n={n}" for r, n in zip(rate, ns)]
+        hover = ["no finished run" if r is None else
+                 f"T = {L}: {k}/{n} solved ({r:.0f} %)<br>95 % Wilson interval "
+                 f"{100 * b[0]:.0f}–{100 * b[1]:.0f} %" if b is not None and n else f"T = {L}: {r:.0f} %"
+                 for L, r, k, n, b in zip(summary["lengths"], rate, ks, ns, ci)]
         rule = clipping.lookup(m)
-        fig.add_trace(go.Scatter(x=list(summary["lengths"]), y=rate, mode="lines+markers",
-                                 name=rule.method if rule else m, line=dict(color=COLORS[i % len(COLORS)])))
+        fig.add_trace(go.Scatter(
+            x=lengths, y=rate, mode="lines+markers+text", text=text,
+            textposition="top right" if i % 2 == 0 else "bottom right", textfont=dict(size=10),
+            name=rule.method if rule else m, line=dict(color=COLORS[i % len(COLORS)]),
+            # caps of different widths: the bars of methods at one length stay told apart
+            error_y=dict(type="data", symmetric=False, array=up, arrayminus=down, thickness=1.2,
+                         width=9 - 3 * (i % 3)),
+            hovertext=hover, hoverinfo="text+name"))
     fig.update_layout(
         title=f"success rate ({summary.get('finished', 0)}/{summary.get('total', 0)} runs finished)",
         xaxis_title="sequence length T", yaxis_title="success rate (%)",
-        yaxis=dict(range=[-5, 105]), template="plotly_white", height=380,
+        yaxis=dict(range=[-5, 112]), template="plotly_white", height=380,
         margin=dict(l=50, r=20, t=50, b=40), uirevision="sweep")
     if paper:
         fig.add_annotation(text=PAPER_FIG7 + " (Pascanu et al.)", xref="paper", yref="paper",
                            x=0, y=-0.25, showarrow=False, font=dict(size=10, color="grey"))
+    fig.add_annotation(text="bars: 95 % Wilson interval; n: finished runs", xref="paper", yref="paper",
+                       x=0, y=1.0, xanchor="left", yanchor="bottom", showarrow=False,
+                       font=dict(size=10, color="grey"))
     return fig
 
 
-def progress_text(done: int, total: int | None, started: float | None, now: float) -> str:
-    """"done / total updates · rate/s · ETA" for the progress bar."""
+def progress_text(done: int, total: int | None, started: float | None, now: float,
+                  running: bool = True) -> str:
+    """"done / total updates · rate/s · ETA" for the progress bar (no ETA once nothing runs)."""
     if not total:
         return f"{done} updates"
     if not started or done <= 0:
         return f"0 / {total} updates"
     elapsed = max(now - started, 1e-9)
     rate = done / elapsed
+    text = f"{done} / {total} updates · {rate:,.0f} updates/s"
+    if not running:
+        return text
     left = (total - done) / rate if rate > 0 else float("inf")
     eta = "—" if not np.isfinite(left) else (f"{left:.0f} s" if left < 120 else f"{left / 60:.1f} min")
-    return f"{done} / {total} updates · {rate:,.0f} updates/s · {eta} left"
+    return f"{text} · {eta} left"
 
 
 # The paper's test-set means (Tables 1 and 2): data set -> (task, metric, BPTT, rescaling).

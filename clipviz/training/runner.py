@@ -158,6 +158,9 @@ def run(cfg, callback):
                 dtype=cfg.dtype)
     model.initialise(rng, cfg.init)
     theta = model.theta
+    # rho(W_rec) before the first update (the events report it from update K on): where the
+    # training page's rho curve starts, so that it shows rho crossing 1 / max sigma'
+    initial_rho = spectral_radius(model.W_rec)
     grad = np.zeros_like(theta)
     vel = np.zeros_like(theta) if cfg.momentum > 0 else None
     clipper = cfg.rule()
@@ -219,7 +222,7 @@ def run(cfg, callback):
                                         default=math.nan)),
               "median_grad_norm": _num(np.median([x for x in series["grad_norm"] if x is not None]))
               if any(x is not None for x in series["grad_norm"]) else None,
-              "final_rho": spectral_radius(model.W_rec)}
+              "initial_rho": initial_rho, "final_rho": spectral_radius(model.W_rec)}
     if status == "finished":
         if cfg.task == "temporal_order":
             acc, nll = task.evaluate(model, theta, "test")

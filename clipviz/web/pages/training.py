@@ -1,16 +1,20 @@
 """Training page: run the paper's experiments in the background and watch them live.
 
-Pick a task (temporal order, polyphonic music, next character), a data set,
-the model size, σ, the learning rate, the clipping rule (Algorithm 1 is
-``norm``) and threshold, the seeds and the budget; "Run" starts one background
-run per seed (:mod:`clipviz.jobs`: local processes, or Celery workers when
+Pick a protocol (the paper's section 4 settings, or clipviz's small scale that
+shows the effect in seconds), a task (temporal order, polyphonic music, next
+character), a data set, the model size, σ, the learning rate, the clipping rule
+(Algorithm 1 is ``norm``) and threshold, the seeds and the budget.  "Run"
+starts one background run per seed, "Run BPTT vs clipping" the paper's
+comparison: the same runs with plain BPTT and with rescaling, same settings and
+seeds (:mod:`clipviz.jobs`: local processes, or Celery workers when
 ``CLIPVIZ_REDIS_URL`` is set).  While they run: a progress bar with updates
 done, rate and time left; Cancel stops them within a second; live curves of
-the loss, ‖g‖ with the threshold and the clipped updates marked, ρ(W_rec) and
-the validation metric.  The runs table lists past and running runs from the
-run store; selecting several overlays their curves.  The sweep form runs the
-Figure 7 grid (lengths × seeds × BPTT / rescaling) and draws the success rate
-against the length.
+the loss, ‖g‖ with the threshold and the clipped updates marked, ρ(W_rec) from
+update 0 with the line 1/γ of section 2.1, and the validation metric.  The runs
+table lists past and running runs from the run store; selecting several
+overlays their curves.  The sweep form runs the Figure 7 grid (lengths × seeds
+× BPTT / rescaling) and draws the success rate against the length, with the
+95 % Wilson interval and the number of runs per point.
 
 Callbacks are plain module-level functions, unit-testable without a browser.
 Nothing is kept in the web process: every callback reads the run store.
@@ -26,9 +30,11 @@ from typing import Any
 import dash
 from dash import Input, Output, State, dash_table, dcc, html, no_update
 
-from ... import clipping, config
+from ... import clipping, config, datasets
 from ...config import SETTINGS
-from ...training import TASKS, TrainConfig, options
+from ...paper import THRESHOLDS_CHARACTERS
+from ...training import PRESETS, TASKS, TrainConfig, options
+from ...training.reproduce import METHODS, SCALES
 from ...training.model import ACTIVATIONS
 from ...training.tasks import MIN_TEMPORAL_LENGTH
 from .. import access
@@ -52,6 +58,130 @@ MAX_POINTS = 4000  # curve points sent per run (telemetry is thinned beyond this
 MAX_OVERLAY = 8
 MAX_TRACKED = SETTINGS.web_max_runs
 
+PAIR = tuple(name for name, _ in METHODS)
+"""The rules of the paper's comparison (plain BPTT, rescaling): the one-click pair."""
+
+# ---------------------------------------------------------------------------
+# protocols: what fills the form
+# ---------------------------------------------------------------------------
+PROTOCOLS = ("small", "paper")
+PROTOCOL_LABELS = {"small": "small scale (clipviz)", "paper": "paper (section 4)"}
+_REPRODUCED = {"temporal_order": "figure7", "music": "table1", "characters": "table2"}
+"""The ``clipviz reproduce`` experiment of each task, whose scales the protocols take."""
+_SECTION = {"temporal_order": "section 4.3, Figure 7", "music": "section 4.1, Table 1",
+            "characters": "section 4.2, Table 2"}
+
+SMALL_TEMPORAL_ORDER = dict(hidden=50, activation="tanh", lr=0.03, momentum=0.9, threshold=1.0,
+                            batch_size=20, seq_len=20, max_updates=5000, eval_every=50)
+"""The page's small scale for temporal order: a clipped run solves it, plain BPTT does not.
+
+Measured with :func:`clipviz.training.train` (seeds 0-15, length 20, 3000 updates, ρ and the
+validation every 100 updates): with lr 0.03, clipping solved 16 of 16 runs (median 200 updates)
+and plain BPTT none (its ρ grew to 4-29, best validation accuracy 0.27-0.59).  With the
+``reproduce figure7 --scale small`` lr of 0.1, clipping solved 7 of 13 (seed 0, the form's
+first seed, not) and BPTT none; with lr 0.01 BPTT solved 4 of 6 as well.  Length 30: 14 of 14
+against 0 of 14; length 50: neither (0 of 6 each; the paper: neither beyond 20).  Sigmoid units
+(the paper's) solved nothing in this budget at lr 0.03 or 0.3, with or without clipping.  An
+evaluation every 50 updates draws ρ crossing 1 in the short clipped run and stops it sooner.
+"""
+
+
+def protocol_config(protocol: str, task: str) -> dict[str, Any]:
+    """The TrainConfig fields a protocol sets for ``task`` (data set aside).
+
+    ``paper``: the paper's model and learning rule (:data:`clipviz.training.PRESETS`, section 4)
+    with the run lengths of ``clipviz reproduce ... --scale paper``; plain SGD.  ``small``:
+    ``clipviz reproduce ... --scale small`` for music and characters, and
+    :data:`SMALL_TEMPORAL_ORDER` for temporal order.
+    """
+    if protocol not in PROTOCOLS or task not in TASKS:
+        raise ValueError(f"unknown protocol {protocol!r} or task {task!r}")
+    scale = SCALES[_REPRODUCED[task]][protocol]
+    if task == "temporal_order" and protocol == "small":
+        return dict(SMALL_TEMPORAL_ORDER)
+    out = {**PRESETS[task], **scale["config"], "max_updates": scale["max_updates"],
+           "eval_every": scale["eval_every"]}
+    out.setdefault("momentum", 0.0)  # section 4: plain (mini-batch) gradient descent
+    out.setdefault("seq_len", SETTINGS.train_seq_len)
+    out.pop("dtype", None)  # not a control of the form
+    return out
+
+
+def present_datasets() -> dict[str, str | None]:
+    """Each known data set the page offers: None when it is on this machine, else what to do
+    (``clipviz data fetch NAME``); the runs read them as :func:`clipviz.datasets.resolve` does."""
+    out: dict[str, str | None] = {}
+    for name in ALL_DATASETS:
+        if name == GENERATED:
+            out[name] = None
+            continue
+        try:
+            datasets.resolve(name, datasets.KNOWN[name].kind)
+            out[name] = None
+        except (ValueError, KeyError, OSError):
+            out[name] = f"not downloaded: clipviz data fetch {name}"
+    return out
+
+
+def dataset_options(present: dict[str, str | None] | None = None) -> list[dict]:
+    """The data set dropdown: absent data sets shown with the command that fetches them, disabled."""
+    present = present_datasets() if present is None else present
+    return [{"label": name if present.get(name) is None else f"{name} ({present[name]})",
+             "value": name, "disabled": present.get(name) is not None} for name in ALL_DATASETS]
+
+
+def protocol_dataset(protocol: str, task: str, present: dict[str, str | None] | None = None) -> str:
+    """The data set a protocol starts ``task`` with: the first of its ``clipviz reproduce`` data sets
+    that is on this machine, else the first of the task's; the generated one for temporal order."""
+    if task == "temporal_order":
+        return GENERATED
+    present = present_datasets() if present is None else present
+    wanted = [*SCALES[_REPRODUCED[task]][protocol].get("datasets", ()), *DATASETS[task]]
+    wanted = [d for d in dict.fromkeys(wanted) if d in DATASETS[task]]
+    return next((d for d in wanted if present.get(d) is None), wanted[0])
+
+
+_FORM_KEYS = {"activation": "act", "batch_size": "batch", "max_updates": "updates"}
+
+
+def protocol_values(protocol: str, task: str, present: dict[str, str | None] | None = None) -> dict:
+    """The form values (control names) a protocol fills in for ``task``."""
+    cfg = protocol_config(protocol, task)
+    ds = protocol_dataset(protocol, task, present)
+    if ds in THRESHOLDS_CHARACTERS and task == "characters":
+        cfg["threshold"] = THRESHOLDS_CHARACTERS[ds]  # section 4.2: one threshold per data set
+    keys = {p.name: p.key for p in clipping.params()}
+    out = {"dataset": ds}
+    for field, value in cfg.items():
+        key = keys.get(field, _FORM_KEYS.get(field, field))
+        if key in FILLED:
+            out[key] = value
+    return out
+
+
+FILLED = ("dataset", "hidden", "act", "lr", "momentum", *(p.key for p in clipping.params()), "seq_len",
+          "batch", "updates", "eval_every")
+"""The form controls a protocol fills (the task, the rule and the seeds stay as they are)."""
+
+
+def protocol_note(protocol: str, task: str) -> str:
+    """One line naming what a protocol stands for, for ``task``."""
+    c = protocol_config(protocol, task)
+    model = (f"{c.get('hidden', SETTINGS.train_hidden)} {c.get('activation', SETTINGS.train_activation)} "
+             f"units, lr {c['lr']:g}, " + (f"momentum {c['momentum']:g}" if c.get("momentum")
+                                          else "plain SGD")
+             + f", batch {c.get('batch_size', SETTINGS.train_batch)}, τ = {c['threshold']:g}, "
+             f"at most {c['max_updates']:,} updates")
+    if protocol == "paper":
+        return (f"paper ({_SECTION[task]}): {model}. The paper's protocol: runs this long take "
+                "hours here.")
+    if task == "temporal_order":
+        return (f"small scale (clipviz's own, for 2 cores): {model}. Tanh units and momentum, because "
+                "the paper's sigmoid units learn nothing in a short run: with these settings the clipped "
+                "run solves length 20 within a few hundred updates and plain BPTT does not.")
+    return (f"small scale (clipviz reproduce {_REPRODUCED[task]} --scale small): the paper's model, {model}: "
+            "a first look, not the paper's numbers.")
+
 
 def rule_specs() -> tuple[Num, ...]:
     """One control per parameter of the registered clipping rules (:func:`clipviz.clipping.params`)."""
@@ -61,35 +191,41 @@ def rule_specs() -> tuple[Num, ...]:
 
 def run_specs() -> tuple:
     """The run form: the engine's choices and limits (:mod:`clipviz.training`, :mod:`clipviz.config`)
-    and the clipping rules registered now."""
+    and the clipping rules registered now; its values start at the small protocol of the default
+    task (:func:`protocol_config`)."""
+    d = protocol_config("small", SETTINGS.train_task)
     return (
         Choice("task", "Task", TASKS, SETTINGS.train_task,
                help="temporal order (Hochreiter & Schmidhuber 6a), polyphonic music, or next character; "
                     "the paper's settings for the task apply to what the form does not set"),
         Choice("dataset", "Data set", ALL_DATASETS, DATASETS[SETTINGS.train_task][0],
                help="temporal order generates its sequences; music / characters read a data set"),
-        Num("hidden", "Hidden units", 1, SETTINGS.max_hidden, SETTINGS.train_hidden, integer=True,
+        Num("hidden", "Hidden units", 1, SETTINGS.max_hidden, d["hidden"], integer=True,
             help="model size (the paper: 50 for temporal order)"),
-        Choice("act", "σ", ACTIVATIONS, SETTINGS.train_activation, help="the recurrent non-linearity"),
-        Num("lr", "Learning rate", 1e-6, 100, SETTINGS.train_lr, help="SGD step size"),
-        Num("momentum", "Momentum", 0.0, 0.999, SETTINGS.train_momentum,
+        Choice("act", "σ", ACTIVATIONS, d["activation"], help="the recurrent non-linearity"),
+        Num("lr", "Learning rate", 1e-6, 100, d["lr"], help="SGD step size"),
+        Num("momentum", "Momentum", 0.0, 0.999, d["momentum"],
             help="classical momentum (0: plain SGD, as in the paper)"),
         Choice("clip", "Clipping rule", clipping.names(), SETTINGS.train_clip,
                help="; ".join(clipping.get(n).title for n in clipping.names())),
         *rule_specs(),
-        Num("seq_len", "Length T", MIN_TEMPORAL_LENGTH, SETTINGS.max_seq_len, SETTINGS.train_seq_len,
+        Num("seq_len", "Length T", MIN_TEMPORAL_LENGTH, SETTINGS.max_seq_len, d["seq_len"],
             integer=True, help="temporal-order sequence length, or the BPTT window for music / characters"),
-        Num("batch", "Batch", 1, SETTINGS.max_batch, SETTINGS.train_batch, integer=True,
+        Num("batch", "Batch", 1, SETTINGS.max_batch, d["batch_size"], integer=True,
             help="sequences per update"),
-        Num("updates", "Budget (updates)", 1, SETTINGS.web_max_updates, SETTINGS.train_max_updates,
+        Num("updates", "Budget (updates)", 1, SETTINGS.web_max_updates, d["max_updates"],
             integer=True, help="number of parameter updates per run"),
-        Num("eval_every", "Evaluate every", 1, SETTINGS.web_max_updates, SETTINGS.train_eval_every,
+        Num("eval_every", "Evaluate every", 1, SETTINGS.web_max_updates, d["eval_every"],
             integer=True, help="ρ(W_rec) and the validation metric every this many updates"),
         Num("seed", "First seed", 0, 2**32 - 1 - MAX_SEEDS, SETTINGS.train_seed, integer=True,
             help="seed of the first run"),
         Num("seeds", "Seeds", 1, MAX_SEEDS, 1, integer=True, help="runs with seeds seed, seed+1, …"),
     )
 
+
+PROTOCOL_SPEC = Choice("preset", "Protocol", PROTOCOLS, "small",
+                       help="choosing a protocol, or a task, fills the form below with the "
+                            "protocol's settings for that task")
 
 SWEEP_SPECS = (
     Num("sw_seeds", "Seeds per cell", 1, 20, 3, integer=True, help="runs per (length, method)"),
@@ -132,7 +268,8 @@ def form_configs(raw: dict) -> tuple[list[dict], dict[str, str]]:
 
     The task's preset (:data:`clipviz.training.PRESETS`, what ``clipviz train --task`` applies)
     sets what the form does not; the chosen clipping rule takes its own parameters from the form,
-    and the parameters of other rules are left unset.
+    and the parameters of other rules are left unset.  A data set that is not on this machine is
+    refused here, with the command that fetches it.
     """
     values, errors = check_all(run_specs(), raw)
     if not errors:
@@ -140,6 +277,10 @@ def form_configs(raw: dict) -> tuple[list[dict], dict[str, str]]:
         if ds not in DATASETS[values["task"]]:
             errors["dataset"] = (f"Data set: {ds!r} does not fit the {values['task']} task; choose one of "
                                  f"{', '.join(DATASETS[values['task']])}")
+        elif (absent := present_datasets().get(ds)) is not None:
+            errors["dataset"] = (f"Data set: {ds!r} is not on this machine ({absent}): run "
+                                 f"`clipviz data fetch {ds}` where the runs are trained, then reload "
+                                 f"this page, or choose another data set")
     if errors:
         return [], errors
     own = {p.name for p in clipping.get(values["clip"]).params}
@@ -195,7 +336,8 @@ def run_label(r) -> str:
     rule = clipping.lookup(c.get("clip"))
     params = "".join(f" {p.symbol}={c[p.name]:g}" for p in (rule.params if rule else ())
                      if isinstance(c.get(p.name), (int, float)))
-    return r.label or f"{c.get('task')} T={c.get('seq_len')} {c.get('clip')}{params} seed={c.get('seed')}"
+    return r.label or (f"{c.get('task')} T={c.get('seq_len')} {c.get('activation')} {c.get('clip')}{params} "
+                       f"seed={c.get('seed')}")
 
 
 def table_rows(runs) -> list[dict]:
@@ -237,6 +379,43 @@ def submit(n_clicks, *values):
         log.exception("submitting runs failed")
         return no_update, f"could not start the run: {type(exc).__name__}: {exc}", no_update
     return ids, f"started {len(ids)} run{'s' if len(ids) > 1 else ''} on the {jobs.backend} backend", []
+
+
+def submit_pair(n_clicks, *values):
+    """Run BPTT vs clipping: the form's runs twice, with plain BPTT and with rescaling
+    (Algorithm 1; :data:`PAIR`), same settings and seeds, overlaid as they run.  Returns
+    (active ids, message, selected row ids) like :func:`submit`."""
+    if not n_clicks:
+        return no_update, no_update, no_update
+    raw = dict(zip(form_names(), values))
+    per_rule = []
+    for rule in PAIR:
+        cfgs, errors = form_configs({**raw, "clip": rule})
+        if errors:
+            return no_update, " ".join(dict.fromkeys(errors.values())), no_update
+        per_rule.append(cfgs)
+    cfgs = [c for seed_pair in zip(*per_rule) for c in seed_pair]  # BPTT, clipping for each seed
+    try:
+        jobs = _jobs()
+        who, _ = access.session()
+        ids = [jobs.submit(c, owner=who) for c in cfgs]
+    except ValueError as exc:
+        return no_update, str(exc), no_update
+    except Exception as exc:  # noqa: BLE001 - e.g. Redis unreachable: a message, not a 500
+        log.exception("submitting runs failed")
+        return no_update, f"could not start the runs: {type(exc).__name__}: {exc}", no_update
+    names = " against ".join(clipping.get(r).method for r in PAIR)
+    seeds = sorted({c["seed"] for c in cfgs})
+    return ids, (f"started {names}, seed{'s' if len(seeds) > 1 else ''} "
+                 f"{', '.join(map(str, seeds))}: {len(ids)} runs on the {jobs.backend} backend"), []
+
+
+def message_class(result) -> Any:
+    """The class of the message line after a callback: ``msg info`` when it did what was asked
+    (``result``: what it started), ``msg`` (drawn as an error) when it refused (no_update)."""
+    if result is no_update:
+        return "msg"
+    return "msg info"
 
 
 def run_ids(value) -> list[str]:
@@ -288,29 +467,38 @@ def tick(_n, active, selected):
             except KeyError:
                 pass
     done = sum(r.done for r in act)
-    # a run that ended (solved early, cancelled, failed) needs no more updates: its part is full
-    total = sum((r.total or r.config.get("max_updates", 0)) if r.active else r.done for r in act)
+    # a finished run (its budget, or solved early) needs no more updates: its part is full; a
+    # cancelled or failed one stopped short of its budget, and says so
+    total = sum(r.done if r.status == "finished" else (r.total or r.config.get("max_updates", 0))
+                for r in act)
     started = min((r.started for r in act if r.started), default=None)
     now = time.time()
     if act:
         states = sorted({r.status for r in act})
-        end = max((r.ended for r in act if r.ended), default=now) if all(not r.active for r in act) else now
-        text = progress_text(done, total, started, end) + " · " + ", ".join(states)
+        running = any(r.active for r in act)
+        end = now if running else max((r.ended for r in act if r.ended), default=now)
+        text = progress_text(done, total, started, end, running=running) + " · " + ", ".join(states)
         reasons = [r.reason for r in act if r.status == "failed" and r.reason]
         if reasons:
             text += " · " + reasons[0]
     else:
         text = "no run started from this page yet"
     show = list(selected or []) or [r.id for r in act]
-    curves = []
+    curves, shown = [], []
     for rid in show[:MAX_OVERLAY]:
         r = by_id.get(rid)
         if r is None:
             continue
+        rho0 = (r.result or {}).get("initial_rho")
         curves.append(Curve(run_label(r), thin(store.metrics(rid)),
                             clipping.line_value(r.config.get("clip"), r.config),
-                            r.config.get("clip", "none")))
-    return (done, max(total, 1), text, curves_figure(curves), table_rows(runs), paper_comparison(runs))
+                            r.config.get("clip", "none"),
+                            initial_rho=rho0 if isinstance(rho0, (int, float)) else None,
+                            activation=r.config.get("activation")))
+        shown.append(rid)
+    # a zoom is kept while the same runs refresh; other runs start from the whole of their curves
+    fig = curves_figure(curves, uirevision="runs:" + ",".join(shown))
+    return (done, max(total, 1), text, fig, table_rows(runs), paper_comparison(runs))
 
 
 def submit_sweep(n_clicks, lengths_text, seeds, updates, methods, *values):
@@ -364,6 +552,15 @@ def sweep_tick(_n, sweep_id):
             f"{s['cancelled']} cancelled of {s['total']}")
 
 
+def fill_protocol(protocol, task):
+    """Protocol or task changed: the form values of :data:`FILLED` for that protocol and task,
+    then the line naming the protocol.  A value no control offers changes nothing."""
+    if protocol not in PROTOCOLS or task not in TASKS:
+        return (no_update,) * (len(FILLED) + 1)
+    values = protocol_values(protocol, task)
+    return (*(values.get(k, no_update) for k in FILLED), protocol_note(protocol, task))
+
+
 # ---------------------------------------------------------------------------
 # layout
 # ---------------------------------------------------------------------------
@@ -385,10 +582,13 @@ def layout(**kwargs) -> html.Div:
         return html.Div(className="page", children=[html.H2("Training"), html.P(
             "Training runs are switched off on this deployment (read-only); the figure pages work.")])
     specs = run_specs()
-    values, errors = parse(specs + SWEEP_SPECS, kwargs)
+    values, errors = parse(specs + SWEEP_SPECS + (PROTOCOL_SPEC,), kwargs)
     sp = {s.name: s for s in specs + SWEEP_SPECS}
-    unknown = sorted(k for k in kwargs if k not in sp and k != "lengths")
-    v = values
+    unknown = sorted(k for k in kwargs if k not in sp and k not in ("lengths", PROTOCOL_SPEC.name))
+    present = present_datasets()
+    # the protocol fills what the link does not set
+    filled = protocol_values(values["preset"], values["task"], present)
+    v = {**values, **{k: x for k, x in filled.items() if k not in kwargs or k in errors}}
 
     def err(name):
         return errors.get(name)
@@ -397,6 +597,9 @@ def layout(**kwargs) -> html.Div:
         return dcc.Dropdown(id=f"{P}-{name}", options=list(options), value=v[name], clearable=False)
 
     def widget(spec):
+        if spec.name == "dataset":
+            return dcc.Dropdown(id=f"{P}-dataset", options=dataset_options(present), value=v["dataset"],
+                                clearable=False)
         if spec.name == "act":
             return dcc.RadioItems(id=f"{P}-act", options=list(spec.options), value=v["act"], inline=True)
         if isinstance(spec, Choice):
@@ -416,7 +619,7 @@ def layout(**kwargs) -> html.Div:
             html.Label("Methods"),
             dcc.Checklist(id=f"{P}-methods", options=[
                 {"label": " " + clipping.get(n).method, "value": n} for n in clipping.names()],
-                value=["none", "norm"]),
+                value=list(PAIR)),
             html.Div("compared methods; hidden size, σ, lr, the rules' parameters and batch come from "
                      "the run form", className="help")]),
     ]
@@ -435,8 +638,19 @@ def layout(**kwargs) -> html.Div:
         dcc.Interval(id=f"{P}-tick", interval=700),
         html.Div(className="layout", children=[
             html.Div(className="sidebar", children=[
-                html.H3("Run"), *form,
-                html.Button("Run", id=f"{P}-run", className="primary"),
+                html.H3("Run"),
+                html.Div(className="control", children=[
+                    html.Label(PROTOCOL_SPEC.label, htmlFor=f"{P}-preset"),
+                    dcc.RadioItems(id=f"{P}-preset", value=v["preset"], inline=True, options=[
+                        {"label": PROTOCOL_LABELS[p], "value": p} for p in PROTOCOLS]),
+                    html.Div(protocol_note(v["preset"], v["task"]), id=f"{P}-preset-note",
+                             className="help protocol-note"),
+                    html.Div(err("preset") or "", className="msg", role="alert")]),
+                *form,
+                html.Button("Run BPTT vs clipping", id=f"{P}-pair", className="primary",
+                            title="the form's runs twice, with plain BPTT and with rescaling "
+                                  "(Algorithm 1): same settings and seeds, overlaid"),
+                html.Button("Run", id=f"{P}-run"),
                 html.Button("Cancel", id=f"{P}-cancel"),
                 html.Div(id=f"{P}-msg", className="msg", role="alert"),
             ]),
@@ -479,7 +693,7 @@ def layout(**kwargs) -> html.Div:
 # ---------------------------------------------------------------------------
 def url_names() -> tuple[str, ...]:
     """The controls whose values the page's link carries."""
-    return form_names() + ("lengths", "sw_seeds", "sw_updates")
+    return (PROTOCOL_SPEC.name,) + form_names() + ("lengths", "sw_seeds", "sw_updates")
 
 
 def register(app: dash.Dash) -> None:
@@ -490,21 +704,45 @@ def register(app: dash.Dash) -> None:
                        title="clipviz · training",
                        description="RNN training with and without gradient clipping, live")
     form_states = [State(f"{P}-{n}", "value") for n in form]
-    app.callback(Output(f"{P}-active", "data"), Output(f"{P}-msg", "children"),
-                 Output(f"{P}-table", "selected_row_ids"),
-                 Input(f"{P}-run", "n_clicks"), *form_states, prevent_initial_call=True)(submit)
-    app.callback(Output(f"{P}-msg", "children", allow_duplicate=True), Input(f"{P}-cancel", "n_clicks"),
+    msg = (Output(f"{P}-msg", "children", allow_duplicate=True),
+           Output(f"{P}-msg", "className", allow_duplicate=True))
+
+    def run_cb(n_clicks, *values):
+        ids, text, sel = submit(n_clicks, *values)
+        return ids, text, message_class(ids), sel
+
+    def pair_cb(n_clicks, *values):
+        ids, text, sel = submit_pair(n_clicks, *values)
+        return ids, text, message_class(ids), sel
+
+    def cancel_cb(n_clicks, active, selected):
+        return cancel(n_clicks, active, selected), message_class([])
+
+    def sweep_cb(n_clicks, *args):
+        sid, text = submit_sweep(n_clicks, *args)
+        return sid, text, message_class(sid)
+
+    for button, fn in (("run", run_cb), ("pair", pair_cb)):
+        app.callback(Output(f"{P}-active", "data", allow_duplicate=True), *msg,
+                     Output(f"{P}-table", "selected_row_ids", allow_duplicate=True),
+                     Input(f"{P}-{button}", "n_clicks"), *form_states, prevent_initial_call=True)(fn)
+    app.callback(*msg, Input(f"{P}-cancel", "n_clicks"),
                  State(f"{P}-active", "data"), State(f"{P}-table", "selected_row_ids"),
-                 prevent_initial_call=True)(cancel)
+                 prevent_initial_call=True)(cancel_cb)
+    app.callback(*(Output(f"{P}-{k}", "value") for k in FILLED),
+                 Output(f"{P}-preset-note", "children"),
+                 Input(f"{P}-preset", "value"), Input(f"{P}-task", "value"),
+                 prevent_initial_call=True)(fill_protocol)
     app.callback(Output(f"{P}-progress", "value"), Output(f"{P}-progress", "max"),
                  Output(f"{P}-progress-text", "children"), Output(f"{P}-curves", "figure"),
                  Output(f"{P}-table", "data"), Output(f"{P}-paper", "data"),
                  Input(f"{P}-tick", "n_intervals"), Input(f"{P}-active", "data"),
                  Input(f"{P}-table", "selected_row_ids"))(tick)
     app.callback(Output(f"{P}-sweep", "data"), Output(f"{P}-sweep-msg", "children"),
+                 Output(f"{P}-sweep-msg", "className"),
                  Input(f"{P}-sweep-run", "n_clicks"), State(f"{P}-lengths", "value"),
                  State(f"{P}-sw_seeds", "value"), State(f"{P}-sw_updates", "value"),
-                 State(f"{P}-methods", "value"), *form_states, prevent_initial_call=True)(submit_sweep)
+                 State(f"{P}-methods", "value"), *form_states, prevent_initial_call=True)(sweep_cb)
     app.callback(Output(f"{P}-sweep-fig", "figure"), Output(f"{P}-sweep-status", "children"),
                  Input(f"{P}-tick", "n_intervals"), Input(f"{P}-sweep", "data"))(sweep_tick)
     register_link(app, P, links)
