@@ -53,6 +53,15 @@ def test_thin_keeps_evaluations_and_the_end():
     assert sum(v is not None for v in t["rho"]) == sum(v is not None for v in m["rho"])
 
 
+def test_run_ids_from_the_store_and_from_the_grid_selection():
+    """The active store holds ids; the runs grid's ``selectedRows`` holds row dicts keyed by "id"."""
+    assert tp.run_ids(["a1", "b2"]) == ["a1", "b2"]
+    assert tp.run_ids([{"id": "a1", "status": "finished"}, {"id": "b2"}]) == ["a1", "b2"]
+    assert tp.run_ids([{"id": 3}, {"status": "x"}, "", "x" * 65, None, ["a1"], "c3"]) == ["c3"]
+    assert tp.run_ids(None) == [] and tp.run_ids({"id": "a1"}) == [] and tp.run_ids("a1") == []
+    assert len(tp.run_ids([{"id": f"r{i}"} for i in range(tp.MAX_TRACKED + 5)])) == tp.MAX_TRACKED
+
+
 def test_callbacks_run_cancel_and_show(store_env):
     ids, msg, sel = tp.submit(1, *_values())
     assert len(ids) == 2 and "started 2 runs on the local backend" in msg and sel == []

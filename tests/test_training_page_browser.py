@@ -151,7 +151,7 @@ def test_one_click_pair_shows_clipping_solve_what_bptt_cannot(dash_duo, make_app
     (rs,) = panel(fig, "x3", ls)
     assert rs["x"][0] == 0 and rs["y"][0] < 4.0 and any("sigmoid" in (n or "") for n in fig["notes"])
     # all three runs selected: both lines, each labelled
-    for box in dash_duo.find_elements("#tr-table input[type=checkbox]"):
+    for box in dash_duo.find_elements("#tr-table .ag-row .ag-selection-checkbox input[type=checkbox]"):
         box.click()
     fig = figure_when(dash_duo, lambda f: lines(f) == [1.0, 4.0])
     assert sum("ρ = 1/γ" in (n or "") for n in fig["notes"]) == 2

@@ -28,7 +28,8 @@ import time
 from typing import Any
 
 import dash
-from dash import Input, Output, State, dash_table, dcc, html, no_update
+import dash_ag_grid as dag
+from dash import Input, Output, State, dcc, html, no_update
 
 from ... import clipping, config, datasets
 from ...config import SETTINGS
@@ -363,7 +364,7 @@ def table_rows(runs) -> list[dict]:
 # callbacks (plain functions)
 # ---------------------------------------------------------------------------
 def submit(n_clicks, *values):
-    """Run: one background run per seed.  Returns (active ids, message, selected row ids)."""
+    """Run: one background run per seed.  Returns (active ids, message, the table's selection: cleared)."""
     if not n_clicks:
         return no_update, no_update, no_update
     cfgs, errors = form_configs(dict(zip(form_names(), values)))
@@ -384,7 +385,7 @@ def submit(n_clicks, *values):
 def submit_pair(n_clicks, *values):
     """Run BPTT vs clipping: the form's runs twice, with plain BPTT and with rescaling
     (Algorithm 1; :data:`PAIR`), same settings and seeds, overlaid as they run.  Returns
-    (active ids, message, selected row ids) like :func:`submit`."""
+    (active ids, message, the table's selection: cleared) like :func:`submit`."""
     if not n_clicks:
         return no_update, no_update, no_update
     raw = dict(zip(form_names(), values))
@@ -419,11 +420,13 @@ def message_class(result) -> Any:
 
 
 def run_ids(value) -> list[str]:
-    """The run ids in a store's or a table selection's value: the strings of a list, at most
-    :data:`MAX_TRACKED` of them; anything else (only a hand-made request sends it) is no id."""
+    """The run ids in a store's or a table selection's value: the strings of a list, or the
+    ``"id"`` of its row dicts (the runs table's ``selectedRows``), at most :data:`MAX_TRACKED` of
+    them; anything else (only a hand-made request sends it) is no id."""
     if not isinstance(value, (list, tuple)):
         return []
-    return [v for v in value if isinstance(v, str) and 0 < len(v) <= 64][:MAX_TRACKED]
+    ids = (v.get("id") if isinstance(v, dict) else v for v in value)
+    return [v for v in ids if isinstance(v, str) and 0 < len(v) <= 64][:MAX_TRACKED]
 
 
 def cancel(n_clicks, active, selected):
@@ -564,16 +567,23 @@ def fill_protocol(protocol, task):
 # ---------------------------------------------------------------------------
 # layout
 # ---------------------------------------------------------------------------
-COLUMNS = [{"name": n, "id": i} for n, i in (
-    ("status", "status"), ("task", "task"), ("T", "T"), ("hidden", "hidden"), ("clip", "clip"),
-    ("τ", "tau"), ("lr", "lr"), ("seed", "seed"), ("progress", "progress"), ("result", "result"),
-    ("reason", "reason"))]
+COLUMNS = [{"headerName": n, "field": i, **extra} for n, i, extra in (
+    ("status", "status", {}), ("task", "task", {"flex": 2, "minWidth": 110}), ("T", "T", {}),
+    ("hidden", "hidden", {}), ("clip", "clip", {}), ("τ", "tau", {}), ("lr", "lr", {}), ("seed", "seed", {}),
+    ("progress", "progress", {"minWidth": 90}), ("result", "result", {"minWidth": 90}),
+    ("reason", "reason", {"flex": 3, "tooltipField": "reason"}))]
+"""The runs table's columns (AG Grid column definitions); a long failure reason ends in an
+ellipsis and shows whole on hover."""
 
 
-PAPER_COLUMNS = [{"name": n, "id": i} for n, i in (
-    ("data set", "dataset"), ("metric (test, lower is better)", "metric"), ("paper: BPTT", "paper_bptt"),
-    ("paper: rescaling", "paper_rescaling"), ("yours: BPTT", "yours_bptt"),
-    ("yours: rescaling", "yours_rescaling"))]
+PAPER_COLUMNS = [{"headerName": n, "field": i, **extra} for n, i, extra in (
+    ("data set", "dataset", {}), ("metric (test, lower is better)", "metric", {"flex": 2, "minWidth": 190}),
+    ("paper: BPTT", "paper_bptt", {}), ("paper: rescaling", "paper_rescaling", {}),
+    ("yours: BPTT", "yours_bptt", {}), ("yours: rescaling", "yours_rescaling", {}))]
+
+
+GRID_THEME = {"function": "themeQuartz.withParams({fontSize: 12, headerFontSize: 12, spacing: 4})"}
+"""The tables' look (AG Grid's Theming API): the small type and tight cells of the page's other text."""
 
 
 def layout(**kwargs) -> html.Div:
@@ -660,18 +670,23 @@ def layout(**kwargs) -> html.Div:
                 graph(f"{P}-curves", curves_figure([])),
                 html.H3("Runs"),
                 html.P("select rows to overlay their curves (e.g. BPTT against clipping)", className="help"),
-                dash_table.DataTable(id=f"{P}-table", columns=COLUMNS, data=[], row_selectable="multi",
-                                     selected_row_ids=[], page_size=15, sort_action="native",
-                                     style_table={"overflowX": "auto"},
-                                     style_cell={"fontSize": "12px", "padding": "2px 6px",
-                                                 "maxWidth": "320px", "overflow": "hidden",
-                                                 "textOverflow": "ellipsis"}),
+                dag.AgGrid(id=f"{P}-table", columnDefs=COLUMNS, rowData=[], selectedRows=[],
+                           getRowId="params.data.id",
+                           defaultColDef={"sortable": True, "resizable": True, "flex": 1, "minWidth": 60},
+                           dashGridOptions={"rowSelection": {"mode": "multiRow", "headerCheckbox": False,
+                                                             "enableClickSelection": False},
+                                            "pagination": True, "paginationPageSize": 15,
+                                            "paginationPageSizeSelector": False,
+                                            "domLayout": "autoHeight", "suppressColumnVirtualisation": True,
+                                            "theme": GRID_THEME}),
                 html.H3("Tables 1 and 2: test results beside the paper's"),
                 html.P("means over your finished runs on the same data set (clip none = BPTT, norm = "
                        "rescaling); start them with the form above (task music or characters)",
                        className="help"),
-                dash_table.DataTable(id=f"{P}-paper", columns=PAPER_COLUMNS, data=paper_comparison([]),
-                                     style_cell={"fontSize": "12px", "padding": "2px 6px"}),
+                dag.AgGrid(id=f"{P}-paper", columnDefs=PAPER_COLUMNS, rowData=paper_comparison([]),
+                           defaultColDef={"resizable": True, "flex": 1, "minWidth": 80},
+                           dashGridOptions={"domLayout": "autoHeight", "suppressColumnVirtualisation": True,
+                                            "theme": GRID_THEME}),
                 html.H3("Sweep: success rate against length (Figure 7)"),
                 html.Div(className="row", children=[
                     html.Div(className="col", children=[
@@ -724,10 +739,10 @@ def register(app: dash.Dash) -> None:
 
     for button, fn in (("run", run_cb), ("pair", pair_cb)):
         app.callback(Output(f"{P}-active", "data", allow_duplicate=True), *msg,
-                     Output(f"{P}-table", "selected_row_ids", allow_duplicate=True),
+                     Output(f"{P}-table", "selectedRows", allow_duplicate=True),
                      Input(f"{P}-{button}", "n_clicks"), *form_states, prevent_initial_call=True)(fn)
     app.callback(*msg, Input(f"{P}-cancel", "n_clicks"),
-                 State(f"{P}-active", "data"), State(f"{P}-table", "selected_row_ids"),
+                 State(f"{P}-active", "data"), State(f"{P}-table", "selectedRows"),
                  prevent_initial_call=True)(cancel_cb)
     app.callback(*(Output(f"{P}-{k}", "value") for k in FILLED),
                  Output(f"{P}-preset-note", "children"),
@@ -735,9 +750,9 @@ def register(app: dash.Dash) -> None:
                  prevent_initial_call=True)(fill_protocol)
     app.callback(Output(f"{P}-progress", "value"), Output(f"{P}-progress", "max"),
                  Output(f"{P}-progress-text", "children"), Output(f"{P}-curves", "figure"),
-                 Output(f"{P}-table", "data"), Output(f"{P}-paper", "data"),
+                 Output(f"{P}-table", "rowData"), Output(f"{P}-paper", "rowData"),
                  Input(f"{P}-tick", "n_intervals"), Input(f"{P}-active", "data"),
-                 Input(f"{P}-table", "selected_row_ids"))(tick)
+                 Input(f"{P}-table", "selectedRows"))(tick)
     app.callback(Output(f"{P}-sweep", "data"), Output(f"{P}-sweep-msg", "children"),
                  Output(f"{P}-sweep-msg", "className"),
                  Input(f"{P}-sweep-run", "n_clicks"), State(f"{P}-lengths", "value"),
