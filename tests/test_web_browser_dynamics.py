@@ -196,8 +196,9 @@ def test_theory_default_shows_growth_next_to_decay(dash_duo, make_app):
     assert grows > 3 and vanishes < -3, (grows, vanishes)
     note = gd_eval(dash_duo, "th-jac", "gd.layout.annotations[0].text")
     assert "necessary, not sufficient" in note and "grows" in note and "vanishes" in note
-    # the colour bar keeps clear of the right plot's y title
+    # the colour bar keeps clear of the right plot's y title, the summary line of the x title
     assert not overlap(rect(dash_duo, "#th-curv .colorbar"), rect(dash_duo, "#th-curv .g-y2title"))
+    assert not overlap(rect(dash_duo, "#th-curv .annotation"), rect(dash_duo, "#th-curv .g-xtitle"))
     assert severe_logs(dash_duo) == []
 
 

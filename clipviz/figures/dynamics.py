@@ -477,12 +477,14 @@ def curvature_figure(c: dyn.CurvatureAlignment) -> go.Figure:
     txt = (f"Spearman(‖g‖, curvature) = {c.spearman:.2f}; log-log slope {c.loglog_slope:.2f}; "
            f"median angle {s.get('median_angle_all_deg', float('nan')):.2f}° overall, "
            f"{s.get('median_angle_top1pct_deg', float('nan')):.1f}° in the top 1 % of ‖g‖")
-    height = 470
+    height = 480
+    margin = dict(l=60, r=60, t=90, b=90)
     return go.Figure(data=traces, layout=dict(
-        template=TEMPLATE, font=FONT, height=height, margin=dict(l=60, r=60, t=90, b=80), uirevision="curv",
+        template=TEMPLATE, font=FONT, height=height, margin=margin, uirevision="curv",
         title=_title("Curvature and gradient (section 2.4)", height),
-        annotations=[dict(x=0, y=-0.2, xref="paper", yref="paper", showarrow=False, xanchor="left",
-                          text=txt, font=dict(size=12))],
+        # the summary on the figure's bottom line, under the axis titles
+        annotations=[dict(x=0, y=_paper_y(height - 6, height, margin), xref="paper", yref="paper", showarrow=False,
+                          xanchor="left", yanchor="bottom", text=txt, font=dict(size=12))],
         # the colour bar sits between the two plots, the right plot's y title clear of it
         xaxis=dict(domain=[0, 0.40], title=dict(text="w")), yaxis=dict(title=dict(text="b")),
         xaxis2=dict(domain=[0.60, 1], type="log", anchor="y2", title=dict(text="‖g‖"), exponentformat="power"),
