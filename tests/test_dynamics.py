@@ -317,6 +317,20 @@ def test_orbit_diagram_matches_iteration():
     assert b.shape == xx.shape == (3 * 17 * 5,)
 
 
+def test_orbit_diagram_distinct_points_once_per_value_and_b():
+    bs = np.linspace(-6, 2, 41)
+    od = dyn.orbit_diagram(5.0, bs)
+    b, x = od.distinct_points(1e-3)
+    for j, bj in enumerate(bs):  # each settled value once: one or two fixed points at each b
+        xs = np.sort(x[b == bj])
+        ref = np.unique(np.round(od.states[:, j, :].ravel() / 1e-3)) * 1e-3
+        assert np.allclose(xs, ref) and 1 <= xs.size <= 2
+    od = dyn.orbit_diagram(-8.0, [4.0], x0s=[0.1, 1.0])
+    assert od.distinct_points(1e-6)[1].size == 2  # period 2: both points, once each
+    with pytest.raises(ValueError, match="resolution must be > 0"):
+        od.distinct_points(0.0)
+
+
 def test_orbit_diagram_shows_both_attractors_and_period_two():
     od = dyn.orbit_diagram(5.0, [-2.5], x0s=[-4.0, 4.0], transient=500, keep=4)
     lo, hi = od.states[0, 0, -1], od.states[1, 0, -1]
@@ -448,6 +462,42 @@ def test_sensitivity_peak_at_basin_boundary_w5(x0):
     for arr in (s.dxT_db, s.dxT_dx0):
         j = int(np.argmax(np.abs(arr)))
         assert abs(bs[j] - b_star) <= step, (bs[j], b_star)
+
+
+@pytest.mark.parametrize("w,x0,act", [(5.0, 0.5, "sigmoid"), (5.0, -0.3, "sigmoid"), (2.0, 0.4, "tanh"),
+                                      (5.0, 1e-3, "sigmoid")])
+def test_fixed_point_b_as_exact_as_float64_allows(w, x0, act):
+    b, slope = dyn.fixed_point_b(w, x0, act)
+    assert b == pytest.approx(x0 - w * float(sig(x0, act)), abs=1e-14)
+    assert slope == pytest.approx(w * float(dsig(x0, act)), rel=1e-12)
+    one = dyn.sensitivity(w, [b], x0=x0, steps=1, activation=act)
+    assert abs(one.xT[0] - x0) <= 2 * np.spacing(abs(b))  # F(x0) = x0 to rounding
+    s = dyn.sensitivity(w, [b], x0=x0, steps=200, activation=act)
+    closed = (slope ** 200 - 1) / (slope - 1)
+    if one.xT[0] == x0:  # exactly a fixed point in float64: the orbit stays, the peak is the closed form
+        assert s.xT[0] == x0 and s.dxT_db[0] == pytest.approx(closed, rel=1e-9)
+    else:  # the orbit leaves x0 only from a rounding error: still the spike's height
+        assert abs(s.dxT_db[0]) > 1e-4 * min(closed, 1e16)
+
+
+def test_sensitivity_bs_resolves_the_spike_so_the_peak_grows_with_T():
+    """Section 2.5: at the basin boundary |dx_T/db| grows like F'(x0)^T; a uniform grid shows
+    the opposite (the spike narrows faster than the grid), the refined grid the true peak."""
+    w, x0 = 5.0, 0.5
+    bs = dyn.sensitivity_bs(w, -6.0, 2.0, x0=x0)
+    b_star, slope = dyn.fixed_point_b(w, x0)
+    assert b_star in bs and np.all(np.diff(bs) > 0) and bs[0] == -6.0 and bs[-1] == 2.0
+    for fold_b, _x in dyn.fold_points(w):
+        assert fold_b in bs
+    peaks = {T: np.max(np.abs(dyn.sensitivity(w, bs, x0=x0, steps=T).dxT_db)) for T in (20, 50, 200)}
+    assert peaks[20] < peaks[50] < peaks[200]
+    assert peaks[200] == pytest.approx((slope ** 200 - 1) / (slope - 1), rel=1e-9)
+    uniform = np.linspace(-6.0, 2.0, 2000)
+    assert np.max(np.abs(dyn.sensitivity(w, uniform, x0=x0, steps=200).dxT_db)) < 1e-6 * peaks[200]
+    # no repelling fixed point at x0 (|F'(x0)| < 1): only the folds are refined
+    assert dyn.fixed_point_b(5.0, 3.0)[0] not in dyn.sensitivity_bs(5.0, -6.0, 2.0, x0=3.0)
+    with pytest.raises(ValueError, match="b_min must be smaller"):
+        dyn.sensitivity_bs(5.0, 2.0, -6.0)
 
 
 @pytest.mark.parametrize("x0,which", [(3.0, 0), (-3.0, 1)])

@@ -146,6 +146,23 @@ def test_necessary_condition_nonlinear():
     assert r.long_term_share(100) > 0.5
 
 
+def test_bound_uses_gamma_and_the_necessary_condition_is_not_sufficient():
+    """Section 2.1: each factor of equation (5) is at most ||W_rec|| gamma (gamma = 1/4 for the
+    sigmoid); rho past 1 / gamma is necessary, not sufficient: the same tanh network grows under
+    small inputs (near-linear units) and vanishes under large ones (saturated units)."""
+    sigm = dyn.jacobian_norms(n=20, rho=6.0, steps=50, activation="sigmoid", seed=0)
+    assert sigm.gamma == 0.25
+    assert np.allclose(sigm.log_bound, np.arange(51) * math.log(6.0 / 4.0))
+    tanh = dyn.jacobian_norms(n=20, rho=1.5, steps=50, activation="tanh", seed=0)
+    assert tanh.gamma == 1.0 and np.array_equal(tanh.log_bound, tanh.log_rho_l)
+    small, large = (dyn.jacobian_norms(n=50, rho=1.5, steps=200, activation="tanh", seed=0, input_scale=s)
+                    for s in (0.1, 1.0))
+    assert small.rho > small.necessary_condition and large.rho > large.necessary_condition
+    assert small.grows() and small.log_norm[-1] / math.log(10) > 3
+    assert not large.grows() and large.log_norm[-1] / math.log(10) < -3
+    assert (small.input_scale, large.input_scale) == (0.1, 1.0)
+
+
 def test_long_term_share_and_norm_properties():
     r = dyn.jacobian_norms(n=10, rho=0.7, steps=100, activation="identity", seed=0)
     assert r.long_term_share(0) == pytest.approx(1.0)

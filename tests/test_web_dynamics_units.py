@@ -3,8 +3,11 @@ tests are in test_figures_dynamics)."""
 
 from __future__ import annotations
 
+import base64
+
+import numpy as np
 import plotly.graph_objects as go
-from dash import Patch, no_update
+from dash import Patch, dcc, html, no_update
 
 from clipviz.web.pages import bifurcations as bf
 from clipviz.web.pages import dynamics as dy
@@ -12,12 +15,18 @@ from clipviz.web.pages import theory as th
 
 
 def test_bifurcation_callbacks():
-    out = bf.update_main(5.0, -6.0, 2.0, "sigmoid", 0.5, 50, 40, -2.5)
-    assert isinstance(out[0], go.Figure) and isinstance(out[1], go.Figure) and not any(out[2:])
-    bad = bf.update_main(5.0, 2.0, -6.0, "sigmoid", 0.5, 50, 40, -2.5)
-    assert bad[0] is no_update and "smaller than" in bad[2 + bf.MAIN.index("b_min")]
+    # the diagram and the basin map come from their own callbacks, as figure dicts
+    out = bf.update_diagram(5.0, -6.0, 2.0, "sigmoid", 0.5, 50, -2.5)
+    assert "5·σ(x)" in go.Figure(out[0]).layout.title.text and not any(out[1:])
+    basins = bf.update_basins(5.0, -6.0, 2.0, "sigmoid", 40, -2.5)
+    assert go.Figure(basins[0]).data[0].type == "heatmap" and basins[1] == ""
+    bad = bf.update_diagram(5.0, 2.0, -6.0, "sigmoid", 0.5, 50, -2.5)
+    assert bad[0] is no_update and "smaller than" in bad[1 + bf.DIAGRAM.index("b_min")]
+    assert bf.update_basins(5.0, 2.0, -6.0, "sigmoid", 40, -2.5)[0] is no_update
+    bad_res = bf.update_basins(5.0, -6.0, 2.0, "sigmoid", 5, -2.5)
+    assert bad_res[0] is no_update and "out of range" in bad_res[1]
     p1, p2, cob, msg = bf.update_b(-2.0, 5.0, "sigmoid", 0.5)
-    assert isinstance(p1, Patch) and msg == "" and "b = -2.000" in cob.layout.title.text
+    assert isinstance(p1, Patch) and msg == "" and "b = -2.000" in go.Figure(cob).layout.title.text
     assert bf.update_b("far", 5.0, "sigmoid", 0.5)[3].startswith("b (current)")
     csv = bf.download(1, 5.0, -6.0, 2.0, "sigmoid", 0.5, 50, 40)["content"]
     assert csv.startswith("what,b,x_or_value,stable,multiplier") and "fold," in csv
@@ -26,6 +35,56 @@ def test_bifurcation_callbacks():
     assert {r.split(",")[2] for r in rows[1:]} <= {"-1", "0", "1"}
     cob = bf.download_cobweb(1, -2.5, 5.0, "sigmoid", 0.5)["content"].splitlines()
     assert cob[0] == "t,x_t" and cob[1] == "0,0.5" and len(cob) == 42
+
+
+def test_bifurcation_w_drag_draws_coarse_grids_and_release_draws_full_ones():
+    coarse = bf.drag_w(5.5, 5.0, -6.0, 2.0, "sigmoid", 0.5, 20, 160, -2.5)
+    full = bf.update_basins(5.5, -6.0, 2.0, "sigmoid", 160, -2.5)[0]
+    assert "5.5·σ(x)" in coarse[0]["layout"]["title"]["text"]
+    side = lambda d: np.frombuffer(base64.b64decode(d["data"][0]["x"]["bdata"]), "<f4").size  # noqa: E731
+    assert side(coarse[1]) < side(full) == 160
+    # keys: drag_value arrives with value; nothing to draw twice
+    assert bf.drag_w(5.0, 5.0, -6.0, 2.0, "sigmoid", 0.5, 20, 160, -2.5) == (no_update, no_update)
+    assert bf.drag_w("x", 5.0, -6.0, 2.0, "sigmoid", 0.5, 20, 160, -2.5) == (no_update, no_update)
+
+
+def test_bifurcation_b_slider_follows_the_window():
+    lo, hi, marks, value = bf.b_slider_range(-6.0, 2.0, -2.5)
+    assert (lo, hi) == (-6.0, 2.0) and set(marks) == {-6.0, 0, 2.0} and value is no_update
+    lo, hi, marks, value = bf.b_slider_range(-1.0, 3.0, -2.5)  # b left behind: moved to the window
+    assert (lo, hi, value) == (-1.0, 3.0, -1.0)
+    assert bf.b_slider_range(3.0, -1.0, -2.5) == (no_update,) * 4  # a bad window changes nothing
+    slider = next(_slider(c) for c in _controls(bf.layout(b_min="-7", b_max="1"))
+                  if c.children[0].children == "b (current)")
+    assert (slider.min, slider.max) == (-7.0, 1.0)
+
+
+def _controls(page):
+    """The control blocks (label, component, help, message) of a page layout."""
+    found = []
+
+    def walk(node):
+        if getattr(node, "className", None) == "control":
+            found.append(node)
+            return
+        kids = getattr(node, "children", None)
+        for k in kids if isinstance(kids, list) else [kids] if kids is not None else []:
+            walk(k)
+    walk(page)
+    return found
+
+
+def _slider(control):
+    """The dcc.Slider of a control block (it may sit in a wrapper), or None."""
+    comp = control.children[1]
+    comp = comp.children if isinstance(comp, html.Div) else comp
+    return comp if isinstance(comp, dcc.Slider) else None
+
+
+def test_dynamics_page_sliders_always_show_their_value():
+    for page in (bf.layout(), dy.layout(), th.layout()):
+        sliders = [s for c in _controls(page) if (s := _slider(c)) is not None]
+        assert len(sliders) >= 2 and all(s.tooltip["always_visible"] for s in sliders)
 
 
 def test_dynamics_callback_and_figure():

@@ -23,7 +23,9 @@ Public API (names used by notebooks, the CLI and the web app):
 * :func:`orbit_diagram` -- brute-force iteration from several x_0 (what is reached).
 * :func:`basins` -- which attractor is reached over a (b, x_0) grid.
 * :func:`attractors` -- the attractors and their basin labels at each b.
-* :func:`sensitivity`, :func:`sensitivity_grid` -- exact dx_T/db and dx_T/dx_0.
+* :func:`sensitivity`, :func:`sensitivity_grid` -- exact dx_T/db and dx_T/dx_0;
+  :func:`sensitivity_bs` -- a b grid that resolves their spikes, :func:`fixed_point_b` -- the
+  b at which a given state is a fixed point (where the spike sits).
 * :func:`vector_field` -- the arrows x -> F(x) - x of Figure 4.
 * :func:`input_driven` -- Figures 5/6: x_t = w sigma(x_{t-1}) + b + u_t from two
   nearby initial states, and the time at which they separate.
@@ -59,6 +61,7 @@ from .one_unit_map import (
     attractors,
     basins,
     bifurcation_diagram,
+    fixed_point_b,
     fixed_points,
     fold_points,
     input_driven,
@@ -66,6 +69,7 @@ from .one_unit_map import (
     orbit_diagram,
     period_doubling_points,
     sensitivity,
+    sensitivity_bs,
     sensitivity_grid,
     vector_field,
 )

@@ -27,7 +27,7 @@ __all__ = [
     "map_values", "FixedPoint", "fixed_points", "fold_points", "period_doubling_points",
     "Branch", "SpecialPoint", "BifurcationDiagram", "bifurcation_diagram",
     "OrbitDiagram", "orbit_diagram", "basins", "Attractors", "attractors",
-    "Sensitivity", "sensitivity", "SensitivityGrid", "sensitivity_grid",
+    "Sensitivity", "sensitivity", "SensitivityGrid", "sensitivity_grid", "fixed_point_b", "sensitivity_bs",
     "VectorField", "vector_field", "InputDriven", "input_driven",
 ]
 
@@ -417,6 +417,24 @@ class OrbitDiagram:
         b = np.broadcast_to(self.bs[None, :, None], self.states.shape)
         return b.ravel().copy(), self.states.ravel().copy()
 
+    def distinct_points(self, resolution: float) -> tuple[np.ndarray, np.ndarray]:
+        """The (b, x) pairs of :meth:`points` with the repeats at each b removed, x rounded to a
+        grid of spacing ``resolution`` (states in one cell count once).
+
+        A settled orbit repeats one value (a fixed point) or two (period 2) ``keep`` times from
+        every x_0; a plot needs each once.  Non-finite states are dropped.
+        """
+        if not resolution > 0:
+            raise ValueError(f"resolution must be > 0, got {resolution:g}")
+        nx, nb, keep = self.states.shape
+        with np.errstate(invalid="ignore", over="ignore"):
+            cells = np.sort(np.round(np.moveaxis(self.states, 1, 0).reshape(nb, nx * keep) / resolution), axis=1)
+        new = np.ones(cells.shape, dtype=bool)
+        new[:, 1:] = cells[:, 1:] != cells[:, :-1]
+        keep_mask = new & np.isfinite(cells)
+        rows, cols = np.nonzero(keep_mask)
+        return self.bs[rows], cells[rows, cols] * resolution
+
 
 def orbit_diagram(w: float, bs, *, x0s=(-4.0, -1.0, 0.0, 1.0, 4.0),
                   transient: int = SETTINGS.orbit_transient, keep: int = SETTINGS.orbit_keep,
@@ -552,6 +570,66 @@ def sensitivity(w: float, bs, *, x0: float = SETTINGS.x0, steps: int = SETTINGS.
     d0 = np.empty((1, bs.size))
     k.sensitivity_grid(w, bs, np.array([x0]), steps, act, xT, db, d0)
     return Sensitivity(w, bs, x0, steps, xT[0], _nan_to_inf(db[0]), _nan_to_inf(d0[0]))
+
+
+def fixed_point_b(w: float, x: float, activation: str = "sigmoid") -> tuple[float, float]:
+    """The b at which ``x`` is a fixed point of F, b* = x - w sigma(x), and F'(x) = w sigma'(x) there.
+
+    Where |F'(x)| > 1 that fixed point repels: for w > 0 it is the basin boundary of section 2.5
+    (the unstable branch of Figure 4), and from x_0 = x the sensitivities dx_T/db and dx_T/dx_0
+    grow like |F'(x)|^T at b = b* while the spike around it narrows, so a uniform b grid misses
+    it.  b* is returned nudged by at most a few ulp so that the kernels' own F(x) equals x
+    exactly where float64 allows: an orbit started at x then stays there and dx_T/db at b* is
+    the exact peak, (F'^T - 1) / (F' - 1); where it does not (the sums near x are coarser than
+    x's own spacing), the orbit leaves x only after about log(1/ulp) / log|F'| steps.
+    """
+    w = _param("w", w)
+    x = _param("x", x)
+    act = _act(activation)
+    slope = w * _dsigma(x, act)
+    b = x - w * float(_sigma_values(np.array([x]), act)[0])
+    cands = [b]
+    for direction in (np.inf, -np.inf):
+        c = b
+        for _ in range(4):
+            c = float(np.nextafter(c, direction))
+            cands.append(c)
+    bs = np.array(cands)
+    xT = np.empty((1, bs.size))
+    k.sensitivity_grid(w, bs, np.array([x]), 1, act, xT, np.empty((1, bs.size)), np.empty((1, bs.size)))
+    exact = np.nonzero(xT[0] == x)[0]
+    return (float(bs[exact[0]]) if exact.size else b), float(slope)
+
+
+def sensitivity_bs(w: float, b_min: float, b_max: float, *, x0: float = SETTINGS.x0, n: int = 2000,
+                   per_decade: int = 6, activation: str = "sigmoid") -> np.ndarray:
+    """A b grid over [b_min, b_max] on which :func:`sensitivity` shows its spikes at their height.
+
+    ``n`` uniform points, plus points clustered geometrically (offsets ±10^-15 ... ±10^-1 of the
+    window, ``per_decade`` per decade) about each b where the spike of |dx_T/db| sits: the b*
+    at which x_0 is a repelling fixed point (:func:`fixed_point_b`, the point itself
+    included: there the peak grows like |F'|^T, section 2.5), and the folds and period-doubling
+    points of the window (slow passage).  Sorted, without repeats.
+    """
+    w = _param("w", w)
+    b_min = _param("b_min", b_min)
+    b_max = _param("b_max", b_max)
+    if not b_min < b_max:
+        raise ValueError(f"b_min must be smaller than b_max, got {b_min:g} >= {b_max:g}")
+    n = v.integer("n", n, 2, SETTINGS.dyn_max_sensitivity_points // 2)
+    per_decade = v.integer("per_decade", per_decade, 1, 50)
+    span = b_max - b_min
+    centres = [b for b, _x in fold_points(w, activation) + period_doubling_points(w, activation)]
+    b_star, slope = fixed_point_b(w, x0, activation)
+    if abs(slope) > 1.0:
+        centres.append(b_star)
+    offsets = span * np.logspace(-15, -1, 14 * per_decade + 1)
+    parts = [np.linspace(b_min, b_max, n)]
+    for c in centres:
+        if b_min <= c <= b_max:
+            parts += [np.array([c]), c - offsets, c + offsets]
+    bs = np.concatenate(parts)
+    return np.unique(bs[(bs >= b_min) & (bs <= b_max)])
 
 
 @dataclass

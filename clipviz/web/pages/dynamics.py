@@ -3,6 +3,12 @@
 Two nearby initial states x_0 and x_0 + δ under the input-driven map
 x_t = w·σ(x_{t−1}) + b + u_t with the same inputs; their trajectories and the
 gap |Δx_t| on a log axis, with the time at which they separate.
+
+The defaults show the phenomenon: with the inputs of seed 0 at scale 0.002 the
+two runs' basins meet at x_0 ≈ −0.00052 (the inputs move the boundary away
+from the input-free map's x* = 0), between x_0 = −0.001 and x_0 + δ = 0, so the
+run from x_0 ends in the lower attractor (x_T ≈ −1.77) and the run from
+x_0 + δ in the upper one (x_T ≈ 1.78).
 """
 
 from __future__ import annotations
@@ -14,15 +20,17 @@ from ... import dynamics as dyn
 from ...config import ACTIVATIONS
 from ...figures import dynamics as fd
 from ..cache import memoized
-from ..components import build_control, graph, link_data, msg_id, page_data, page_header, register_link
+from ..components import graph, link_data, msg_id, page_data, page_header, register_link
 from ..params import Choice, Num, check_all, parse, round_sig
+from ._dynamics_controls import dyn_control
 
 PATH = "/dynamics"
 P = "dy"
 SPECS = (
     Num("w", "w", -20, 20, 5.0, help="recurrent weight"),
     Num("b", "b", -40, 40, -2.5, help="bias; at w = 5, b = −2.5 the map is bistable with x* = 0 unstable"),
-    Num("x0", "x₀", -20, 20, -0.0005, help="first initial state (here just below the basin boundary)"),
+    Num("x0", "x₀", -20, 20, -0.001,
+        help="first initial state (here just below the basin boundary, which these inputs move to about −0.00052)"),
     Num("delta", "δ", -1, 1, 1e-3, help="the second run starts at x₀ + δ"),
     Num("T", "T", 1, 5000, 100, integer=True, help="number of steps"),
     Num("scale", "Input scale", 0, 5, 0.002, help="u_t ~ N(0, scale²), the same for both runs"),
@@ -56,7 +64,7 @@ def update(*vals):
     if any(msgs):
         return [no_update, *msgs]
     try:
-        return [fd.driven_figure(compute(*_args(values))), *msgs]
+        return [fd.driven_figure(compute(*_args(values)), values["act"]), *msgs]
     except ValueError as exc:
         return [no_update, str(exc), *msgs[1:]]
 
@@ -73,14 +81,16 @@ def download(n, *vals):
 def layout(**kwargs) -> html.Div:
     values, errors = parse(SPECS, kwargs)
     unknown = sorted(k for k in kwargs if k not in SPEC)
-    fig = fd.driven_figure(compute(*_args(values)))
-    controls = [build_control(P, s, values[s.name], errors.get(s.name), KIND.get(s.name, ("number", {}))[0],
-                              **KIND.get(s.name, ("number", {}))[1]) for s in SPECS]
+    fig = fd.driven_figure(compute(*_args(values)), values["act"])
+    controls = [dyn_control(P, s, values[s.name], errors.get(s.name), KIND.get(s.name, ("number", {}))[0],
+                            **KIND.get(s.name, ("number", {}))[1]) for s in SPECS]
     return html.Div(className="page", children=[
         *page_header("Dynamics: two nearby states, one input sequence (Figures 5–6)", [
             "The input-driven map x_t = w·σ(x_(t−1)) + b + u_t from x₀ and x₀ + δ with the same inputs. "
-            "Near a basin boundary a tiny δ ends in different attractors: |Δx_t| grows from δ to order one, "
-            "which is exactly a huge ∂x_t/∂x₀ — the gradient explodes where the dynamics bifurcate."],
+            "Near a basin boundary a tiny δ ends in different attractors: by default the run from x₀ ends in "
+            "the lower attractor and the run from x₀ + δ in the upper one; |Δx_t| grows from δ to order one, "
+            "which is exactly a huge ∂x_t/∂x₀ — the gradient explodes where the dynamics bifurcate. Change the "
+            "seed and both runs may fall on one side: the inputs move the boundary."],
             P, unknown, errors),
         html.Div(className="layout", children=[
             html.Div(className="sidebar", children=controls),
@@ -95,7 +105,7 @@ def layout(**kwargs) -> html.Div:
 
 
 def warm_up() -> None:
-    fd.driven_figure(compute(*_args({s.name: s.default for s in SPECS})))
+    fd.driven_figure(compute(*_args({s.name: s.default for s in SPECS})), SPEC["act"].default)
 
 
 def register(app: dash.Dash) -> None:
