@@ -61,7 +61,7 @@ def wait_until_all_ended(dash_duo, timeout):
         time.sleep(0.2)
 
 
-def figure_when(dash_duo, ready, timeout=10):
+def figure_when(dash_duo, ready, timeout=30):
     """The curves figure once ``ready(figure)`` holds (the next refresh draws what the store has)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -69,7 +69,7 @@ def figure_when(dash_duo, ready, timeout=10):
         if ready(fig):
             return fig
         assert time.monotonic() < deadline, (fig["shapes"], fig["notes"][4:], [
-            (t["name"], t["xaxis"], t["x"][:3], t["y"][:3]) for t in fig["traces"]])
+            (t["name"], t["group"], t["xaxis"], len(t["x"]), t["x"][:3], t["y"][:3]) for t in fig["traces"]])
         time.sleep(0.2)
 
 
