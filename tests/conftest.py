@@ -23,6 +23,15 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
+def store_env(tmp_path, monkeypatch):
+    """The embedded job layer on a run store of this test's own, two local runners."""
+    monkeypatch.setenv("CLIPVIZ_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("CLIPVIZ_REDIS_URL", raising=False)
+    monkeypatch.setenv("CLIPVIZ_LOCAL_WORKERS", "2")
+    return tmp_path
+
+
+@pytest.fixture
 def make_app(tmp_path):
     """A fresh clipviz app with its own filesystem cache."""
     from clipviz.web.app import create_app

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from .procs import Process
+from .web_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,47 +26,22 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server is not installed (apt-get install redis-server)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class CeleryWorker:
+class CeleryWorker(Process):
     """``celery -A clipviz.worker worker`` in its own process group."""
+
+    stop_timeout = 15.0
 
     def __init__(self, name: str, env: dict, logdir: Path) -> None:
         self.name = name
-        self.log = logdir / f"{name}.log"
-        self.proc = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-m", "celery", "-A", "clipviz.worker", "worker", "-n", f"{name}@%h",
              "--concurrency=1", "--pool=prefork", "--without-gossip", "--without-mingle",
              "--without-heartbeat", "--loglevel=INFO"],
-            env=env, cwd=ROOT, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
-            start_new_session=True)
+            env, ROOT, logdir / f"{name}.log")
 
     def wait_ready(self, timeout: float = 90) -> "CeleryWorker":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if b" ready." in self.log.read_bytes():
-                return self
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            time.sleep(0.1)
-        raise AssertionError(f"worker {self.name} not ready:\n{self.log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        """SIGKILL the whole worker (main process and pool children) at once."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        self.wait_for_log(b" ready.", timeout, f"worker {self.name}")
+        return self
 
 
 @pytest.fixture(scope="module")

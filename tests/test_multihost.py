@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +22,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from .procs import Process
+from .web_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 3.0  # the workers' heartbeat timeout (CLIPVIZ_HEARTBEAT_TIMEOUT_S): short for the test
@@ -40,12 +41,6 @@ SET_HOST = ("import os, socket, sys; socket.sethostname(sys.argv[1]); "
             "os.execv(sys.executable, [sys.executable] + sys.argv[2:])")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _own_host_possible() -> bool:
     """True where a child can get a host name of its own (root, and unshare works here)."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
@@ -56,38 +51,11 @@ def _own_host_possible() -> bool:
     return res.returncode == 0 and res.stdout.strip() == "clipviz-probe"
 
 
-class Process:
-    """A child in a session of its own, with its log in a file; :meth:`stop` ends it for sure."""
-
-    def __init__(self, cmd: list[str], env: dict, cwd: Path, log: Path) -> None:
-        cwd.mkdir(parents=True, exist_ok=True)
-        self.log = log
-        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=open(log, "wb"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group at once (a Celery worker and its pool child)."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 class Web(Process):
     """``gunicorn app:server`` (this checkout's app.py) in a folder of its own."""
 
     def __init__(self, env: dict, cwd: Path, log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         super().__init__([sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "4", "--timeout",
                           "120", "-b", f"127.0.0.1:{self.port}", "app:server"], env, cwd, log)
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
@@ -130,14 +98,6 @@ def _worker(i: int, env: dict, tmp: Path, own_host: bool) -> Process:
     return Process(cmd, env, tmp / f"worker{i}", tmp / f"worker{i}.log")
 
 
-def _wait_ready(w: Process, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while b" ready." not in w.log.read_bytes():
-        assert w.proc.poll() is None, w.tail()
-        assert time.monotonic() < deadline, f"worker not ready:\n{w.tail()}"
-        time.sleep(0.1)
-
-
 def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
@@ -146,7 +106,7 @@ def test_sweep_on_two_hosts_survives_a_killed_worker_and_a_restarted_web_app(tmp
     from clipviz import config
 
     own_host = _own_host_possible()
-    redis_port = _free_port()
+    redis_port = free_port()
     redis = Process(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                      "--appendonly", "no"], dict(os.environ), tmp_path / "redis", tmp_path / "redis.log")
     procs: list[Process] = [redis]
@@ -160,7 +120,7 @@ def test_sweep_on_two_hosts_survives_a_killed_worker_and_a_restarted_web_app(tmp
             workers.append(_worker(i, env, tmp_path, own_host))
         procs += workers
         for w in workers:
-            _wait_ready(w)
+            w.wait_for_log(b" ready.", 120, "worker")
 
         def web(name: str) -> Web:
             env = config.child_env(path_first=ROOT, CLIPVIZ_DATA_DIR=str(tmp_path / name / "data"),

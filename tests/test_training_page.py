@@ -19,14 +19,6 @@ def _values(**kw):
     return [d[n] for n in tp.FORM]
 
 
-@pytest.fixture
-def store_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLIPVIZ_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("CLIPVIZ_REDIS_URL", raising=False)
-    monkeypatch.setenv("CLIPVIZ_LOCAL_WORKERS", "2")
-    return tmp_path
-
-
 def test_form_validation():
     cfgs, errors = tp.form_configs(dict(zip(tp.FORM, _values())))
     assert errors == {} and [c["seed"] for c in cfgs] == [0, 1]

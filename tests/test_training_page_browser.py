@@ -34,14 +34,6 @@ return {
 ERROR_RED = "rgb(185, 28, 28)"  # .msg in style.css
 
 
-@pytest.fixture
-def store_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLIPVIZ_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("CLIPVIZ_REDIS_URL", raising=False)
-    monkeypatch.setenv("CLIPVIZ_LOCAL_WORKERS", "2")
-    return tmp_path
-
-
 def open_page(dash_duo, app, query=""):
     dash_duo.start_server(app)
     dash_duo.driver.set_window_size(1400, 1700)
