@@ -16,19 +16,19 @@ FORM = dict(task="temporal_order", dataset="generated", hidden=8, act="sigmoid",
 
 def _values(**kw):
     d = dict(FORM, **kw)
-    return [d[n] for n in tp.FORM]
+    return [d[n] for n in tp.form_names()]
 
 
 def test_form_validation():
-    cfgs, errors = tp.form_configs(dict(zip(tp.FORM, _values())))
+    cfgs, errors = tp.form_configs(dict(zip(tp.form_names(), _values())))
     assert errors == {} and [c["seed"] for c in cfgs] == [0, 1]
     assert cfgs[0]["threshold"] == 1.0 and cfgs[0]["dataset"] is None
-    _, errors = tp.form_configs(dict(zip(tp.FORM, _values(hidden=-1, lr="abc"))))
+    _, errors = tp.form_configs(dict(zip(tp.form_names(), _values(hidden=-1, lr="abc"))))
     # the engine's own limit (issue 12: the form is built from the engine's limits)
     assert set(errors) == {"hidden", "lr"} and f"between 1 and {SETTINGS.max_hidden}" in errors["hidden"]
-    _, errors = tp.form_configs(dict(zip(tp.FORM, _values(dataset="jsb"))))
+    _, errors = tp.form_configs(dict(zip(tp.form_names(), _values(dataset="jsb"))))
     assert "does not fit" in errors["dataset"]
-    cfgs, _ = tp.form_configs(dict(zip(tp.FORM, _values(clip="none"))))
+    cfgs, _ = tp.form_configs(dict(zip(tp.form_names(), _values(clip="none"))))
     assert cfgs[0]["threshold"] is None
     assert tp.parse_lengths("20, 10,10 ;40") == [10, 20, 40]
     for bad in ("", "5", "10, x", "1e9", None):
@@ -159,7 +159,7 @@ def test_runs_queued_before_a_restart_are_started(store_env):
     from clipviz.web.app import create_app
 
     store = shared_store()
-    cfg = tp.form_configs(dict(zip(tp.FORM, _values(seeds=1))))[0][0]
+    cfg = tp.form_configs(dict(zip(tp.form_names(), _values(seeds=1))))[0][0]
 
     def finished(rid):
         deadline = time.monotonic() + 60
@@ -220,7 +220,7 @@ def test_absent_data_sets_are_marked_and_refused(monkeypatch, tmp_path):
     assert options["generated"]["disabled"] is False
     assert options["text8"]["disabled"] is True
     assert options["text8"]["label"] == "text8 (not downloaded: clipviz data fetch text8)"
-    _, errors = tp.form_configs(dict(zip(tp.FORM, _values(task="characters", dataset="text8"))))
+    _, errors = tp.form_configs(dict(zip(tp.form_names(), _values(task="characters", dataset="text8"))))
     assert "clipviz data fetch text8" in errors["dataset"] and "not on this machine" in errors["dataset"]
     ids, msg, _ = tp.submit(1, *_values(task="characters", dataset="text8"))
     assert ids is tp.no_update and "clipviz data fetch text8" in msg

@@ -239,17 +239,6 @@ def form_names() -> tuple[str, ...]:
     return tuple(s.name for s in run_specs())
 
 
-def __getattr__(name: str) -> Any:
-    # the form as the clipping rules registered now make it
-    if name == "RUN_SPECS":
-        return run_specs()
-    if name == "FORM":
-        return form_names()
-    if name == "SPEC":
-        return {s.name: s for s in run_specs() + SWEEP_SPECS}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 MAX_SWEEP_LENGTHS = 20  # lengths in one sweep (points of the Figure 7 curve)
 MAX_SWEEP_LENGTH = 2000  # longest temporal-order sequence a sweep from the page may ask for
 
