@@ -97,6 +97,8 @@ class Settings:
     # --- web app ---------------------------------------------------------------
     cache_timeout_s: int = 24 * 3600  # memoised results live a day (they never go stale)
     cache_max_bytes: int = 2 << 30  # the disk cache evicts the least recently stored beyond this
+    live_rho_max_hidden: int = 800  # the training page computes a running run's initial rho(W_rec)
+    #   itself up to this many hidden units (an eigenvalue problem of that size); larger: at the end
     max_request_bytes: int = 1 << 20  # a request body; the app's own requests are a few KB
     web_max_view_work: int = 1024 * 1024 * 64  # res² x T of one surface view (res 1024 at T 64,
     # 512 at T 256); larger views kept a server busy long enough that a few clients starved /health

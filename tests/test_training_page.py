@@ -239,6 +239,59 @@ def test_initial_rho_is_recorded():
     assert rec.series["rho"][9] is not None and len(rec.series["rho"]) == 30  # events: one per update
 
 
+@pytest.mark.parametrize("task,init,extra", [
+    ("temporal_order", "default", dict(seq_len=10)),
+    ("temporal_order", "smart_tanh", dict(seq_len=10, activation="tanh")),
+    ("music", "default", dict(dataset="jsb", seq_len=20)),
+    ("characters", "smart_tanh", dict(dataset="shakespeare", seq_len=20, activation="tanh")),
+])
+def test_initial_rho_is_known_before_the_run_ends(task, init, extra):
+    """The library's initial_rho draws the very parameters the run starts from (smart_tanh draws
+    W_rec after W_in and W_out, so it depends on the task's input and output sizes too)."""
+    from clipviz.training import TrainConfig, initial_rho, train
+
+    if task != "temporal_order":
+        pytest.importorskip("scipy")
+        from clipviz import datasets
+        try:
+            datasets.resolve(extra["dataset"], task)
+        except ValueError as exc:
+            pytest.skip(f"data set absent: {exc}")
+    cfg = TrainConfig.for_task(task, hidden=16, batch_size=2, max_updates=1, eval_every=1, seed=7,
+                               init=init, **extra)
+    want = train(cfg).result["initial_rho"]
+    assert initial_rho(cfg) == want
+    other = TrainConfig.from_dict({**cfg.to_dict(), "seed": 8})
+    assert initial_rho(other) != want  # a function of the seed, not a constant
+    with pytest.raises(ValueError, match="TrainConfig"):
+        initial_rho(cfg.to_dict())
+
+
+def test_a_running_run_draws_rho_from_update_0(store_env, make_app):
+    """ρ(W_rec) at update 0 is drawn while a run is still going (not only once it has ended)."""
+    from clipviz.training import TrainConfig, initial_rho
+
+    cfg = TrainConfig(task="temporal_order", hidden=30, activation="tanh", seq_len=10, batch_size=5,
+                      max_updates=1000, eval_every=10, seed=3, clip="none").to_dict()
+    app = make_app()
+    with app.server.app_context():
+        store = tp._jobs().store
+        rid = store.create_run(cfg, "celery")  # no worker: it stays as it is put
+        store.claim(rid, "test-worker")
+        store.append_metrics(rid, [{"update": u, "total": 1000, "loss": 1.0, "grad_norm": 0.5,
+                                    "grad_norm_clipped": 0.5, "clipped": False, "skipped": 0,
+                                    "rho": 0.9 if u == 10 else None, "valid": None, "elapsed": 0.1}
+                                   for u in range(1, 11)], done=10, total=1000)
+        assert store.get(rid).active and store.get(rid).result is None
+        _, _, text, fig, _, _ = tp.tick(1, [rid], [])
+        rho = [tr for tr in fig.data if tr.yaxis == "y3"]
+        assert len(rho) == 1 and list(rho[0].x) == [0, 10]
+        assert rho[0].y[0] == pytest.approx(initial_rho(TrainConfig.from_dict(cfg)), rel=1e-6)
+        assert rho[0].y[1] == pytest.approx(0.9)
+        big = {**cfg, "hidden": tp.SETTINGS.live_rho_max_hidden + 1}
+        assert tp.starting_rho(big) is None  # too large to solve on each page: drawn at the end
+
+
 def test_one_click_pair_and_the_progress_of_a_cancelled_run(store_env):
     ids, msg, sel = tp.submit_pair(1, *_values(act="tanh", lr=0.03, updates=60, eval_every=20, seeds=1))
     assert len(ids) == 2 and sel == [] and msg.startswith("started plain BPTT")

@@ -36,12 +36,13 @@ from ..config import SETTINGS
 from ..paper import THRESHOLD_MUSIC, THRESHOLDS_CHARACTERS
 from .model import ACTIVATIONS, DTYPES, INITS, PARAMETRISATIONS
 from .record import EVENT_KEYS, RunRecord, code_version  # noqa: F401 (code_version: public)
+from . import runner as _runner
 from .runner import run
 from .tasks import MIN_TEMPORAL_LENGTH
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "RunRecord", "train", "TASKS", "EVENT_KEYS", "PRESETS", "OPTIONS",
+__all__ = ["TrainConfig", "RunRecord", "train", "initial_rho", "TASKS", "EVENT_KEYS", "PRESETS", "OPTIONS",
            "METRICS"]
 
 TASKS = ("temporal_order", "music", "characters")
@@ -264,3 +265,16 @@ def train(config: TrainConfig, callback: Callable[[dict], Any] | None = None) ->
         raise ValueError("config must be a TrainConfig (use TrainConfig.from_dict for dicts)")
     config.validate()
     return run(config, callback)
+
+
+def initial_rho(config: TrainConfig) -> float:
+    """rho(W_rec) of the parameters a run of ``config`` starts from, before its first update.
+
+    The same number as the run's ``result["initial_rho"]`` (the same seeded draws), known before
+    the run ends: the training page starts the rho curve with it while the run is still going,
+    so that rho is seen crossing 1/gamma from where it began (section 2.1 of the paper).
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError("config must be a TrainConfig (use TrainConfig.from_dict for dicts)")
+    config.validate()
+    return _runner.initial_rho(config)

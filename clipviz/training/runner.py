@@ -149,14 +149,28 @@ def make_task(cfg, rng):
     return CharacterTask(cfg, rng)
 
 
-def run(cfg, callback):
-    t0 = time.perf_counter()
+def start(cfg) -> tuple[np.random.Generator, object, RNN]:
+    """What a run of ``cfg`` starts from: its random generator (after the draws below), its task
+    and its model with the initial parameters (every draw from the one seeded generator, in this
+    order, so that a run is reproducible from its seed)."""
     rng = np.random.default_rng(cfg.seed)
     task = make_task(cfg, rng)
     model = RNN(task.n_in, cfg.hidden, task.n_out, activation=cfg.activation,
                 parametrisation=cfg.parametrisation, output=task.output, bias=cfg.bias,
                 dtype=cfg.dtype)
     model.initialise(rng, cfg.init)
+    return rng, task, model
+
+
+def initial_rho(cfg) -> float:
+    """rho(W_rec) of the parameters a run of ``cfg`` starts from, before its first update (equal
+    to its result's ``initial_rho``; the training page draws it while the run is still going)."""
+    return spectral_radius(start(cfg)[2].W_rec)
+
+
+def run(cfg, callback):
+    t0 = time.perf_counter()
+    rng, task, model = start(cfg)
     theta = model.theta
     # rho(W_rec) before the first update (the events report it from update K on): where the
     # training page's rho curve starts, so that it shows rho crossing 1 / max sigma'

@@ -22,6 +22,7 @@ Nothing is kept in the web process: every callback reads the run store.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -34,11 +35,12 @@ from dash import Input, Output, State, dcc, html, no_update
 from ... import clipping, config, datasets
 from ...config import SETTINGS
 from ...paper import THRESHOLDS_CHARACTERS
-from ...training import PRESETS, TASKS, TrainConfig, options
+from ...training import PRESETS, TASKS, TrainConfig, initial_rho, options
 from ...training.reproduce import METHODS, SCALES
 from ...training.model import ACTIVATIONS
 from ...training.tasks import MIN_TEMPORAL_LENGTH
 from .. import access
+from ..cache import memoized
 from ...figures.training import (Curve, curves_figure, paper_comparison, progress_text,
                                  success_rate_figure)
 from ..components import (control, graph, link_bar, link_data, number_input, page_data, register_link,
@@ -442,6 +444,29 @@ def cancel(n_clicks, active, selected):
     return text
 
 
+def starting_rho(cfg: dict) -> float | None:
+    """rho(W_rec) before a running run's first update (its result has it only at the end), or None
+    when the model is too large to compute it on each page (``SETTINGS.live_rho_max_hidden``) or
+    it cannot be computed here."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("hidden"), int) \
+            or cfg["hidden"] > SETTINGS.live_rho_max_hidden:
+        return None
+    rho = _starting_rho(json.dumps(cfg, sort_keys=True))
+    return rho if math.isfinite(rho) else None
+
+
+@memoized
+def _starting_rho(cfg_json: str) -> float:
+    """NaN (remembered like a value, so not retried on every tick) where it cannot be computed."""
+    try:
+        return float(initial_rho(TrainConfig.from_dict(json.loads(cfg_json))))
+    except ValueError as exc:  # e.g. the run's data set is on a worker only: drawn at the end
+        log.info("no initial rho for a running run: %s", exc)
+    except Exception:  # noqa: BLE001 - a drawing aid: logged, never an error on the page
+        log.exception("initial rho of a running run failed")
+    return math.nan
+
+
 def tick(_n, active, selected):
     """Refresh: progress of the active runs, curves of the selected (or active) runs, the table."""
     jobs = _jobs()
@@ -482,6 +507,8 @@ def tick(_n, active, selected):
         if r is None:
             continue
         rho0 = (r.result or {}).get("initial_rho")
+        if not isinstance(rho0, (int, float)) and r.active:
+            rho0 = starting_rho(r.config)
         curves.append(Curve(run_label(r), thin(store.metrics(rid)),
                             clipping.line_value(r.config.get("clip"), r.config),
                             r.config.get("clip", "none"),
