@@ -264,3 +264,4 @@ def train(config: TrainConfig, callback: Callable[[dict], Any] | None = None) ->
         raise ValueError("config must be a TrainConfig (use TrainConfig.from_dict for dicts)")
     config.validate()
     return run(config, callback)
+from .ensemble import train_many  # noqa: E402  (many temporal-order runs in ensembles)
