@@ -8,6 +8,7 @@ import dataclasses
 import itertools
 import math
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -197,7 +198,10 @@ def test_cancel_of_one_member_leaves_the_others_as_separate_runs():
             return False if ev["update"] == stop_at else None
         return f
 
-    got = train_many(cfgs, [cb(0), cb(1, stop_at=4), None, cb(3)])
+    order = []
+    got = train_many(cfgs, [cb(0), cb(1, stop_at=4), None, cb(3)],
+                     on_done=lambda i, rec: order.append(i))
+    assert order[0] == 1 and sorted(order) == [0, 1, 2, 3]  # it left at once, the others went on
     assert got[1].status == "cancelled" and got[1].result["updates"] == 4
     assert seen[1] == [1, 2, 3, 4] and seen[0] == list(range(1, 16)) == seen[3]
     assert_same_record(train(cfgs[1], cb(9, stop_at=4)), got[1])
@@ -224,14 +228,16 @@ def test_groups_chunks_and_fallback(tmp_path, monkeypatch):
     sizes = []
     real = ens._train_together
 
-    def spy(trainers):
+    def spy(trainers, on_done=None):
         sizes.append(sorted(t.cfg.seed for t in trainers))
-        return real(trainers)
+        return real(trainers, on_done)
 
     monkeypatch.setattr(ens, "_train_together", spy)
     monkeypatch.setattr(ens, "SETTINGS", dataclasses.replace(SETTINGS, ensemble_max_models=2))
-    got = train_many(cfgs)
+    done = {}
+    got = train_many(cfgs, on_done=lambda i, rec: done.setdefault(i, rec))
     assert sorted(sizes) == [[1, 3], [2, 6], [4], [5]]
+    assert sorted(done) == list(range(len(cfgs))) and all(done[i] is got[i] for i in done)
     for cfg, rec in zip(cfgs, got):
         assert_same_record(train(cfg), rec)
     assert math.isfinite(got[2].result["test_nll"])
@@ -254,3 +260,105 @@ def test_shape_key_names_what_must_match():
                          ("parametrisation", "standard"), ("bias", False), ("dtype", "float32")]:
         assert ens.shape_key(small(**{field: value})) != ens.shape_key(a), field
     assert ens.shape_key(TrainConfig.for_task("music")) is None
+
+
+# ---------------------------------------------------------------------------
+# a runner trains a sweep's compatible runs together (jobs.execute_run)
+# ---------------------------------------------------------------------------
+def _strip(rec: dict) -> dict:
+    rec = dict(rec)
+    rec["series"] = {k: v for k, v in rec["series"].items() if k != TIMING}
+    rec["result"] = {k: v for k, v in rec["result"].items() if k != TIMING}
+    rec.pop("code_version", None)
+    return rec
+
+
+def _sweep(store, cfgs):
+    sid = store.create_sweep({"test": True})
+    return [store.create_run(TrainConfig(**c).to_dict(), "local", sweep_id=sid,
+                             total=c["max_updates"]) for c in cfgs]
+
+
+SWEEP_RUN = dict(task="temporal_order", hidden=6, batch_size=4, seq_len=8, max_updates=40,
+                 eval_every=10)
+
+
+def test_a_runner_trains_a_sweeps_compatible_runs_together(tmp_path):
+    from clipviz import jobs
+    from clipviz.runstore import RunStore
+
+    store = RunStore(str(tmp_path / "runs.sqlite"))
+    cfgs = [dict(SWEEP_RUN, seed=s, clip=c) for s, c in [(1, "norm"), (2, "none"), (3, "value")]]
+    cfgs.append(dict(SWEEP_RUN, seed=4, seq_len=9))  # another shape: not taken
+    ids = _sweep(store, cfgs)
+    assert store.claim_next("local", "me") == ids[0]
+    assert jobs.execute_run(store, ids[0]) == "finished"
+    assert [store.get(r).status for r in ids] == ["finished"] * 3 + ["queued"]
+    alone = RunStore(str(tmp_path / "alone.sqlite"))
+    for cfg, rid in zip(cfgs[:3], ids):
+        single = alone.create_run(TrainConfig(**cfg).to_dict(), "local", total=cfg["max_updates"])
+        assert alone.claim_next("local", "me") == single
+        assert jobs.execute_run(alone, single) == "finished"
+        assert _strip(store.record(rid)) == _strip(alone.record(single))
+        m, m1 = store.metrics(rid), alone.metrics(single)
+        assert {k: v for k, v in m.items() if k != TIMING} == \
+            {k: v for k, v in m1.items() if k != TIMING}
+        r, r1 = store.get(rid), alone.get(single)
+        assert (r.done, r.total) == (r1.done, r1.total)
+        assert _strip({"series": {}, "result": r.result}) == _strip({"series": {}, "result": r1.result})
+
+
+def test_a_cancel_drops_only_its_model(tmp_path):
+    import threading
+
+    from clipviz import jobs
+    from clipviz.runstore import RunStore
+
+    store = RunStore(str(tmp_path / "runs.sqlite"))
+    # a small step: far from solved (a solved run stops before it is cancelled)
+    cfgs = [dict(SWEEP_RUN, seed=s, max_updates=n, eval_every=1000, lr=1e-3, momentum=0.0)
+            for s, n in [(1, 10_000), (2, 60_000), (3, 10_000)]]
+    ids = _sweep(store, cfgs)
+    assert store.claim_next("local", "me") == ids[0]
+    t = threading.Thread(target=jobs.execute_run, args=(store, ids[0]))
+    t.start()
+    deadline = time.monotonic() + 60
+    while store.get(ids[1]).done < 20:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert store.request_cancel(ids[1]) == "running"
+    t.join(timeout=120)
+    runs = [store.get(r) for r in ids]
+    assert [r.status for r in runs] == ["finished", "cancelled", "finished"]
+    assert runs[1].ended < min(runs[0].ended, runs[2].ended)  # the others went on
+    assert 20 <= runs[1].done < 60_000 and store.record(ids[1])["status"] == "cancelled"
+    assert store.metrics(ids[1])["update"][-1] == runs[1].done
+    for i in (0, 2):
+        assert _strip(store.record(ids[i])) == _strip(train(TrainConfig(**cfgs[i])).to_dict())
+
+
+def test_a_failure_marks_every_run_not_yet_stored(tmp_path, monkeypatch):
+    from clipviz import jobs
+    from clipviz.runstore import RunStore
+    from clipviz.training import runner
+
+    calls = []
+    real = runner.TemporalOrderTask.evaluate
+
+    def evaluate(self, model, theta, split):
+        calls.append(split)
+        if len(calls) == 3:
+            raise RuntimeError("boom")
+        return real(self, model, theta, split)
+
+    monkeypatch.setattr(runner.TemporalOrderTask, "evaluate", evaluate)
+    store = RunStore(str(tmp_path / "runs.sqlite"))
+    cfgs = [dict(SWEEP_RUN, seed=1, max_updates=2, eval_every=100),
+            dict(SWEEP_RUN, seed=2, eval_every=5), dict(SWEEP_RUN, seed=3, eval_every=5)]
+    ids = _sweep(store, cfgs)
+    assert store.claim_next("local", "me") == ids[0]
+    assert jobs.execute_run(store, ids[0]) == "finished"
+    runs = [store.get(r) for r in ids]
+    assert [r.status for r in runs] == ["finished", "failed", "failed"]
+    assert all(r.reason == "RuntimeError: boom" for r in runs[1:])
+    assert [store.metrics(r)["update"][-1] for r in ids[1:]] == [4, 4]  # telemetry kept

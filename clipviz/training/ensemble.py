@@ -64,7 +64,8 @@ def _model_key(tr: Trainer) -> tuple:
 
 
 def train_many(configs: Sequence[Any], callbacks: Sequence[Callable[[dict], Any] | None] | None
-               = None) -> list[RunRecord]:
+               = None, *, on_done: Callable[[int, RunRecord], Any] | None = None
+               ) -> list[RunRecord]:
     """Train every config and return the records of ``[train(c, cb) for c, cb in ...]``.
 
     Parameters
@@ -73,6 +74,9 @@ def train_many(configs: Sequence[Any], callbacks: Sequence[Callable[[dict], Any]
     callbacks : list of (callable or None), optional
         One per config, called after each of its updates as by
         :func:`clipviz.training.train`; returning ``False`` cancels that run only.
+    on_done : callable, optional
+        ``on_done(i, record)`` as soon as run ``i`` ends (a model leaves its ensemble when it
+        ends; the others go on), so that a job runner can store each record at once.
 
     Returns
     -------
@@ -102,20 +106,25 @@ def train_many(configs: Sequence[Any], callbacks: Sequence[Callable[[dict], Any]
         if key is None:
             log.debug("run %d (task %s) is trained on its own", i, cfg.task)
             records[i] = run(cfg, callbacks[i])
+            if on_done is not None:
+                on_done(i, records[i])
         else:
             groups.setdefault(key, []).append(i)
     size = max(1, int(SETTINGS.ensemble_max_models))
     for idx in groups.values():
         for start in range(0, len(idx), size):
             chunk = idx[start:start + size]
+            done = None if on_done is None else (lambda j, rec, chunk=chunk: on_done(chunk[j], rec))
             for i, rec in zip(chunk, run_ensemble([configs[i] for i in chunk],
-                                                  [callbacks[i] for i in chunk])):
+                                                  [callbacks[i] for i in chunk], done)):
                 records[i] = rec
     return records  # type: ignore[return-value]
 
 
-def run_ensemble(configs: Sequence[Any], callbacks: Sequence[Callable | None]) -> list[RunRecord]:
-    """Train configs of one shape (:func:`shape_key`) together; their records in order.
+def run_ensemble(configs: Sequence[Any], callbacks: Sequence[Callable | None],
+                 on_done: Callable[[int, RunRecord], Any] | None = None) -> list[RunRecord]:
+    """Train configs of one shape (:func:`shape_key`) together; their records in order
+    (``on_done(j, record)`` as each ends).
 
     Configs are not validated here (:func:`train_many` does).  A model whose shape differs from
     the first one's after all (a field :data:`SHAPE_FIELDS` does not name) is trained on its own.
@@ -130,12 +139,16 @@ def run_ensemble(configs: Sequence[Any], callbacks: Sequence[Callable | None]) -
         else:
             log.debug("run %d has another model shape than its ensemble; trained on its own", k)
             records[k] = run(configs[k], callbacks[k])
-    for k, rec in zip(members, _train_together([trainers[k] for k in members])):
+            if on_done is not None:
+                on_done(k, records[k])
+    done = None if on_done is None else (lambda j, rec: on_done(members[j], rec))
+    for k, rec in zip(members, _train_together([trainers[k] for k in members], done)):
         records[k] = rec
     return records  # type: ignore[return-value]
 
 
-def _train_together(trainers: list[Trainer]) -> list[RunRecord]:
+def _train_together(trainers: list[Trainer],
+                    on_done: Callable[[int, RunRecord], Any] | None = None) -> list[RunRecord]:
     """The update loop of an ensemble: one kernel call per update for the models still running."""
     K = len(trainers)
     m0 = trainers[0].model
@@ -186,5 +199,7 @@ def _train_together(trainers: list[Trainer]) -> list[RunRecord]:
                 still.append(k)
             else:
                 records[k] = tr.record()
+                if on_done is not None:
+                    on_done(k, records[k])
         active = still
     return records  # type: ignore[return-value]
