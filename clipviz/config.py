@@ -83,6 +83,8 @@ class Settings:
     train_init: str = "default"  # sigmoid N(0, .01^2), tanh N(0, .1^2); or "smart_tanh"
     train_dtype: str = "float64"  # float32 is faster on large models
     temporal_order_valid: int = 1000  # fresh sequences per check: the paper's 1000-in-a-row criterion
+    ensemble_max_models: int = 50  # temporal-order runs of one shape that train_many trains
+    # together in one kernel call per update (Figure 7's 50 seeds of a length); more form more ensembles
     max_hidden: int = 2000  # largest hidden layer accepted
     max_batch: int = 4096  # largest mini-batch accepted
     max_seq_len: int = 10_000  # longest window / temporal-order length accepted

@@ -204,28 +204,89 @@ class _Telemetry:
         self.last_flush = self.last_poll = time.monotonic()
 
 
-def _heartbeat_thread(store: RunStore, run_id: str, runner_id: str | None,
+def _heartbeat_thread(store: RunStore, run_id: str | set[str], runner_id: str | None,
                       stop: threading.Event) -> threading.Thread:
+    """Beat ``run_id``'s heart (or those of every run in a set, which the caller may shrink as
+    runs end) and the runner's, until ``stop``."""
     period = heartbeat_period(store.heartbeat_timeout_s)
+    ids = {run_id} if isinstance(run_id, str) else run_id
 
     def beat() -> None:
         while not stop.wait(period):
+            for rid in list(ids):
+                try:
+                    store.heartbeat(rid)
+                except Exception:  # pragma: no cover - a locked/unavailable store; retry next beat
+                    log.exception("heartbeat for run %s failed", rid)
             try:
-                store.heartbeat(run_id)
                 if runner_id:
                     store.runner_beat(runner_id)
-            except Exception:  # pragma: no cover - a locked/unavailable store; retry next beat
-                log.exception("heartbeat for run %s failed", run_id)
+            except Exception:  # pragma: no cover
+                log.exception("heartbeat for runner %s failed", runner_id)
         store.close()
 
-    t = threading.Thread(target=beat, name=f"clipviz-heartbeat-{run_id}", daemon=True)
+    name = run_id if isinstance(run_id, str) else f"{len(ids)}-runs"
+    t = threading.Thread(target=beat, name=f"clipviz-heartbeat-{name}", daemon=True)
     t.start()
     return t
+
+
+def _store_record(store: RunStore, run_id: str, tel: _Telemetry, record) -> str:
+    """Store a finished or cancelled run's record (series decimated as its telemetry was)."""
+    rec = record.to_dict()
+    rec["series"] = decimate_series(rec.get("series") or {}, tel.total, tel.cap)
+    store.finish(run_id, rec, tel.drain())
+    log.info("run %s %s", run_id, rec.get("status"))
+    return str(rec.get("status", "finished"))
+
+
+def _store_failure(store: RunStore, run_id: str, tel: _Telemetry | None, exc: BaseException) -> None:
+    """Record ``exc`` as the run's failure reason, keeping the telemetry it wrote."""
+    if tel is not None:
+        try:
+            tel.buf = tel.drain()
+            tel.flush()
+        except Exception:  # pragma: no cover
+            pass
+    reason = f"{type(exc).__name__}: {exc}".strip()
+    if not isinstance(exc, (ValueError, KeyboardInterrupt, SystemExit)):
+        log.error("run %s failed:\n%s", run_id, traceback.format_exc())
+    store.fail(run_id, reason)
+
+
+def _companions(store: RunStore, run_id: str, cfg) -> list[str]:
+    """Claim queued runs of ``run_id``'s sweep that can share its ensemble (same model shape,
+    :func:`clipviz.training.ensemble.shape_key`), up to ``ensemble_max_models`` in all."""
+    from .training import TrainConfig
+    from .training.ensemble import shape_key
+
+    key = shape_key(cfg)
+    if key is None or SETTINGS.ensemble_max_models <= 1:
+        return []
+
+    def compatible(d: dict) -> bool:
+        try:
+            return shape_key(TrainConfig.from_dict(d)) == key
+        except ValueError:
+            return False  # it fails on its own, when claimed alone
+
+    run = store.get(run_id)
+    if run.sweep_id is None:
+        return []
+    # local runners share a sweep's runs (each takes its part, so every core trains); a Celery
+    # worker does not know how many others there are and takes a whole ensemble
+    share = max(1, store.live_runners()) if run.backend == "local" else 1
+    return store.claim_companions(run_id, run.worker or "", SETTINGS.ensemble_max_models - 1,
+                                  compatible, share=share)
 
 
 def execute_run(store: RunStore, run_id: str, runner_id: str | None = None) -> str:
     """Train a claimed (running) run, streaming telemetry into the store; its final status.
 
+    A temporal-order run of a sweep also claims up to ``ensemble_max_models - 1`` queued runs of
+    the same sweep and model shape and trains them with it (:func:`clipviz.training.train_many`):
+    each streams its own telemetry and heartbeats, a cancel stops only its own model, each stores
+    the record a run of its own would store, and a failure marks every run not yet stored.
     Every exception is recorded as the run's failure reason (with what it wrote kept).
     """
     from .training import TrainConfig, train
@@ -235,29 +296,65 @@ def execute_run(store: RunStore, run_id: str, runner_id: str | None = None) -> s
     beat = _heartbeat_thread(store, run_id, runner_id, stop)
     try:
         cfg = TrainConfig.from_dict(store.get(run_id).config)
+        others = _companions(store, run_id, cfg)
+        if others:
+            stop.set()
+            beat.join(timeout=5)
+            return _execute_together(store, run_id, tel, cfg, others, runner_id)
         with _blas_limit():
             record = train(cfg, callback=tel)
-        rec = record.to_dict()
-        rec["series"] = decimate_series(rec.get("series") or {}, tel.total, tel.cap)
-        store.finish(run_id, rec, tel.drain())
-        log.info("run %s %s", run_id, rec.get("status"))
-        return str(rec.get("status", "finished"))
+        return _store_record(store, run_id, tel, record)
     except BaseException as exc:  # noqa: BLE001 - every failure lands in the store
-        try:
-            tel.buf = tel.drain()
-            tel.flush()
-        except Exception:  # pragma: no cover
-            pass
-        reason = f"{type(exc).__name__}: {exc}".strip()
-        if not isinstance(exc, (ValueError, KeyboardInterrupt, SystemExit)):
-            log.error("run %s failed:\n%s", run_id, traceback.format_exc())
-        store.fail(run_id, reason)
+        _store_failure(store, run_id, tel, exc)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         return "failed"
     finally:
         stop.set()
         beat.join(timeout=5)
+
+
+def _execute_together(store: RunStore, run_id: str, tel: _Telemetry, cfg, others: list[str],
+                      runner_id: str | None) -> str:
+    """:func:`execute_run` for ``run_id`` and the companions it claimed; ``run_id``'s status."""
+    from .training import TrainConfig, train_many
+
+    ids, cfgs, tels = [run_id], [cfg], [tel]
+    for rid in others:
+        t = None
+        try:
+            t = _Telemetry(store, rid, store.get(rid).total)
+            cfgs.append(TrainConfig.from_dict(store.get(rid).config))
+            ids.append(rid)
+            tels.append(t)
+        except BaseException as exc:  # noqa: BLE001 - this run fails alone
+            _store_failure(store, rid, t, exc)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+    log.info("runs %s trained together", ", ".join(ids))
+    live = set(ids)
+    status = {}
+    stop = threading.Event()
+    beat = _heartbeat_thread(store, live, runner_id, stop)
+
+    def done(i: int, record) -> None:
+        status[ids[i]] = _store_record(store, ids[i], tels[i], record)
+        live.discard(ids[i])
+
+    try:
+        with _blas_limit():
+            train_many(cfgs, tels, on_done=done)
+    except BaseException as exc:  # noqa: BLE001 - every run not yet stored fails
+        for i, rid in enumerate(ids):
+            if rid not in status:
+                _store_failure(store, rid, tels[i], exc)
+                status[rid] = "failed"
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+    finally:
+        stop.set()
+        beat.join(timeout=5)
+    return status.get(run_id, "failed")
 
 
 # --------------------------------------------------------------------------

@@ -507,3 +507,37 @@ def test_the_cli_copies_a_sqlite_store_into_postgres(tmp_path, postgres_url, cap
     assert "postgresql, schema 3, 1 runs (0 queued, 0 running, 1 finished" in out
     assert RunStore(postgres_url).get(rid).result == {"solved": True}
     assert main(["store", "copy", postgres_url, postgres_url]) == 2  # a message, not a traceback
+
+
+def test_claim_companions_takes_compatible_queued_runs_of_the_same_sweep(location):
+    """A worker that trains a sweep's runs together (issue 15) claims the compatible queued runs
+    of the same sweep and backend, oldest first, up to a limit and its share; each marked running
+    as claim() marks one."""
+    st = RunStore(location)
+    s1, s2 = st.create_sweep({"n": 1}), st.create_sweep({"n": 2})
+    a = st.create_run(dict(CFG, seed=0), "local", sweep_id=s1)
+    b = st.create_run(dict(CFG, seed=1), "local", sweep_id=s1)
+    c = st.create_run(dict(CFG, seed=2, hidden=9), "local", sweep_id=s1)
+    d = st.create_run(dict(CFG, seed=3), "local", sweep_id=s1)
+    e = st.create_run(dict(CFG, seed=4), "local", sweep_id=s2)
+    f = st.create_run(dict(CFG, seed=5), "local")
+    g = st.create_run(dict(CFG, seed=6), "celery", sweep_id=s1)
+    h = st.create_run(dict(CFG, seed=7), "local", sweep_id=s1)
+    same = lambda cfg: cfg["hidden"] == 8  # noqa: E731
+    assert st.claim_next("local", "w") == a
+    assert st.claim_companions(a, "w", 1, same) == [b]
+    assert st.claim_companions(a, "w", 10, same, share=2) == [d]  # a, d, h: its share is 2
+    assert st.claim_companions(a, "w", 10, same) == [h]
+    assert st.claim_companions(a, "w", 10, same) == []
+    for rid in (b, d, h):
+        r = st.get(rid)
+        assert r.status == "running" and r.worker == "w" and r.started is not None
+    assert [st.get(x).status for x in (c, e, f, g)] == ["queued"] * 4
+    assert st.claim_next("local", "w2") == c
+    assert st.claim_companions(c, "w2", 10, lambda cfg: True) == []  # none left in its sweep
+    assert st.claim_next("local", "w2") == e
+    assert st.claim_companions(e, "w2", 10, lambda cfg: True) == []
+    assert st.claim_next("local", "w2") == f
+    assert st.claim_companions(f, "w2", 10, lambda cfg: True) == []  # no sweep
+    assert st.claim_companions(f, "w2", 0, lambda cfg: True) == []
+    assert st.get(g).status == "queued"

@@ -17,6 +17,7 @@ SECTIONS: dict[str, str] = {
     "dynamics": "clipviz.bench.dynamics",
     "training": "clipviz.bench.training",
     "sweep": "clipviz.bench.sweep",  # issue 6: sweep throughput, 1 vs 2 workers
+    "ensemble": "clipviz.bench.ensemble",  # issue 15: train_many vs separate train() runs
     "web": "clipviz.bench.web",
 }
 

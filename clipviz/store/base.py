@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager, Iterable, Mapping
+from typing import Any, Callable, ContextManager, Iterable, Mapping
 
 from .. import config
 from ..config import SETTINGS
@@ -318,6 +318,43 @@ class RunStore:
                       (worker, hostname(), os.getpid(), now, self.heartbeat_timeout_s, now, now,
                        row["id"]))
             return row["id"]
+
+    def claim_companions(self, run_id: str, worker: str, limit: int,
+                         compatible: Callable[[dict], bool], share: int = 1) -> list[str]:
+        """Claim up to ``limit`` more queued runs of ``run_id``'s sweep and backend whose config
+        ``compatible`` accepts, oldest first, for a worker that trains them together with
+        ``run_id`` (:func:`clipviz.jobs.execute_run`); their ids, none for a run outside a sweep.
+
+        ``share``: how many workers the compatible runs are to be shared among; this one takes
+        its share (``run_id`` and the queued compatible runs, divided by ``share``, rounded up),
+        so that other workers find work too.  Each is marked running exactly as :meth:`claim`
+        marks one.
+        """
+        if limit <= 0:
+            return []
+        now = self._now()
+        with self._tx() as c:
+            row = c.execute("SELECT sweep_id, backend FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or row["sweep_id"] is None:
+                return []
+            rows = c.execute("SELECT id, config FROM runs WHERE status = 'queued' AND backend = ? "
+                             f"AND sweep_id = ? AND id <> ? ORDER BY created, {self._SEQ}"
+                             + self._SKIP_LOCKED,
+                             (row["backend"], row["sweep_id"], run_id)).fetchall()
+            cands = [r["id"] for r in rows if compatible(json.loads(r["config"]))]
+            limit = min(limit, -(-(len(cands) + 1) // max(1, share)) - 1)
+            picked = []
+            for rid in cands:
+                if len(picked) >= limit:
+                    break
+                cur = c.execute("UPDATE runs SET status = 'running', worker = ?, host = ?, pid = ?, "
+                                "heartbeat = ?, heartbeat_timeout = ?, started = ?, updated = ? "
+                                "WHERE id = ? AND status = 'queued'",
+                                (worker, hostname(), os.getpid(), now, self.heartbeat_timeout_s,
+                                 now, now, rid))
+                if cur.rowcount == 1:
+                    picked.append(rid)
+            return picked
 
     def append_metrics(self, run_id: str, events: Iterable[Mapping], *,
                        done: int | None = None, total: int | None = None) -> bool:

@@ -278,3 +278,6 @@ def initial_rho(config: TrainConfig) -> float:
         raise ValueError("config must be a TrainConfig (use TrainConfig.from_dict for dicts)")
     config.validate()
     return _runner.initial_rho(config)
+
+
+from .ensemble import train_many  # noqa: E402  (many temporal-order runs in ensembles)

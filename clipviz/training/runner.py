@@ -168,91 +168,135 @@ def initial_rho(cfg) -> float:
     return spectral_radius(start(cfg)[2].W_rec)
 
 
-def run(cfg, callback):
-    t0 = time.perf_counter()
-    rng, task, model = start(cfg)
-    theta = model.theta
-    # rho(W_rec) before the first update (the events report it from update K on): where the
-    # training page's rho curve starts, so that it shows rho crossing 1 / max sigma'
-    initial_rho = spectral_radius(model.W_rec)
-    grad = np.zeros_like(theta)
-    vel = np.zeros_like(theta) if cfg.momentum > 0 else None
-    clipper = cfg.rule()
-    state = model.zero_state(cfg.batch_size)
-    series: dict[str, list] = {k: [] for k in EVENT_KEYS}
-    skipped = 0
-    n_clipped = 0
-    status = "finished"
-    best_metric, best_theta, best_update = None, theta.copy(), 0
-    solved_at = None
-    sign = 1.0 if task.higher_is_better else -1.0
-    lr = cfg.lr
-    u = 0
-    for u in range(1, cfg.max_updates + 1):
-        X, Y, W, reset = task.next_window()
-        state[reset] = 0.0
-        res, new_state = model.window(state, X, Y, W, grad=grad)
-        loss = res.loss_sum / res.weight_sum if res.weight_sum else math.nan
-        out = clipper.step(grad)
+class Trainer:
+    """One run's state and its per-update bookkeeping, shared by :func:`run` (one model) and
+    :func:`clipviz.training.ensemble.train_many` (many models whose windows one kernel call
+    computes).
+
+    The gradient of a window is written into :attr:`grad` and the parameters live in
+    ``model.theta``; the ensemble points both at rows of its (K, P) arrays.  Per update:
+    :meth:`next_window` (the data, the state reset where a lane starts over), the window's
+    forward and BPTT pass by the caller, then :meth:`update` (clipping through the config's rule
+    object, SGD with momentum, the periodic evaluation, the event); :meth:`record` assembles
+    the run record.
+    """
+
+    def __init__(self, cfg, callback=None):
+        self.t0 = time.perf_counter()
+        self.cfg = cfg
+        self.callback = callback
+        self.rng, self.task, self.model = start(cfg)
+        task, model = self.task, self.model
+        # rho(W_rec) before the first update (the events report it from update K on): where the
+        # training page's rho curve starts, so that it shows rho crossing 1 / max sigma'
+        self.initial_rho = spectral_radius(model.W_rec)
+        self.grad = np.zeros_like(model.theta)
+        self.vel = np.zeros_like(model.theta) if cfg.momentum > 0 else None
+        self.clipper = cfg.rule()
+        self.state = model.zero_state(cfg.batch_size)
+        self.series: dict[str, list] = {k: [] for k in EVENT_KEYS}
+        self.skipped = 0
+        self.n_clipped = 0
+        self.status = "finished"
+        self.best_metric, self.best_theta, self.best_update = None, model.theta.copy(), 0
+        self.solved_at = None
+        self.sign = 1.0 if task.higher_is_better else -1.0
+        self.u = 0
+
+    def next_window(self):
+        """The next window's (X, targets, weights); lanes that start over get a zero state."""
+        X, Y, W, reset = self.task.next_window()
+        self.state[reset] = 0.0
+        return X, Y, W
+
+    def update(self, loss_sum: float, weight_sum: float, new_state) -> bool:
+        """Clip :attr:`grad`, step, evaluate every K updates, report; False when the run ends
+        here (its last update, solved, or the callback cancelled it: :attr:`status`)."""
+        cfg, model = self.cfg, self.model
+        theta = model.theta
+        self.u = u = self.u + 1
+        loss = loss_sum / weight_sum if weight_sum else math.nan
+        out = self.clipper.step(self.grad)
         if out.skipped:
-            skipped += 1
-            state = model.zero_state(cfg.batch_size)
+            self.skipped += 1
+            self.state = model.zero_state(cfg.batch_size)
             norm_after = 0.0
         else:
             g = out.g
-            if vel is not None:
-                vel *= cfg.momentum
-                vel -= lr * g
-                theta += vel
+            if self.vel is not None:
+                self.vel *= cfg.momentum
+                self.vel -= cfg.lr * g
+                theta += self.vel
             else:
-                theta -= lr * g
-            state = new_state
+                theta -= cfg.lr * g
+            self.state = new_state
             norm_after = out.norm if not out.fired else float(np.linalg.norm(g))
-            n_clipped += bool(out.fired)
+            self.n_clipped += bool(out.fired)
         rho = valid = None
         if u % cfg.eval_every == 0 or u == cfg.max_updates:
             rho = spectral_radius(model.W_rec)
-            valid = float(task.evaluate(model, theta, "valid")[0])
-            if math.isfinite(valid) and (best_metric is None or sign * valid > sign * best_metric):
-                best_metric, best_update = valid, u
-                best_theta = theta.copy()
+            valid = float(self.task.evaluate(model, theta, "valid")[0])
+            if math.isfinite(valid) and (self.best_metric is None
+                                         or self.sign * valid > self.sign * self.best_metric):
+                self.best_metric, self.best_update = valid, u
+                self.best_theta = theta.copy()
             if cfg.task == "temporal_order" and valid == 1.0:
-                solved_at = u
+                self.solved_at = u
         event = {"update": u, "total": cfg.max_updates, "loss": _num(loss),
                  "grad_norm": _num(out.norm), "grad_norm_clipped": float(norm_after),
-                 "clipped": bool(out.fired), "skipped": skipped, "rho": rho,
+                 "clipped": bool(out.fired), "skipped": self.skipped, "rho": rho,
                  "valid": None if valid is None else _num(valid),
-                 "elapsed": time.perf_counter() - t0}
+                 "elapsed": time.perf_counter() - self.t0}
         for k in EVENT_KEYS:
-            series[k].append(event[k])
-        if callback is not None and callback(dict(event)) is False:
-            status = "cancelled"
+            self.series[k].append(event[k])
+        if self.callback is not None and self.callback(dict(event)) is False:
+            self.status = "cancelled"
+            return False
+        return self.solved_at is None and u < cfg.max_updates
+
+    def record(self) -> RunRecord:
+        """The run record: config, status, series and the final results."""
+        cfg, task, model, series, u = self.cfg, self.task, self.model, self.series, self.u
+        theta = model.theta
+        result = {"updates": u, "skipped": self.skipped,
+                  "clipped_fraction": self.n_clipped / max(u, 1),
+                  "metric": task.metric,
+                  "final_loss": series["loss"][-1] if series["loss"] else None,
+                  "max_grad_norm": _num(max((x for x in series["grad_norm"] if x is not None),
+                                            default=math.nan)),
+                  "median_grad_norm": _num(np.median([x for x in series["grad_norm"]
+                                                      if x is not None]))
+                  if any(x is not None for x in series["grad_norm"]) else None,
+                  "initial_rho": self.initial_rho, "final_rho": spectral_radius(model.W_rec)}
+        if self.status == "finished":
+            if cfg.task == "temporal_order":
+                acc, nll = task.evaluate(model, theta, "test")
+                result.update(test_accuracy=acc, test_nll=nll, solved=self.solved_at is not None,
+                              solved_at=self.solved_at, best_valid=self.best_metric,
+                              best_update=self.best_update)
+            else:
+                for split in ("train", "valid", "test"):
+                    result[f"{split}_{task.metric}"] = _num(
+                        task.evaluate(model, self.best_theta, split)[0])
+                result.update(best_update=self.best_update, source=task.source)
+                if cfg.task == "characters":
+                    result.update(vocab_size=len(task.vocab),
+                                  eval_truncated_to=SETTINGS.max_eval_symbols
+                                  if any(task.truncated.values()) else None)
+        result["elapsed"] = time.perf_counter() - self.t0
+        return RunRecord(config=cfg.to_dict(), status=self.status, series=series, result=result,
+                         code_version=code_version())
+
+
+def run(cfg, callback):
+    """Train one model (see :func:`clipviz.training.train`)."""
+    tr = Trainer(cfg, callback)
+    while True:
+        X, Y, W = tr.next_window()
+        res, new_state = tr.model.window(tr.state, X, Y, W, grad=tr.grad)
+        if not tr.update(res.loss_sum, res.weight_sum, new_state):
             break
-        if solved_at is not None:
-            break
-    result = {"updates": u, "skipped": skipped, "clipped_fraction": n_clipped / max(u, 1),
-              "metric": task.metric, "final_loss": series["loss"][-1] if series["loss"] else None,
-              "max_grad_norm": _num(max((x for x in series["grad_norm"] if x is not None),
-                                        default=math.nan)),
-              "median_grad_norm": _num(np.median([x for x in series["grad_norm"] if x is not None]))
-              if any(x is not None for x in series["grad_norm"]) else None,
-              "initial_rho": initial_rho, "final_rho": spectral_radius(model.W_rec)}
-    if status == "finished":
-        if cfg.task == "temporal_order":
-            acc, nll = task.evaluate(model, theta, "test")
-            result.update(test_accuracy=acc, test_nll=nll, solved=solved_at is not None,
-                          solved_at=solved_at, best_valid=best_metric, best_update=best_update)
-        else:
-            for split in ("train", "valid", "test"):
-                result[f"{split}_{task.metric}"] = _num(task.evaluate(model, best_theta, split)[0])
-            result.update(best_update=best_update, source=task.source)
-            if cfg.task == "characters":
-                result.update(vocab_size=len(task.vocab),
-                              eval_truncated_to=SETTINGS.max_eval_symbols
-                              if any(task.truncated.values()) else None)
-    result["elapsed"] = time.perf_counter() - t0
-    return RunRecord(config=cfg.to_dict(), status=status, series=series, result=result,
-                     code_version=code_version())
+    return tr.record()
 
 
 def _num(x):
