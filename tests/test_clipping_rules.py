@@ -186,7 +186,7 @@ def test_plugin_rule_in_the_cli(soft_rule, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    assert "{none,norm,value,autoclip,soft}" in out and "--cap" in out and "soft clipping" in out
+    assert "{none,norm,value,autoclip,norm_shrink,soft}" in out and "--cap" in out and "soft clipping" in out
 
 
 def test_plugin_rule_through_the_api_and_a_runner(soft_rule, tmp_path, monkeypatch):

@@ -142,7 +142,7 @@ def test_table2_stand_in_and_missing_data_sets(shared_data, tmp_path, capsys):
                  "3"]) == 0
     out = capsys.readouterr().out
     assert "Tiny Shakespeare (stand-in)" in out and "threshold shakespeare 45" in out
-    assert "500 sigmoid units" not in out  # small scale: 100 units; --scale paper: 500
+    assert "--scale small: 100 sigmoid units" in out  # small scale: 100 units; --scale paper: 500
     paper = rp.SCALES["table2"]["paper"]
     cfg = TrainConfig.for_task("characters", dataset="ptb", **paper["config"])
     assert (cfg.hidden, cfg.activation, cfg.bias, cfg.seq_len, cfg.threshold) == (500, "sigmoid", False,
