@@ -195,7 +195,9 @@ def test_figures_show_the_wilson_intervals_and_log_traces():
     tr = traces_figure([Trace("BPTT", "a", [1, 2], [3.0, None], [0, 2], [0.9, 1.2]),
                         Trace("Rescaling", "b", [1, 2], [3.0, 50.0], [0, 2], [0.9, 1.1], threshold=1.0)],
                        "t", activation="tanh")
-    assert tr.layout.yaxis.type == "log" and tr.layout.yaxis2.type == "log"
+    assert tr.layout.yaxis.type == "log" and tr.layout.yaxis2.type is None  # ρ within a decade: linear
+    wide = traces_figure([Trace("BPTT", "a", [1, 2], [3.0, 1e9], [0, 2], [0.9, 40.0])], "t")
+    assert wide.layout.yaxis2.type == "log"
     assert any(t.name == "τ = 1" and list(t.y) == [1.0, 1.0] for t in tr.data)
     assert sum(1 for t in tr.data if t.showlegend is not False) == 2  # one legend entry per method
 

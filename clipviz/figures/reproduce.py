@@ -88,7 +88,8 @@ def _finite(values: Sequence[float | None]) -> np.ndarray:
 
 def traces_figure(traces: Sequence[Trace], title: str, activation: str | None = None) -> go.Figure:
     """Per-run traces: the largest ‖g‖ per block of updates (log axis, each method's τ as a dashed
-    line) above ρ(W_rec) at the evaluations (log axis, with ρ = 1/γ of ``activation``: section
+    line) above ρ(W_rec) at the evaluations (log axis where ρ spans more than a decade, else
+    linear; with ρ = 1/γ of ``activation``: section
     2.1's necessary condition for exploding gradients).  Runs of one method share a colour and a
     legend entry."""
     if not traces:
@@ -132,7 +133,8 @@ def traces_figure(traces: Sequence[Trace], title: str, activation: str | None = 
                       row=2, col=1)
         rvals.append(ref)
     fig.update_yaxes(type="log", tickvals=log_ticks(gvals), row=1, col=1)
-    fig.update_yaxes(type="log", tickvals=log_ticks(rvals), row=2, col=1)
+    if rvals and max(rvals) > 10 * min(rvals):  # ρ spans decades where a run explodes
+        fig.update_yaxes(type="log", tickvals=log_ticks(rvals), row=2, col=1)
     fig.update_xaxes(title="update", row=2, col=1)
     fig.update_yaxes(title="‖g‖", row=1, col=1)
     fig.update_yaxes(title="ρ(W_rec)", row=2, col=1)
