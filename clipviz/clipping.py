@@ -29,6 +29,10 @@ Rules
 ``autoclip`` (:class:`AutoClip`)
     AutoClip (Seetharaman et al., 2020): ``norm`` with tau set to the p-th percentile of all
     gradient norms seen so far, the current one included (as in the authors' implementation).
+``norm_shrink`` (:class:`NormShrinkClip`)
+    The rule of the paper's authors' public code (``pascanur/trainingRNNs``, RNN.py:224-243):
+    ``norm`` (strict ``>``), and on a non-finite norm or one above 1e10 the update replaced by a
+    shrink of W_rec.  It reads the parameters (:class:`Blocks`, declared in :attr:`Rule.needs`).
 
 Non-finite gradients
 --------------------
@@ -54,7 +58,8 @@ from .config import SETTINGS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Param", "ClipOutcome", "Rule", "NoClip", "NormClip", "ValueClip", "AutoClip",
+__all__ = ["Param", "ClipOutcome", "Blocks", "Rule", "NoClip", "NormClip", "ValueClip", "AutoClip",
+           "NormShrinkClip",
            "register", "unregister", "load_plugins", "names", "get", "lookup", "make", "line_value", "describe", "params", "clip", "Clipper"]
 
 _SAFE_SUMSQ = (2.0 ** -960, 2.0 ** 1000)
@@ -141,6 +146,22 @@ class ClipOutcome:
     fired: bool  #: the rule rescaled or cut the gradient
     skipped: bool  #: g was not finite and must not be applied
     threshold: float  #: the tau in force for this step (nan for a rule without one)
+    replaced: bool = False  #: g was replaced by another step (not a rescaling of g; norm_shrink)
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """What a rule that declares :attr:`Rule.needs` reads besides g: the parameters.
+
+    ``theta`` is the flat parameter vector (the layout of g) and ``where`` names the slices of
+    blocks in it; ``"W"`` is the recurrent matrix W_rec, row-major (the training engine's
+    :class:`clipviz.training.model.RNN` puts it first).  Engines pass it only to rules that need it
+    (``rule.step(g, blocks) if rule.needs else rule.step(g)``), so a plug-in rule whose ``step``
+    takes g alone keeps working.
+    """
+
+    theta: np.ndarray
+    where: Mapping[str, slice]
 
 
 class Rule:
@@ -157,6 +178,7 @@ class Rule:
     method: ClassVar[str]  #: how comparisons of methods (Figure 7, Tables 1-2) name it
     params: ClassVar[tuple[Param, ...]] = ()  #: the parameters the constructor takes
     line: ClassVar[str | None] = None  #: the parameter drawn as a line on ‖g‖ plots (a fixed τ)
+    needs: ClassVar[tuple[str, ...]] = ()  #: parameter blocks :meth:`step` reads (:class:`Blocks`)
 
     def __init__(self, **values: Any) -> None:
         own = {p.name: p for p in self.params}
@@ -187,8 +209,10 @@ class Rule:
         """The fixed tau of this rule (nan for a rule without one)."""
         return self.values[self.line] if self.line else math.nan
 
-    def step(self, g: np.ndarray) -> ClipOutcome:
-        """Clip one gradient; a gradient with a non-finite entry is skipped (module docstring)."""
+    def step(self, g: np.ndarray, blocks: Blocks | None = None) -> ClipOutcome:
+        """Clip one gradient; a gradient with a non-finite entry is skipped (module docstring).
+
+        ``blocks``: the parameters, for a rule that declares :attr:`needs` (ignored here)."""
         n = _norm(g)
         # a NaN or inf entry: skip the step.  (Finite entries have a finite norm unless the
         # norm itself exceeds the largest float; _norm rescales squares that would overflow.)
@@ -400,6 +424,45 @@ class AutoClip(Rule):
         bisect.insort(self._sorted_norms, n)
         tau = _percentile_sorted(self._sorted_norms, self.values["percentile"])
         return (*_rescale(g, n, tau), tau)
+
+
+@register
+class NormShrinkClip(_FixedThreshold):
+    """The authors' rule (``pascanur/trainingRNNs``, the ICML 2013 code, RNN.py:219-243).
+
+    * ``||g|| > threshold`` (strictly, RNN.py:226): g <- threshold g / ||g||, as Algorithm 1;
+    * ``||g||`` not finite, negative or above :attr:`BLOW_UP` = 1e10 (RNN.py:234-237: "we can not
+      even trust the numbers we get"): the update is *replaced* by ``SHRINK`` W_rec on the W_rec
+      block and 0 elsewhere (RNN.py:239-243), so SGD's ``theta -= lr g`` shrinks W_rec by the
+      factor ``1 - lr SHRINK`` and leaves the other parameters as they are.
+
+    The shrink reads W_rec (``needs = ("W",)``: :class:`Blocks`).  Called without it (the one-unit
+    descent has no W_rec block), a blow-up is skipped as every other rule skips a non-finite
+    gradient.  Outcomes of a shrink have ``fired`` and ``replaced`` set.
+    """
+
+    name = "norm_shrink"
+    title = "norm_shrink: Algorithm 1; W_rec shrunk on a norm > 1e10 (authors' code)"
+    legend = "norm clipping + W shrink"
+    method = "rescaling, authors' code (W_rec shrink on blow-up)"
+    needs = ("W",)
+    BLOW_UP: ClassVar[float] = 1e10  #: RNN.py:237
+    SHRINK: ClassVar[float] = 0.02  #: RNN.py:239
+
+    def step(self, g: np.ndarray, blocks: Blocks | None = None) -> ClipOutcome:
+        tau = self.values["threshold"]
+        n = _norm(g)
+        if math.isfinite(n) and n <= self.BLOW_UP:
+            if n > tau:
+                return ClipOutcome(g * (tau / n), n, True, False, tau)
+            return ClipOutcome(g, n, False, False, tau)
+        n = n if math.isfinite(n) else math.inf
+        if blocks is None or "W" not in blocks.where:
+            return ClipOutcome(np.zeros_like(g), n, False, True, tau)
+        out = np.zeros_like(g)
+        w = blocks.where["W"]
+        out[w] = self.SHRINK * blocks.theta[w]
+        return ClipOutcome(out, n, True, False, tau, replaced=True)
 
 
 def _rescale(g: np.ndarray, n: float, tau: float) -> tuple[np.ndarray, bool]:

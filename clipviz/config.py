@@ -85,6 +85,11 @@ class Settings:
     temporal_order_valid: int = 1000  # fresh sequences per check: the paper's 1000-in-a-row criterion
     ensemble_max_models: int = 50  # temporal-order runs of one shape that train_many trains
     # together in one kernel call per update (Figure 7's 50 seeds of a length); more form more ensembles
+    max_check_sequences: int = 100_000  # largest temporal-order success test (TrainConfig.check_sequences)
+    temporal_order_eval_chunk: int = 1000  # sequences of a success test run at once (memory bound;
+    # the authors' code evaluates its 10,000 in chunks of 1000, RNN.py:484)
+    reproduce_divergence_factor: float = 1.25  # `clipviz reproduce`: a run diverged when a validation
+    # score after its best checkpoint is worse than this multiple of the best (or a step was not finite)
     max_hidden: int = 2000  # largest hidden layer accepted
     max_batch: int = 4096  # largest mini-batch accepted
     max_seq_len: int = 10_000  # longest window / temporal-order length accepted

@@ -186,7 +186,7 @@ def test_plugin_rule_in_the_cli(soft_rule, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    assert "{none,norm,value,autoclip,soft}" in out and "--cap" in out and "soft clipping" in out
+    assert "{none,norm,value,autoclip,norm_shrink,soft}" in out and "--cap" in out and "soft clipping" in out
 
 
 def test_plugin_rule_through_the_api_and_a_runner(soft_rule, tmp_path, monkeypatch):
@@ -280,3 +280,59 @@ def _find(tree, cid):
         elif kids is not None and hasattr(kids, "children") or hasattr(kids, "id"):
             stack.append(kids)
     raise AssertionError(f"no component {cid!r}")
+
+
+# ---------------------------------------------------------------------------
+# norm_shrink: the authors' rule (pascanur/trainingRNNs, RNN.py:219-243)
+# ---------------------------------------------------------------------------
+from clipviz.clipping import Blocks, NormShrinkClip  # noqa: E402
+
+taus = st.floats(1e-3, 1e3)
+
+
+@given(vectors, taus)
+def test_norm_shrink_rescales_like_algorithm_1_below_the_blow_up(g, tau):
+    """Below 1e10: g kept when ||g|| <= τ (strict >, RNN.py:226), else g τ/||g||; never replaced."""
+    out = NormShrinkClip(tau).step(g.copy())
+    n = float(np.linalg.norm(g))
+    assert not out.skipped and not out.replaced and out.threshold == tau
+    assert out.fired == (out.norm > tau)
+    assert np.linalg.norm(out.g) <= tau * (1 + 1e-12) or not out.fired and np.array_equal(out.g, g)
+    if out.fired:
+        np.testing.assert_allclose(out.g, g * (tau / out.norm), rtol=1e-12, atol=0)
+    assert out.norm == pytest.approx(n, rel=1e-12)
+    if out.norm != tau:  # only ||g|| == τ exactly differs (Algorithm 1 fires on >=)
+        ref = NormClip(tau).step(g.copy())
+        np.testing.assert_array_equal(out.g, ref.g)
+
+
+@given(arrays(np.float64, st.integers(5, 12), elements=finite), st.integers(0, 3),
+       st.sampled_from([np.nan, np.inf, -np.inf, 1e11, -3e15]), taus)
+def test_norm_shrink_replaces_a_blow_up_by_the_w_shrink(theta, where, bad, tau):
+    """A non-finite norm or one above 1e10: the step is 0.02 W on W's block and 0 elsewhere
+    (RNN.py:234-243); without the parameters the step is skipped as every rule skips."""
+    g = np.ones_like(theta)
+    g[where] = bad
+    blocks = Blocks(theta, {"W": slice(0, 4)})
+    out = NormShrinkClip(tau).step(g.copy(), blocks)
+    assert out.replaced and out.fired and not out.skipped
+    assert not math.isfinite(out.norm) or out.norm > NormShrinkClip.BLOW_UP
+    np.testing.assert_array_equal(out.g[:4], 0.02 * theta[:4])
+    assert not out.g[4:].any()
+    assert out.g is not g and np.isfinite(out.g).all()
+    bare = NormShrinkClip(tau).step(g.copy())  # no parameters (the one-unit descent)
+    assert bare.skipped and not bare.replaced and not bare.g.any()
+
+
+def test_norm_shrink_is_registered_and_declares_what_it_reads():
+    assert "norm_shrink" in clipping.names() and clipping.get("norm_shrink") is NormShrinkClip
+    assert NormShrinkClip.needs == ("W",) and NormClip.needs == () and AutoClip.needs == ()
+    assert NormShrinkClip(1.0).values == {"threshold": 1.0}
+    assert clipping.make("norm_shrink", {"threshold": 2.0, "percentile": 5.0}) == NormShrinkClip(2.0)
+    assert NormShrinkClip(1.0).describe() == "norm_shrink (tau=1)"
+    with pytest.raises(ValueError, match="threshold must be"):
+        NormShrinkClip(0.0)
+    # the other rules ignore the parameters they are handed
+    g = np.array([3.0, 4.0])
+    np.testing.assert_array_equal(NormClip(1.0).step(g, Blocks(g, {"W": slice(0, 1)})).g,
+                                  NormClip(1.0).step(g).g)

@@ -191,3 +191,94 @@ def test_training_runs_in_a_forked_child_after_the_parent_trained():
     assert p.exitcode == 0
     child = RunRecord.from_json(out)
     assert child.series["loss"] == pytest.approx(parent.series["loss"], rel=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# issue 15: the authors' initialisation and rule, the success test's size, the final test NLL
+# ---------------------------------------------------------------------------
+from clipviz.training.model import RNN, spectral_radius  # noqa: E402
+
+
+@pytest.mark.parametrize("H", [50, 120])
+def test_smart_tanh_authors_init_follows_rnn_py(H):
+    """RNN.py:125-140: W_hh with 15 non-zeros per row (clipviz's W_rec = W_hh^T: per column),
+    spectral radius 0.95; W_uh and W_hy N(0, 0.01²); biases 0."""
+    m = RNN(8, H, 4, activation="tanh", parametrisation="standard", bias=True)
+    m.initialise(np.random.default_rng(3), "smart_tanh_authors")
+    v = m.views(m.theta)
+    W = v["W"]
+    assert ((W != 0).sum(axis=0) == 15).all()  # each unit's outgoing weights: 15 non-zeros
+    assert spectral_radius(W) == pytest.approx(0.95, rel=1e-10)
+    for name in ("U", "V"):
+        x = v[name].ravel()
+        # sample std within 4 standard errors of 0.01 (se of a std: sigma / sqrt(2n))
+        assert abs(x.std() - 0.01) < 4 * 0.01 / math.sqrt(2 * x.size)
+        assert abs(x.mean()) < 4 * 0.01 / math.sqrt(x.size)
+    assert not v["b"].any() and not v["c"].any()
+    # before the rescaling the non-zeros were N(0, 0.01²): their spread over their count is the
+    # scale factor sr/0.95; what the rescaling cannot change is that every row of W_hh is sparse
+    m2 = RNN(8, H, 4, activation="tanh")
+    m2.initialise(np.random.default_rng(3), "smart_tanh")  # the recorded smart_tanh is unchanged
+    assert ((m2.W_rec != 0).sum(axis=1) == 15).all()
+    assert not np.array_equal(m2.W_rec, W)
+
+
+def test_check_sequences_is_a_bounded_setting_run_in_chunks(monkeypatch):
+    from clipviz.config import SETTINGS
+
+    assert TrainConfig().check_sequences == SETTINGS.temporal_order_valid
+    with pytest.raises(ValueError, match="check_sequences"):
+        TrainConfig(check_sequences=SETTINGS.max_check_sequences + 1)
+    with pytest.raises(ValueError, match="check_sequences"):
+        TrainConfig(check_sequences=0)
+    seen = []
+    real = runner.temporal_order_window
+
+    def spy(T, n, rng, dtype=np.float64):
+        seen.append(n)
+        return real(T, n, rng, dtype)
+
+    monkeypatch.setattr(runner, "temporal_order_window", spy)
+    n = 2 * SETTINGS.temporal_order_eval_chunk + 7
+    rec = train(small(max_updates=2, eval_every=2, check_sequences=n))
+    evals = [x for x in seen if x != 4]  # the training windows have batch_size 4
+    chunk = SETTINGS.temporal_order_eval_chunk
+    assert evals == [chunk, chunk, 7] * 2  # the check at update 2 and the final test
+    assert rec.config["check_sequences"] == n
+    assert TrainConfig.from_dict(rec.config).check_sequences == n
+
+
+def test_norm_shrink_in_training_shrinks_w_rec_on_a_non_finite_gradient(monkeypatch):
+    """RNN.py:234-252: a non-finite norm makes the update W_hh <- W_hh - lr 0.02 W_hh, others kept."""
+    real = runner.RNN.window
+    snaps = []
+
+    def poisoned(self, state, X, Y, W, *, grad=None, norm=None, theta=None):
+        out = real(self, state, X, Y, W, grad=grad, norm=norm, theta=theta)
+        if grad is not None:
+            snaps.append(self.theta.copy())
+            if len(snaps) == 2:
+                grad[-1] = np.inf
+        return out
+
+    monkeypatch.setattr(runner.RNN, "window", poisoned)
+    events = []
+    cfg = small(max_updates=3, eval_every=100, clip="norm_shrink", threshold=1.0, momentum=0.0,
+                lr=0.5, init="smart_tanh_authors", parametrisation="standard")
+    rec = train(cfg, callback=events.append)
+    H = cfg.hidden
+    before, after = snaps[1], snaps[2]
+    np.testing.assert_allclose(after[:H * H], (1 - 0.5 * 0.02) * before[:H * H], rtol=1e-12)
+    np.testing.assert_array_equal(after[H * H:], before[H * H:])
+    assert rec.result["replaced"] == 1 and rec.result["skipped"] == 0
+    assert events[1]["clipped"] and events[1]["grad_norm"] is None
+
+
+def test_music_result_has_the_final_test_nll(shared_data):
+    rec = train(TrainConfig.for_task("music", dataset="jsb", hidden=8, max_updates=4, eval_every=2,
+                                     dtype="float32"))
+    r = rec.result
+    assert math.isfinite(r["final_test_nll"]) and math.isfinite(r["test_nll"])
+    assert r["best_update"] in (2, 4)
+    if r["best_update"] == 4:  # the best checkpoint is the last parameters
+        assert r["final_test_nll"] == pytest.approx(r["test_nll"], rel=1e-6)

@@ -24,7 +24,7 @@ PARAMETRISATIONS = ("paper", "standard")
 ``standard``: h_t = sigma(W h_{t-1} + U u_t + b)."""
 ACTIVATIONS = ("sigmoid", "tanh")
 OUTPUTS = ("softmax", "sigmoid")
-INITS = ("default", "smart_tanh")
+INITS = ("default", "smart_tanh", "smart_tanh_authors")
 DTYPES = ("float64", "float32")
 
 
@@ -89,8 +89,20 @@ class RNN:
         N(0, 0.1^2) for tanh units; ``smart_tanh``: W_rec sparse with 15
         incoming connections per unit drawn from N(0, 1) and rescaled to
         spectral radius 0.95, other weights N(0, 0.1^2).  Biases start at 0.
+
+        ``smart_tanh_authors``: the ``smart_tanh`` of the authors' public code
+        (``pascanur/trainingRNNs``, RNN.py:125-140), step by step: W_uh, W_hh and W_hy drawn
+        from N(0, 0.01^2) (``scale=.01`` is numpy's standard deviation), in that order; in each
+        row of W_hh all but 15 entries, chosen by a permutation, set to 0 (RNN.py:130-132); W_hh
+        rescaled to spectral radius 0.95 (RNN.py:133-134).  The authors' model computes
+        ``h_{t-1} W_hh + u_t W_uh`` (RNN.py:158), so clipviz's W_rec is W_hh transposed: each
+        *column* of W_rec (a unit's outgoing weights) keeps 15 non-zeros, and U and V are W_uh
+        and W_hy transposed.  ``smart_tanh`` (above) is kept as it was: its runs are recorded.
         """
         v = self.views(self.theta)
+        if init == "smart_tanh_authors":
+            self._init_authors(rng, v)
+            return
         std = 0.01 if self.activation == "sigmoid" else 0.1
         if init == "smart_tanh":
             std = 0.1
@@ -108,6 +120,23 @@ class RNN:
                 W *= 0.95 / rho
             v["W"][...] = W
         for name in ("b", "c"):
+            if name in v:
+                v[name][...] = 0.0
+
+    def _init_authors(self, rng: np.random.Generator, v: dict[str, np.ndarray]) -> None:
+        H, I, O = self.n_hidden, self.n_in, self.n_out
+        W_uh = rng.normal(0.0, 0.01, (I, H))  # RNN.py:126-127
+        W_hh = rng.normal(0.0, 0.01, (H, H))  # RNN.py:128-129
+        for row in range(H):  # RNN.py:130-132
+            W_hh[row, rng.permutation(H)[15:]] = 0.0
+        sr = spectral_radius(W_hh)  # RNN.py:133-134
+        if sr > 0:
+            W_hh = 0.95 * W_hh / sr
+        W_hy = rng.normal(0.0, 0.01, (H, O))  # RNN.py:136-137
+        v["W"][...] = W_hh.T
+        v["U"][...] = W_uh.T
+        v["V"][...] = W_hy.T
+        for name in ("b", "c"):  # RNN.py:138-139
             if name in v:
                 v[name][...] = 0.0
 
