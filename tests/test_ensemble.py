@@ -145,7 +145,7 @@ def assert_same_record(a, b):
 
 
 CLIPS = [dict(clip="none"), dict(clip="norm", threshold=0.5), dict(clip="value", threshold=0.05),
-         dict(clip="autoclip", percentile=30.0)]
+         dict(clip="autoclip", percentile=30.0), dict(clip="norm_shrink", threshold=0.5)]
 
 member = st.fixed_dictionaries({
     "seed": st.integers(0, 2**32 - 1),
@@ -172,6 +172,30 @@ def test_train_many_is_separate_runs(members, act, param, bias, dtype):
     assert len(got) == len(cfgs)
     for cfg, rec in zip(cfgs, got):
         assert_same_record(train(cfg), rec)
+
+
+def test_norm_shrink_replacement_in_an_ensemble_is_the_separate_runs(monkeypatch):
+    """The authors' rule reads W_rec (clipping.Blocks): in an ensemble it must read the model's
+    own row of the ensemble's theta.  A non-finite gradient at update 2 of member 1 only: its
+    W_rec is shrunk as in a separate run, the other members are untouched."""
+    from clipviz.training import runner
+
+    cfgs = [small(seed=s, max_updates=4, eval_every=2, clip="norm_shrink", threshold=1.0,
+                  momentum=0.0, lr=0.5, parametrisation="standard") for s in (1, 2, 3)]
+    real_update = runner.Trainer.update
+
+    def poisoned(self, loss_sum, weight_sum, new_state):
+        if self.cfg.seed == 2 and self.u == 1:  # the gradient of update 2, before clipping
+            self.grad[-1] = np.inf
+        return real_update(self, loss_sum, weight_sum, new_state)
+
+    monkeypatch.setattr(runner.Trainer, "update", poisoned)
+    got = train_many(cfgs)
+    sep = [train(c) for c in cfgs]
+    for a, b in zip(sep, got):
+        assert_same_record(a, b)
+    assert [r.result["replaced"] for r in got] == [0, 1, 0]
+    assert got[1].series["clipped"][1] and got[1].series["grad_norm"][1] is None
 
 
 def test_long_runs_clipping_fires_and_one_solves():
