@@ -125,6 +125,17 @@ class Settings:
     dyn_max_unit_work: float = 2e10  # n^3 x steps cap for jacobian_norms (matrix products + SVDs)
     dyn_max_unit_steps: int = 5000  # n-unit model: longest unroll accepted
 
+    # --- error-surface slices and curvature of real networks (clipviz.landscape; issue 16) ----
+    landscape_block: int = 64  # grid points per block of the slice kernel: a block's state and
+    # product arrays (3 x units x block) stay in a core's cache; blocks run in parallel
+    landscape_max_grid_points: int = 1 << 20  # alphas x betas of one slice (1024 x 1024)
+    landscape_max_work: float = 2e12  # grid points x steps x sequences x (units^2 + units x outputs)
+    # of one slice: about a minute on two cores
+    lanczos_tol: float = 1e-6  # relative accuracy of the top Hessian eigenvalue (eigsh's tol)
+    lanczos_maxiter: int = 300  # Lanczos restarts limit (eigsh's maxiter); each costs HVPs
+    lanczos_ncv: int = 20  # Lanczos basis size (eigsh's ncv): HVPs per restart
+    max_dense_hessian_params: int = 2000  # dense_hessian builds n columns from n HVPs: tests only
+
 
 SETTINGS = Settings()
 
