@@ -126,7 +126,7 @@ class Settings:
     dyn_max_unit_steps: int = 5000  # n-unit model: longest unroll accepted
 
     # --- error-surface slices and curvature of real networks (clipviz.landscape; issue 16) ----
-    landscape_block: int = 64  # grid points per block of the slice kernel: a block's state and
+    landscape_block: int = 32  # grid points per block of the slice kernel: a block's state and
     # product arrays (3 x units x block) stay in a core's cache; blocks run in parallel
     landscape_max_grid_points: int = 1 << 20  # alphas x betas of one slice (1024 x 1024)
     landscape_max_work: float = 2e12  # grid points x steps x sequences x (units^2 + units x outputs)

@@ -462,10 +462,8 @@ def slice_2d(model: RNN, theta, window, d1, d2, alphas: Sequence[float],
                          "or a shorter window")
     block = V.integer("block", SETTINGS.landscape_block if block is None else block, 1, 1 << 16)
     parts = [model.views(x.astype(dt)) for x in (th, v1, v2)]
-    M = np.empty((3 * H, H), dt)
-    kl._stack3(parts[0]["W"], parts[1]["W"], parts[2]["W"], M)
-    N = np.empty((3 * O, H), dt)
-    kl._stack3(parts[0]["V"], parts[1]["V"], parts[2]["V"], N)
+    Wst = np.stack([p["W"] for p in parts])
+    Vst = np.stack([p["V"] for p in parts])
     cc = np.zeros((3, O))
     IB = np.empty((3, d.T * d.B, H), dt)
     for k, p in enumerate(parts):
@@ -473,12 +471,11 @@ def slice_2d(model: RNN, theta, window, d1, d2, alphas: Sequence[float],
         if model.bias:
             IB[k] += p["b"]
             cc[k] = p["c"]
-    A, Bg = np.meshgrid(al, be)
-    out = np.empty(G)
+    out = np.empty((be.size, al.size))
     with _blas_one_thread():
-        kl.slice_losses(M, N, cc, IB, A.ravel(), Bg.ravel(), model._act, model._out,
+        kl.slice_losses(Wst, Vst, cc, IB, al.astype(dt), be.astype(dt), model._act, model._out,
                         model.parametrisation == "paper", d.state, d.ti, d.tb, d.w, d.norm,
                         block, out)
     n1, n2 = float(np.linalg.norm(v1)), float(np.linalg.norm(v2))
     cos = float(v1 @ v2) / (n1 * n2) if n1 > 0 and n2 > 0 else 0.0
-    return Slice(al, be, out.reshape(be.size, al.size), n1, n2, cos, str(dt))
+    return Slice(al, be, out, n1, n2, cos, str(dt))

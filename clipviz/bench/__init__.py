@@ -18,6 +18,7 @@ SECTIONS: dict[str, str] = {
     "training": "clipviz.bench.training",
     "sweep": "clipviz.bench.sweep",  # issue 6: sweep throughput, 1 vs 2 workers
     "web": "clipviz.bench.web",
+    "landscape": "clipviz.bench.landscape",  # issue 16: a 128 x 128 slice vs torch
 }
 
 

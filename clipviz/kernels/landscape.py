@@ -5,11 +5,12 @@ losses, same flat parameter layout W | U | b | V | c):
 
 * :func:`slice_losses` -- the window's objective at many parameter points
   theta_g = theta + alpha_g d1 + beta_g d2 at once.  Since
-  W_g a = W a + alpha_g (D1 a) + beta_g (D2 a), every step is *one* matrix
-  product of the stacked (3H, H) matrix [W; D1; D2] with the (H, C) block
-  of states of C columns (grid points x sequences), followed by an
+  W_g a = W a + alpha_g (D1 a) + beta_g (D2 a), and the points of one grid
+  row share beta, every step of a block of points on a row is *one* matrix
+  product of the stacked (2H, H) matrix [W + beta D2; D1] with the (H, C)
+  block of states of C columns (grid points x sequences), followed by an
   element-wise combination whose innermost loop runs over grid points (so it
-  vectorises); the same for the read-out [V; D1_V; D2_V].  The input and bias
+  vectorises); the same for the read-out [V + beta D2_V; D1_V].  The input and bias
   terms U u_t + b do not depend on the state and are computed once per
   direction.  Blocks of grid points run in parallel (``prange``); the
   caller limits BLAS to one thread so the blocks do not oversubscribe.
@@ -31,65 +32,48 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import SIGMOID, TANH, sigmoid, sigmoid_from_exp, tanh
-from .fastmath import fexp, log1p_unit, tanh_f32
+from .fastmath import fexp, fexp_f32, log1p_unit, log1p_unit_f32, tanh_f32
 
 SOFTMAX = 0
 SIGMOIDS = 1
+_Z32 = np.float32(0.0)
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def _stack3(A, B, C, out):
-    """out = [A; B; C] stacked along rows (2-D arrays of equal width)."""
-    n = A.shape[0]
-    for i in range(n):
-        for j in range(A.shape[1]):
-            out[i, j] = A[i, j]
-            out[n + i, j] = B[i, j]
-            out[2 * n + i, j] = C[i, j]
+def _activate_block(P, H, al, ib0, ib1, ib2, beta, B, Gb, A, act, fast):
+    """A[j, col] = sigma(P0 + al P1 + in0 + beta in2 + al in1) for one step.
 
-
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def _activate_block(P, H, al, be, ib0, ib1, ib2, B, Gb, A, act, fast):
-    """A[j, col] = sigma(P0 + al P1 + be P2 + in0 + al in1 + be in2) for one step.
-
-    P : (3H, C) stacked products [W; D1; D2] @ A_prev.  ib0/ib1/ib2 : (B, H)
-    input + bias terms of this step for theta, d1, d2.  Columns bb*Gb + g.
+    P : (2H, C) stacked products [W + beta D2; D1] @ A_prev.  ib0/ib1/ib2 :
+    (B, H) input + bias terms of this step for theta, d1, d2.  Columns bb*Gb + g.
     """
     for j in range(H):
         for bb in range(B):
-            c0 = ib0[bb, j]
+            c0 = ib0[bb, j] + beta * ib2[bb, j]
             c1 = ib1[bb, j]
-            c2 = ib2[bb, j]
             base = bb * Gb
             if fast:
                 for g in range(Gb):
-                    a = al[g]
-                    b = be[g]
-                    z = (P[j, base + g] + c0) + a * (P[H + j, base + g] + c1) \
-                        + b * (P[2 * H + j, base + g] + c2)
+                    z = (P[j, base + g] + c0) + al[g] * (P[H + j, base + g] + c1)
                     A[j, base + g] = tanh_f32(z)
             elif act == TANH:
                 for g in range(Gb):
-                    a = al[g]
-                    b = be[g]
-                    z = (P[j, base + g] + c0) + a * (P[H + j, base + g] + c1) \
-                        + b * (P[2 * H + j, base + g] + c2)
+                    z = (P[j, base + g] + c0) + al[g] * (P[H + j, base + g] + c1)
                     A[j, base + g] = tanh(z)
             else:
                 for g in range(Gb):
-                    a = al[g]
-                    b = be[g]
-                    z = (P[j, base + g] + c0) + a * (P[H + j, base + g] + c1) \
-                        + b * (P[2 * H + j, base + g] + c2)
+                    z = (P[j, base + g] + c0) + al[g] * (P[H + j, base + g] + c1)
                     A[j, base + g] = sigmoid(z)
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def _loss_block(Q, O, al, be, cc, t, B, Gb, out_kind, tgt_idx, tgt_bin, wts, Yb, mx, sm, L):
+def _loss_block(Q, O, al, cb, t, B, Gb, out_kind, tgt_idx, tgt_bin, wts, Yb, acc, mx, sm,
+                L):
     """Add step t's weighted losses of every column to L (float64, length C).
 
-    Q : (3O, C) stacked read-out products [V; DV1; DV2] @ A.  cc : (3, O)
-    output biases of theta, d1, d2.  Yb, mx, sm : (O, Gb), (Gb,), (Gb,) buffers.
+    Q : (2O, C) stacked read-out products [V + beta DV2; DV1] @ A.  cb : (2, O)
+    output biases c + beta d2_c and d1_c.  Yb : (O, Gb) logits buffer and acc :
+    (Gb,) in the model's dtype (float32 models: the binary cross-entropy of a
+    step summed in float32, the steps in float64); mx, sm : (Gb,) float64 buffers.
     """
     for bb in range(B):
         r = t * B + bb
@@ -98,19 +82,27 @@ def _loss_block(Q, O, al, be, cc, t, B, Gb, out_kind, tgt_idx, tgt_bin, wts, Yb,
             continue
         base = bb * Gb
         for o in range(O):
-            c0 = cc[0, o]
-            c1 = cc[1, o]
-            c2 = cc[2, o]
+            c0 = cb[0, o]
+            c1 = cb[1, o]
             for g in range(Gb):
-                Yb[o, g] = (Q[o, base + g] + c0) + al[g] * (Q[O + o, base + g] + c1) \
-                    + be[g] * (Q[2 * O + o, base + g] + c2)
-        if out_kind == SIGMOIDS:
+                Yb[o, g] = (Q[o, base + g] + c0) + al[g] * (Q[O + o, base + g] + c1)
+        if out_kind == SIGMOIDS and Yb.itemsize == 4:
+            # float32: each step's sum over the outputs in float32 (acc), then into L in float64
+            for g in range(Gb):
+                acc[g] = 0.0
             for o in range(O):
                 tt = tgt_bin[r, o]
                 for g in range(Gb):
                     y = Yb[o, g]
-                    e = fexp(-abs(y))
-                    L[base + g] += w * (max(y, 0.0) - tt * y + log1p_unit(e))
+                    acc[g] += max(y, _Z32) - tt * y + log1p_unit_f32(fexp_f32(-abs(y)))
+            for g in range(Gb):
+                L[base + g] += w * acc[g]
+        elif out_kind == SIGMOIDS:
+            for o in range(O):
+                tt = tgt_bin[r, o]
+                for g in range(Gb):
+                    y = Yb[o, g]
+                    L[base + g] += w * (max(y, 0.0) - tt * y + log1p_unit(fexp(-abs(y))))
         else:
             k = tgt_idx[r]
             for g in range(Gb):
@@ -128,44 +120,63 @@ def _loss_block(Q, O, al, be, cc, t, B, Gb, out_kind, tgt_idx, tgt_bin, wts, Yb,
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath={"contract"}, error_model="numpy")
-def slice_losses(M, N, cc, IB, alphas, betas, act, out_kind, paper, s0, tgt_idx, tgt_bin,
+def slice_losses(Wst, Vst, cc, IB, alphas, betas, act, out_kind, paper, s0, tgt_idx, tgt_bin,
                  wts, norm, block, out):
-    """The window's objective sum_t w_t loss_t / norm at every grid point.
+    """The window's objective sum_t w_t loss_t / norm at every point of the grid alphas x betas.
+
+    The grid is a tensor product, so the points of one row share beta:
+    W_g = (W + beta D2) + alpha_g D1, and one step of a block of points on a
+    row is the single product [W + beta D2; D1] @ A of a (2H, H) matrix with
+    the (H, C) state block (the same for the read-out V).
 
     Parameters
     ----------
-    M : (3H, H) stacked recurrent matrices [W; D1_W; D2_W].
-    N : (3O, H) stacked read-out matrices [V; D1_V; D2_V].
-    cc : (3, O) float64 output biases [c; d1_c; d2_c] (zeros without biases).
+    Wst : (3, H, H) recurrent matrices W, D1_W, D2_W.
+    Vst : (3, O, H) read-out matrices V, D1_V, D2_V.
+    cc : (3, O) float64 output biases c, d1_c, d2_c (zeros without biases).
     IB : (3, T*B, H) input + bias terms U u_t + b for theta, d1, d2 (row t*B + bb).
-    alphas, betas : (G,) float64 grid coordinates.
+    alphas : (na,), betas : (nb,) grid coordinates (model dtype).
     act, out_kind, paper : as in :func:`clipviz.kernels.rnn.rnn_window`.
     s0 : (B, H) carried-in state.   tgt_idx, tgt_bin, wts, norm : as there.
-    block : grid points per block (a block's work arrays stay in cache).
-    out : (G,) float64 receives the objectives.
+    block : grid points (alphas) per block: a block's work arrays stay in cache.
+    out : (nb, na) float64 receives the objectives.
     """
-    H = M.shape[1]
-    O = N.shape[0] // 3
+    H = Wst.shape[1]
+    O = Vst.shape[1]
     B = s0.shape[0]
     TB = IB.shape[1]
     T = TB // B
-    G = alphas.shape[0]
-    nblk = (G + block - 1) // block
-    dt = M.dtype
-    fast = act == TANH and M.itemsize == 4
-    for ib in prange(nblk):
-        g0 = ib * block
-        Gb = min(block, G - g0)
+    na = alphas.shape[0]
+    nb = betas.shape[0]
+    per_row = (na + block - 1) // block
+    dt = Wst.dtype
+    fast = act == TANH and Wst.itemsize == 4
+    for ib in prange(nb * per_row):
+        row = ib // per_row
+        g0 = (ib % per_row) * block
+        Gb = min(block, na - g0)
         C = Gb * B
-        al = np.empty(Gb, dtype=dt)
-        be = np.empty(Gb, dtype=dt)
-        for g in range(Gb):
-            al[g] = alphas[g0 + g]
-            be[g] = betas[g0 + g]
+        beta = betas[row]
+        al = alphas[g0:g0 + Gb]
+        M = np.empty((2 * H, H), dtype=dt)
+        for i in range(H):
+            for j in range(H):
+                M[i, j] = Wst[0, i, j] + beta * Wst[2, i, j]
+                M[H + i, j] = Wst[1, i, j]
+        N = np.empty((2 * O, H), dtype=dt)
+        for i in range(O):
+            for j in range(H):
+                N[i, j] = Vst[0, i, j] + beta * Vst[2, i, j]
+                N[O + i, j] = Vst[1, i, j]
+        cb = np.empty((2, O), dtype=dt)
+        for o in range(O):
+            cb[0, o] = cc[0, o] + beta * cc[2, o]
+            cb[1, o] = cc[1, o]
         A = np.empty((H, C), dtype=dt)
-        P = np.empty((3 * H, C), dtype=dt)
-        Q = np.empty((3 * O, C), dtype=dt)
-        Yb = np.empty((O, Gb))
+        P = np.empty((2 * H, C), dtype=dt)
+        Q = np.empty((2 * O, C), dtype=dt)
+        Yb = np.empty((O, Gb), dtype=dt)
+        acc = np.empty(Gb, dtype=dt)
         mx = np.empty(Gb)
         sm = np.empty(Gb)
         L = np.zeros(C)
@@ -178,16 +189,16 @@ def slice_losses(M, N, cc, IB, alphas, betas, act, out_kind, paper, s0, tgt_idx,
                     A[j, bb * Gb + g] = v
         for t in range(T):
             np.dot(M, A, P)
-            _activate_block(P, H, al, be, IB[0, t * B:(t + 1) * B], IB[1, t * B:(t + 1) * B],
-                            IB[2, t * B:(t + 1) * B], B, Gb, A, act, fast)
+            _activate_block(P, H, al, IB[0, t * B:(t + 1) * B], IB[1, t * B:(t + 1) * B],
+                            IB[2, t * B:(t + 1) * B], beta, B, Gb, A, act, fast)
             np.dot(N, A, Q)
-            _loss_block(Q, O, al, be, cc, t, B, Gb, out_kind, tgt_idx, tgt_bin, wts, Yb, mx,
-                        sm, L)
+            _loss_block(Q, O, al, cb, t, B, Gb, out_kind, tgt_idx, tgt_bin, wts, Yb, acc, mx, sm,
+                        L)
         for g in range(Gb):
             s = 0.0
             for bb in range(B):
                 s += L[bb * Gb + g]
-            out[g0 + g] = s / norm
+            out[row, g0 + g] = s / norm
 
 
 # ---------------------------------------------------------------------------
