@@ -135,6 +135,14 @@ class Settings:
     lanczos_maxiter: int = 300  # Lanczos restarts limit (eigsh's maxiter); each costs HVPs
     lanczos_ncv: int = 20  # Lanczos basis size (eigsh's ncv): HVPs per restart
     max_dense_hessian_params: int = 2000  # dense_hessian builds n columns from n HVPs: tests only
+    snapshot_max_clipped: int = 4  # snapshots kept where clipping fired (the largest |g|)
+    snapshot_max_spikes: int = 4  # ... where |g| > spike_factor x its running median (largest ratios)
+    snapshot_max_ordinary: int = 3  # ... of ordinary updates, for comparison
+    snapshot_max_each: int = 64  # most snapshots of one kind a policy may ask for: each holds
+    # theta, so a record with many of a large model's would be tens of MB
+    snapshot_spike_factor: float = 10.0  # |g| this many times its running median is a spike
+    snapshot_median_window: int = 100  # updates in the running median of |g|
+    snapshot_ordinary_every: int = 100  # ordinary snapshots are taken at multiples of this update
 
 
 SETTINGS = Settings()

@@ -149,8 +149,16 @@ def make_task(cfg, rng):
     return CharacterTask(cfg, rng)
 
 
-def run(cfg, callback):
+def run(cfg, callback, snapshots=None):
+    """Train (see :func:`clipviz.training.train`); ``snapshots``: a
+    :class:`~clipviz.training.snapshots.SnapshotPolicy` to keep theta at explosion events in
+    ``result["snapshots"]`` (None: none kept)."""
     t0 = time.perf_counter()
+    keeper = None
+    if snapshots is not None:
+        from .snapshots import SnapshotKeeper
+
+        keeper = SnapshotKeeper(snapshots)
     rng = np.random.default_rng(cfg.seed)
     task = make_task(cfg, rng)
     model = RNN(task.n_in, cfg.hidden, task.n_out, activation=cfg.activation,
@@ -180,6 +188,7 @@ def run(cfg, callback):
         res, new_state = model.window(state, X, Y, W, grad=grad)
         loss = res.loss_sum / res.weight_sum if res.weight_sum else math.nan
         out = clipper.step(grad)
+        snap = _snapshot_before(keeper, u, out, theta, state, vel, grad, cfg, lr, loss)
         if out.skipped:
             skipped += 1
             state = model.zero_state(cfg.batch_size)
@@ -195,6 +204,8 @@ def run(cfg, callback):
             state = new_state
             norm_after = out.norm if not out.fired else float(np.linalg.norm(g))
             n_clipped += bool(out.fired)
+        if snap is not None:
+            _snapshot_after(keeper, snap, theta)
         rho = valid = None
         if u % cfg.eval_every == 0 or u == cfg.max_updates:
             rho = spectral_radius(model.W_rec)
@@ -236,9 +247,38 @@ def run(cfg, callback):
                 result.update(vocab_size=len(task.vocab),
                               eval_truncated_to=SETTINGS.max_eval_symbols
                               if any(task.truncated.values()) else None)
+    if keeper is not None:
+        result["snapshots"] = keeper.snapshots()
     result["elapsed"] = time.perf_counter() - t0
     return RunRecord(config=cfg.to_dict(), status=status, series=series, result=result,
                      code_version=code_version())
+
+
+def _snapshot_before(keeper, u, out, theta, state, vel, grad, cfg, lr, loss):
+    """Issue 16: whether to keep update u; if so, what must be copied before theta changes."""
+    if keeper is None:
+        return None
+    kinds, ratio = keeper.wants(u, out.norm, bool(out.fired))
+    if not kinds:
+        return None
+    from .snapshots import encode
+
+    plain = -lr * grad  # the step plain BPTT (no clipping) would take
+    if vel is not None:
+        plain = plain + cfg.momentum * vel
+    return {"kinds": kinds, "ratio": ratio, "theta": theta.copy(),
+            "data": {"update": u, "loss": _num(loss), "grad_norm": _num(out.norm),
+                     "median_ratio": _num(ratio), "clipped": bool(out.fired),
+                     "skipped": bool(out.skipped), "seed": cfg.seed,
+                     "state": encode(state), "step_unclipped": encode(plain)}}
+
+
+def _snapshot_after(keeper, snap, theta):
+    from .snapshots import encode
+
+    data = dict(snap["data"], theta=encode(snap["theta"]), step=encode(theta - snap["theta"]))
+    keeper.keep(snap["kinds"], data["grad_norm"] if data["grad_norm"] is not None else math.inf,
+                snap["ratio"], data)
 
 
 def _num(x):
