@@ -218,3 +218,28 @@ def test_arguments_are_validated():
     big = RNN(30, 50, 30)
     with pytest.raises(ValueError, match="dense_hessian"):
         L.dense_hessian(big, None, (np.zeros((2, 1, 30)), np.zeros((2, 1), int), np.ones((2, 1))))
+
+
+def test_curvature_of_float32_model_is_computed_in_float64():
+    m, X, tg, w = make_case("paper", "tanh", True, "sigmoid", T=6, B=2)
+    m32 = RNN(m.n_in, m.n_hidden, m.n_out, activation="tanh", output="sigmoid", dtype="float32")
+    m32.theta[:] = m.theta  # rounded to float32
+    win = _window(m, X, tg, w)
+    v = np.random.default_rng(9).normal(size=m.n_params)
+    th = m32.theta.astype(np.float64)
+    np.testing.assert_array_equal(L.hvp(m32, None, win, v), L.hvp(m, th, win, v))
+    assert L.window_loss(m32, None, win)[0] == L.window_loss(m, th, win)[0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bench_torch_references_compute_the_same_slice(monkeypatch, dtype):
+    """The landscape benchmark compares like with like (needs torch; skipped without it)."""
+    pytest.importorskip("torch")
+    from clipviz.bench import landscape as bl
+
+    monkeypatch.setattr(bl, "GRID", 6)
+    monkeypatch.setattr(bl, "T", 12)
+    ours = bl._clipviz(dtype)()
+    rtol = 1e-4 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(bl._torch_vmap(dtype)(), ours, rtol=rtol)
+    np.testing.assert_allclose(bl._torch_stacked(dtype)(), ours, rtol=rtol)

@@ -181,7 +181,8 @@ def _relerr(a, b):
 COLD = ("import time; t0 = time.perf_counter(); import numpy as np; "
         "from clipviz.bench.landscape import setup; from clipviz import landscape as L; "
         "t1 = time.perf_counter(); m, win, d1, d2, ab, _ = setup('float32'); "
-        "L.slice_2d(m, None, win, d1, d2, ab, ab); t2 = time.perf_counter(); print(t1 - t0, t2 - t1)")
+        "L.slice_2d(m, None, win, d1, d2, ab, ab); t2 = time.perf_counter(); "
+        "print(t1 - t0, t2 - t1)")
 
 
 def run(quick: bool = False) -> list[str]:

@@ -95,7 +95,8 @@ class SnapshotKeeper:
         """The kinds update ``u`` qualifies for (empty: none) and its |g| / running median."""
         p = self.policy
         finite = math.isfinite(grad_norm)
-        med = float(np.median(self.norms)) if len(self.norms) >= min(10, p.median_window) else math.nan
+        enough = len(self.norms) >= min(10, p.median_window)
+        med = float(np.median(self.norms)) if enough else math.nan
         ratio = grad_norm / med if finite and med > 0 else math.nan
         if finite:
             self.norms.append(grad_norm)
