@@ -134,6 +134,25 @@ class Settings:
     dyn_max_unit_work: float = 2e10  # n^3 x steps cap for jacobian_norms (matrix products + SVDs)
     dyn_max_unit_steps: int = 5000  # n-unit model: longest unroll accepted
 
+    # --- error-surface slices and curvature of real networks (clipviz.landscape; issue 16) ----
+    landscape_block: int = 32  # grid points per block of the slice kernel: a block's state and
+    # product arrays (3 x units x block) stay in a core's cache; blocks run in parallel
+    landscape_max_grid_points: int = 1 << 20  # alphas x betas of one slice (1024 x 1024)
+    landscape_max_work: float = 2e12  # grid points x steps x sequences x (units^2 + units x outputs)
+    # of one slice: about a minute on two cores
+    lanczos_tol: float = 1e-6  # relative accuracy of the top Hessian eigenvalue (eigsh's tol)
+    lanczos_maxiter: int = 300  # Lanczos restarts limit (eigsh's maxiter); each costs HVPs
+    lanczos_ncv: int = 20  # Lanczos basis size (eigsh's ncv): HVPs per restart
+    max_dense_hessian_params: int = 2000  # dense_hessian builds n columns from n HVPs: tests only
+    snapshot_max_clipped: int = 4  # snapshots kept where clipping fired (the largest |g|)
+    snapshot_max_spikes: int = 4  # ... where |g| > spike_factor x its running median (largest ratios)
+    snapshot_max_ordinary: int = 3  # ... of ordinary updates, for comparison
+    snapshot_max_each: int = 64  # most snapshots of one kind a policy may ask for: each holds
+    # theta, so a record with many of a large model's would be tens of MB
+    snapshot_spike_factor: float = 10.0  # |g| this many times its running median is a spike
+    snapshot_median_window: int = 100  # updates in the running median of |g|
+    snapshot_ordinary_every: int = 100  # ordinary snapshots are taken at multiples of this update
+
 
 SETTINGS = Settings()
 

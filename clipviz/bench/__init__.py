@@ -19,6 +19,7 @@ SECTIONS: dict[str, str] = {
     "sweep": "clipviz.bench.sweep",  # issue 6: sweep throughput, 1 vs 2 workers
     "ensemble": "clipviz.bench.ensemble",  # issue 15: train_many vs separate train() runs
     "web": "clipviz.bench.web",
+    "landscape": "clipviz.bench.landscape",  # issue 16: a 128 x 128 slice vs torch
 }
 
 

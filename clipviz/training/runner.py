@@ -189,10 +189,15 @@ class Trainer:
     the run record.
     """
 
-    def __init__(self, cfg, callback=None):
+    def __init__(self, cfg, callback=None, snapshots=None):
         self.t0 = time.perf_counter()
         self.cfg = cfg
         self.callback = callback
+        self.keeper = None  # issue 16: theta kept at explosion events (SnapshotPolicy)
+        if snapshots is not None:
+            from .snapshots import SnapshotKeeper
+
+            self.keeper = SnapshotKeeper(snapshots)
         self.rng, self.task, self.model = start(cfg)
         task, model = self.task, self.model
         # rho(W_rec) before the first update (the events report it from update K on): where the
@@ -230,6 +235,8 @@ class Trainer:
         # (model.theta, not a copy kept from __init__: an ensemble points it at a row of its own)
         out = (self.clipper.step(self.grad, Blocks(theta, {"W": self.W_block}))
                if self.W_block is not None else self.clipper.step(self.grad))
+        snap = _snapshot_before(self.keeper, u, out, theta, self.state, self.vel, self.grad, cfg,
+                                cfg.lr, loss)
         if out.replaced:  # a step of the rule's own (the W_rec shrink) instead of g
             self.n_replaced += 1
             self.n_clipped += 1  # the rule fired: clipped_fraction counts rescaled and replaced
@@ -251,6 +258,8 @@ class Trainer:
             self.state = new_state
             norm_after = out.norm if not out.fired else float(np.linalg.norm(g))
             self.n_clipped += bool(out.fired)
+        if snap is not None:
+            _snapshot_after(self.keeper, snap, theta)
         rho = valid = None
         if u % cfg.eval_every == 0 or u == cfg.max_updates:
             rho = spectral_radius(model.W_rec)
@@ -305,20 +314,51 @@ class Trainer:
                     result.update(vocab_size=len(task.vocab),
                                   eval_truncated_to=SETTINGS.max_eval_symbols
                                   if any(task.truncated.values()) else None)
+        if self.keeper is not None:
+            result["snapshots"] = self.keeper.snapshots()
         result["elapsed"] = time.perf_counter() - self.t0
         return RunRecord(config=cfg.to_dict(), status=self.status, series=series, result=result,
                          code_version=code_version())
 
 
-def run(cfg, callback):
-    """Train one model (see :func:`clipviz.training.train`)."""
-    tr = Trainer(cfg, callback)
+def run(cfg, callback, snapshots=None):
+    """Train one model (see :func:`clipviz.training.train`); ``snapshots``: a
+    :class:`~clipviz.training.snapshots.SnapshotPolicy` to keep theta at explosion events in
+    ``result["snapshots"]`` (None: none kept)."""
+    tr = Trainer(cfg, callback, snapshots)
     while True:
         X, Y, W = tr.next_window()
         res, new_state = tr.model.window(tr.state, X, Y, W, grad=tr.grad)
         if not tr.update(res.loss_sum, res.weight_sum, new_state):
             break
     return tr.record()
+
+
+def _snapshot_before(keeper, u, out, theta, state, vel, grad, cfg, lr, loss):
+    """Issue 16: whether to keep update u; if so, what must be copied before theta changes."""
+    if keeper is None:
+        return None
+    kinds, ratio = keeper.wants(u, out.norm, bool(out.fired))
+    if not kinds:
+        return None
+    from .snapshots import encode
+
+    plain = -lr * grad  # the step plain BPTT (no clipping) would take
+    if vel is not None:
+        plain = plain + cfg.momentum * vel
+    return {"kinds": kinds, "ratio": ratio, "theta": theta.copy(),
+            "data": {"update": u, "loss": _num(loss), "grad_norm": _num(out.norm),
+                     "median_ratio": _num(ratio), "clipped": bool(out.fired),
+                     "skipped": bool(out.skipped), "seed": cfg.seed,
+                     "state": encode(state), "step_unclipped": encode(plain)}}
+
+
+def _snapshot_after(keeper, snap, theta):
+    from .snapshots import encode
+
+    data = dict(snap["data"], theta=encode(snap["theta"]), step=encode(theta - snap["theta"]))
+    keeper.keep(snap["kinds"], data["grad_norm"] if data["grad_norm"] is not None else math.inf,
+                snap["ratio"], data)
 
 
 def _num(x):
