@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Window", "Direction", "Slice", "Curvature", "slice_2d", "gradient_direction",
            "filter_normalised_direction", "given_direction", "orthogonalise", "hvp",
-           "curvature", "dense_hessian", "window_loss"]
+           "curvature", "dense_hessian", "window_loss", "SnapshotPoint", "at_snapshot",
+           "step_losses"]
 
 
 @dataclass
@@ -479,3 +480,98 @@ def slice_2d(model: RNN, theta, window, d1, d2, alphas: Sequence[float],
     n1, n2 = float(np.linalg.norm(v1)), float(np.linalg.norm(v2))
     cos = float(v1 @ v2) / (n1 * n2) if n1 > 0 and n2 > 0 else 0.0
     return Slice(al, be, out, n1, n2, cos, str(dt))
+
+
+# ---------------------------------------------------------------------------
+# a training run's snapshot (clipviz.training.snapshots)
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class SnapshotPoint:
+    """One kept update of a training run, rebuilt: where its gradient was computed and the
+    three steps from there (section 3.2 of the paper, Algorithm 1).
+
+    ``step_unclipped`` is plain BPTT's step -lr g (+ momentum's term); ``step_clipped`` the
+    same with g rescaled to norm ``tau`` where |g| > tau (Algorithm 1); ``step_taken`` the one
+    the run took (one of the two for the norm rule; the rule's own otherwise).
+    """
+
+    update: int  #: the update (1-based)
+    kinds: tuple  #: why it was kept: "clipped", "spike", "ordinary"
+    model: RNN  #: the run's model (float64 copy for curvature: :meth:`float64`)
+    theta: np.ndarray  #: parameters at which the update's gradient was computed (model dtype)
+    window: Window  #: the update's window, regenerated from the seed, and its carried-in state
+    loss: float | None  #: the loss the run recorded for this update
+    grad: np.ndarray  #: g at theta, recomputed exactly in float64
+    step_taken: np.ndarray  #: theta_{u+1} - theta_u as the run took it
+    step_unclipped: np.ndarray  #: plain BPTT's step
+    step_clipped: np.ndarray  #: Algorithm 1's step with threshold ``tau``
+    tau: float  #: the threshold of ``step_clipped``
+    lr: float  #: the run's learning rate
+
+    def float64(self) -> RNN:
+        """The model in float64 (curvature is always computed in float64)."""
+        m = self.model
+        return RNN(m.n_in, m.n_hidden, m.n_out, activation=m.activation,
+                   parametrisation=m.parametrisation, output=m.output, bias=m.bias,
+                   dtype="float64")
+
+
+def at_snapshot(config, snapshot: dict, *, tau: float | None = None) -> SnapshotPoint:
+    """Rebuild a snapshot a run kept (``record.result["snapshots"][i]``).
+
+    Parameters
+    ----------
+    config : TrainConfig or dict
+        The run's config (``record.config``).
+    snapshot : dict
+        One stored snapshot (encoded, as in the record, or decoded).
+    tau : float, optional
+        Threshold of the clipped step.  Default: the run's own when its rule has one
+        (``norm``, ``value``, ``norm_shrink``); required otherwise (a BPTT run).
+    """
+    from .training import TrainConfig
+    from .training.snapshots import decode, replay
+
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
+    cfg.validate()
+    if not isinstance(snapshot, dict) or "theta" not in snapshot or "update" not in snapshot:
+        raise ValueError("snapshot must be one of a run record's result['snapshots']")
+    s = snapshot if isinstance(snapshot["theta"], np.ndarray) else decode(snapshot)
+    if tau is None:
+        tau = getattr(cfg.rule(), "threshold", None)  # NoClip's is nan
+        if tau is None or not math.isfinite(tau):
+            raise ValueError(f"the run's rule ({cfg.clip}) has no threshold: give tau, the "
+                             "threshold of the clipped step to compare with")
+    tau = V.finite("tau", tau)
+    if not tau > 0:
+        raise ValueError(f"tau must be a positive number, got {tau!r}")
+    model, (X, Y, W, _) = replay(cfg, int(s["update"]))
+    win = Window(X, Y, W, s["state"])
+    theta = np.asarray(s["theta"])
+    _, g = window_loss(model, theta, win)
+    gn = float(np.linalg.norm(g))
+    unclipped = np.asarray(s["step_unclipped"], dtype=np.float64)
+    # the momentum term is what the plain step holds beyond -lr g
+    momentum_term = unclipped + cfg.lr * g
+    scale = min(1.0, tau / gn) if gn > 0 else 1.0
+    clipped = momentum_term - cfg.lr * scale * g
+    return SnapshotPoint(int(s["update"]), tuple(s.get("kinds", ())), model, theta, win,
+                         s.get("loss"), g, np.asarray(s["step"], dtype=np.float64), unclipped,
+                         clipped, float(tau), float(cfg.lr))
+
+
+def step_losses(point: SnapshotPoint) -> dict[str, float]:
+    """The window's objective (float64) at theta and after each step of ``point``: does the
+    unclipped step land higher on the wall than the clipped one (section 2.4)?"""
+    m = point.float64()
+    th = np.asarray(point.theta, dtype=np.float64)
+    out = {"at_theta": window_loss(m, th, point.window)[0]}
+    for name in ("unclipped", "clipped", "taken"):
+        step = getattr(point, f"step_{name}")
+        try:
+            out[name] = window_loss(m, th + step, point.window)[0]
+        except ValueError:  # the step left the finite numbers
+            out[name] = math.inf
+    return out

@@ -114,3 +114,35 @@ def test_policy_validated(kw, msg):
 def test_replay_window_validates_update():
     with pytest.raises(ValueError, match="update"):
         replay_window(TrainConfig(**CFG), 0)
+
+
+@pytest.mark.parametrize("clip,threshold", [("none", None), ("norm", 1.0)])
+def test_at_snapshot_rebuilds_the_three_steps(clip, threshold):
+    """clipviz.landscape.at_snapshot: the step the run took is plain BPTT's in a BPTT run and
+    Algorithm 1's in a clipped one; step_losses starts from the recorded loss."""
+    cfg = TrainConfig(clip=clip, threshold=threshold, **CFG)
+    rec = run(cfg, None, snapshots=POLICY)
+    assert rec.result["snapshots"]
+    for s in rec.result["snapshots"]:
+        p = L.at_snapshot(rec.config, s, tau=1.0)
+        gn = np.linalg.norm(p.grad)
+        assert gn == pytest.approx(s["grad_norm"], rel=1e-12)
+        np.testing.assert_allclose(p.step_unclipped, -cfg.lr * p.grad, rtol=1e-12, atol=0)
+        assert np.linalg.norm(p.step_clipped) == pytest.approx(cfg.lr * min(gn, 1.0), rel=1e-12)
+        ulp = 4e-16 * np.abs(p.theta).max()
+        taken = p.step_clipped if clip == "norm" else p.step_unclipped
+        np.testing.assert_allclose(p.step_taken, taken, rtol=1e-9, atol=ulp)
+        losses = L.step_losses(p)
+        assert losses["at_theta"] == pytest.approx(s["loss"], rel=1e-12)
+        assert losses["taken"] == pytest.approx(losses["clipped" if clip == "norm"
+                                                       else "unclipped"], rel=1e-9)
+
+
+def test_at_snapshot_needs_a_threshold_for_a_bptt_run(bptt_run):
+    cfg, rec = bptt_run
+    with pytest.raises(ValueError, match="give tau"):
+        L.at_snapshot(rec.config, rec.result["snapshots"][0])
+    with pytest.raises(ValueError, match="tau"):
+        L.at_snapshot(rec.config, rec.result["snapshots"][0], tau=-1.0)
+    with pytest.raises(ValueError, match="snapshot"):
+        L.at_snapshot(rec.config, {"update": 3})

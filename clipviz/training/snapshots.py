@@ -147,22 +147,23 @@ class SnapshotKeeper:
         return [dict(seen[u], kinds=held[u]) for u in sorted(seen)]
 
 
-def replay_window(cfg, update: int):
-    """The window ``(X, targets, weights, reset)`` that update ``update`` (1-based) of a run
-    with ``cfg`` trained on, regenerated from the seed (the runner's order of random draws:
-    task, initialisation, then one window per update)."""
-    from .model import RNN
-    from .runner import make_task
+def replay(cfg, update: int):
+    """The model (at its initial parameters) and the window ``(X, targets, weights, reset)``
+    that update ``update`` (1-based) of a run with ``cfg`` trained on, regenerated from the seed
+    (the runner's order of random draws: task, initialisation, then one window per update)."""
+    from .runner import start
 
-    if not isinstance(update, int) or update < 1:
+    if isinstance(update, bool) or not isinstance(update, int) or update < 1:
         raise ValueError(f"update must be a positive integer, got {update!r}")
-    rng = np.random.default_rng(cfg.seed)
-    task = make_task(cfg, rng)
-    model = RNN(task.n_in, cfg.hidden, task.n_out, activation=cfg.activation,
-                parametrisation=cfg.parametrisation, output=task.output, bias=cfg.bias,
-                dtype=cfg.dtype)
-    model.initialise(rng, cfg.init)
+    if update > cfg.max_updates:
+        raise ValueError(f"update {update} is past the run's last update ({cfg.max_updates})")
+    _, task, model = start(cfg)
     w = None
     for _ in range(update):
         w = task.next_window()
-    return w
+    return model, w
+
+
+def replay_window(cfg, update: int):
+    """The window ``(X, targets, weights, reset)`` of update ``update`` (see :func:`replay`)."""
+    return replay(cfg, update)[1]
