@@ -201,6 +201,40 @@ def test_new_descents_move_the_markers_and_the_step_slider_end(dash_duo, make_ap
     assert severe_logs(dash_duo) == []
 
 
+def test_the_step_in_view_is_in_the_link_and_a_link_opens_at_its_step(dash_duo, make_app):
+    """The step slider's step goes into the address bar and the copy-link box (step=k, left out
+    at 0), and opening that link shows both descents' markers and the side figure's marks at
+    step k; a step past the end shows the last step with a note, a bad one step 0 with a note."""
+    open_surface(dash_duo, make_app, "?res=32&n=40")
+    u, c = descents(40)
+    press_slider(dash_duo, "es-step", times=9)
+    link = wait_until(lambda: (v := dash_duo.find_element("#es-link").get_attribute("value"))
+                      and "step=9" in v and v, what="the link to carry step=9")
+    assert "n=40" in link and dash_duo.driver.current_url.endswith("step=9")
+    dash_duo.wait_for_page(url=link)
+    wait_until(lambda: now_markers(dash_duo) is not None
+               and np.allclose(now_markers(dash_duo), [u.params[9], c.params[9]], rtol=0, atol=1e-12),
+               what="the markers at step 9 from the link")
+    wait_until(lambda: (diag_marks(dash_duo) or [[None]])[0] == [9], what="the side marks at step 9")
+    assert dash_duo.find_element("#es-step [role=slider]").get_attribute("aria-valuenow") == "9"
+    assert "step 9" in dash_duo.find_element("#es-step-c").text
+    assert dash_duo.find_elements("#url-notes li") == []
+    press_slider(dash_duo, "es-step", times=9, key=Keys.ARROW_LEFT)
+    wait_until(lambda: "step=" not in dash_duo.find_element("#es-link").get_attribute("value"),
+               what="step 0 left out of the link")
+
+    dash_duo.wait_for_page(url=dash_duo.server_url + "/surface?res=32&n=40&step=500")
+    wait_until(lambda: now_markers(dash_duo) is not None
+               and np.allclose(now_markers(dash_duo), [u.params[40], c.params[40]], rtol=0, atol=1e-12),
+               what="the markers at the last step")
+    assert "past the descents' last step (40)" in dash_duo.find_element("#url-notes").text
+    dash_duo.wait_for_page(url=dash_duo.server_url + "/surface?res=32&n=40&step=x1")
+    wait_until(lambda: "step must be a whole number from 0 to 40" in dash_duo.find_element("#url-notes").text,
+               what="the note on a bad step")
+    assert np.allclose(now_markers(dash_duo), [u.params[0], c.params[0]], rtol=0, atol=1e-12)
+    assert severe_logs(dash_duo) == []
+
+
 def test_autoclip_rings_leave_the_path_in_sight(dash_duo, make_app):
     """AutoClip at its default percentile fires at nearly every step: the path layer rings few of
     them, thinly, and the clipped path's own line is drawn with every step."""

@@ -157,12 +157,16 @@ def steps_dict(unclipped: Trajectory, clipped: Trajectory) -> dict:
             "c": {**run(clipped, fs.clip_label(clipped)), "fired": typed(clipped.clipped.astype(np.uint8), "u1")}}
 
 
-def step_layer(window: tuple[float, float, float, float], unclipped: Trajectory, clipped: Trajectory) -> dict:
+def step_layer(window: tuple[float, float, float, float], unclipped: Trajectory, clipped: Trajectory,
+               k: int = 0) -> dict:
     """The surface's step layer, over the path layer: a marker on each descent (traces ``u``, ``c``:
-    :data:`NOW_MARKERS`) at its start; the page's browser code moves them to the step in view
-    (a restyle of this small layer, no request)."""
+    :data:`NOW_MARKERS`) at step ``k`` (a descent that stopped earlier: its last step); the page's
+    browser code moves them to the step in view (a restyle of this small layer, no request)."""
+    def at(t):
+        return min(max(int(k), 0), t.params.shape[0] - 1)
+
     data = [dict(type="scatter", mode="markers", name=f"step in view ({run})", uid=f"cv-now-{run}",
-                 x=[float(t.params[0, 0])], y=[float(t.params[0, 1])], marker=NOW_MARKERS[run],
+                 x=[float(t.params[at(t), 0])], y=[float(t.params[at(t), 1])], marker=NOW_MARKERS[run],
                  hoverinfo="skip", showlegend=False)
             for run, t in (("u", unclipped), ("c", clipped))]
     return {"data": data, "layout": fs.paths_layout(window, [])}

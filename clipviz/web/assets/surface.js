@@ -18,21 +18,9 @@ window.dash_clientside.clipviz = Object.assign({}, window.dash_clientside.clipvi
      * Arguments: the values of the controls view.controls, then the page's data. */
     surfaceView: function (...args) {
         const dc = window.dash_clientside, ns = dc.clipviz, data = args.pop(), view = data.view, ids = view.ids;
-        // the link: every control, written to the address bar and the copy-link box once the
-        // controls rest (400 ms without a change), so that it never competes with drawing a change
-        const path = window.location.pathname;
-        const url = path + '?' + ns.urlQuery(view.controls.map(c => c.url), args);
-        clearTimeout(window.__clipvizUrlTimer);
-        window.__clipvizUrlTimer = setTimeout(() => {
-            if (window.location.pathname !== path) { return; }  // the user went to another page meanwhile
-            if (window.location.pathname + window.location.search !== url) {
-                window.history.replaceState(window.history.state, '', url);
-            }
-            // the copy-link box: set here, once the controls rest, rather than as this callback's
-            // output, which costs Dash main-thread time right after the request leaves
-            const box = document.getElementById(ids.link), link = window.location.origin + url;
-            if (box && box.value !== link) { dc.set_props(ids.link, {value: link}); }
-        }, 400);
+        // the link: every control and the step in view (surfaceLink)
+        const st = ns.surfaceTimeState(data.time, data.steps);
+        if (st) { st.query = ns.urlQuery(view.controls.map(c => c.url), args); ns.surfaceLink(view, st); }
 
         // which figures the change needs (none on the first call: the page came with them)
         const changed = (dc.callback_context.triggered || []).map(t => t.prop_id.split('.')[0]);
@@ -161,6 +149,26 @@ window.dash_clientside.clipviz = Object.assign({}, window.dash_clientside.clipvi
         for (let i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
         const types = {f8: Float64Array, f4: Float32Array, u1: Uint8Array, i4: Int32Array};
         return new types[spec.dtype](bytes.buffer);
+    },
+
+    /* The link: every control (st.query, as surfaceView last wrote it) and the step in view
+     * (`step`, left out at 0), written to the address bar and the copy-link box once the controls
+     * and the step slider rest (400 ms without a change), so that it never competes with drawing. */
+    surfaceLink: function (view, st) {
+        const dc = window.dash_clientside, path = window.location.pathname;
+        if (typeof st.query !== 'string') { return; }
+        const url = path + '?' + st.query + (st.k > 0 ? (st.query ? '&' : '') + 'step=' + st.k : '');
+        clearTimeout(window.__clipvizUrlTimer);
+        window.__clipvizUrlTimer = setTimeout(() => {
+            if (window.location.pathname !== path) { return; }  // the user went to another page meanwhile
+            if (window.location.pathname + window.location.search !== url) {
+                window.history.replaceState(window.history.state, '', url);
+            }
+            // the copy-link box: set here, once the controls rest, rather than as a callback's
+            // output, which costs Dash main-thread time right after the request leaves
+            const box = document.getElementById(view.ids.link), link = window.location.origin + url;
+            if (box && box.value !== link) { dc.set_props(view.ids.link, {value: link}); }
+        }, 400);
     },
 
     /* The state of the page's time and linking: {raw, steps, k (the slider's step), hover (the
@@ -374,7 +382,11 @@ window.dash_clientside.clipviz = Object.assign({}, window.dash_clientside.clipvi
      * Returns no_update. */
     surfaceStep: function (value, data) {
         const dc = window.dash_clientside, ns = dc.clipviz, st = ns.surfaceTimeState(data.time, data.steps);
-        if (st && typeof value === 'number') { st.k = value; ns.surfaceTimeDraw(data.time); }
+        if (st && typeof value === 'number') {
+            st.k = value;
+            ns.surfaceTimeDraw(data.time);
+            ns.surfaceLink(data.view, st);
+        }
         return dc.no_update;
     },
 

@@ -420,7 +420,30 @@ def _last_step(unclipped, clipped) -> int:
     return max(unclipped.params.shape[0], clipped.params.shape[0]) - 1
 
 
-def _timebar(unclipped, clipped) -> html.Div:
+STEP_KEY = "step"  #: the step in view, in the link (left out at 0)
+
+
+def step_in_view(arg, last: int, errors: dict[str, str]) -> int:
+    """The step a link asks to show (its ``step``), within 0 .. ``last`` (the last step of the
+    longer descent); a bad value notes why in ``errors`` and shows step 0, one past the end the
+    last step."""
+    if arg is None or arg == "":
+        return 0
+    try:
+        k = int(str(arg).strip())
+    except ValueError:
+        errors[STEP_KEY] = f"step must be a whole number from 0 to {last}, got {str(arg)[:40]!r}"
+        return 0
+    if k < 0:
+        errors[STEP_KEY] = f"step must be a whole number from 0 to {last}, got {k}"
+        return 0
+    if k > last:
+        errors[STEP_KEY] = f"step {k} is past the descents' last step ({last}): showing step {last}"
+        return last
+    return k
+
+
+def _timebar(unclipped, clipped, k: int = 0) -> html.Div:
     """The step slider with its play button and the read-out of the step in view: the step's w,
     b, E and ‖g‖ on each descent (the browser code writes it, and moves the markers)."""
     n = _last_step(unclipped, clipped)
@@ -428,7 +451,7 @@ def _timebar(unclipped, clipped) -> html.Div:
         html.Div(className="timebar-row", children=[
             html.Button("▶ play", id=f"{P}-play", className="play", title="play both descents step by step"),
             html.Label("Step", htmlFor=f"{P}-step", className="timebar-label"),
-            html.Div(dcc.Slider(id=f"{P}-step", min=0, max=n, step=1, value=0, marks={0: "0", n: str(n)},
+            html.Div(dcc.Slider(id=f"{P}-step", min=0, max=n, step=1, value=min(k, n), marks={0: "0", n: str(n)},
                                 updatemode="drag", allow_direct_input=False, tooltip=TOOLTIP),
                      className="timebar-slider"),
         ]),
@@ -444,7 +467,7 @@ def layout(**kwargs) -> html.Div:
     values, errors = parse(ALL_SPECS, kwargs)
     _window_errors(values, errors)
     _work_errors(values, errors)
-    unknown = sorted(k for k in kwargs if k not in SPEC)
+    unknown = sorted(k for k in kwargs if k not in SPEC and k != STEP_KEY)
     v = values
     try:
         base, paths, diag = initial_figures(v)
@@ -454,6 +477,7 @@ def layout(**kwargs) -> html.Div:
         v = {s.name: s.default for s in ALL_SPECS}
         base, paths, diag = initial_figures(v)
     u, c = runs(*_run_args(v))
+    k = step_in_view(kwargs.get(STEP_KEY), _last_step(u, c), errors)
 
     def err(*names):
         return " ".join(errors[k] for k in names if k in errors) or None
@@ -520,7 +544,7 @@ def layout(**kwargs) -> html.Div:
                             html.Div(graph(f"{P}-surface", base["surface"], modebar=False), className="overlay-base"),
                             html.Div(graph(f"{P}-paths", paths, modebar=False, static=True), className="overlay-top"),
                             # the step in view on each descent: moved by the browser code, nothing else redrawn
-                            html.Div(graph(f"{P}-now", browser.step_layer(_window(v), u, c), modebar=False,
+                            html.Div(graph(f"{P}-now", browser.step_layer(_window(v), u, c, k), modebar=False,
                                            static=True), className="overlay-top"),
                             # tick labels and colour bar: redrawn only when the window or colour range changes
                             html.Div(graph(f"{P}-frame", base["frame"], modebar=False, static=True),
@@ -552,7 +576,7 @@ def layout(**kwargs) -> html.Div:
                         ]),
                     ]),
                 ]),
-                _timebar(u, c),
+                _timebar(u, c, k),
                 html.Div(id=f"{P}-3d-box", style={"display": "block" if v["view3d"] else "none"},
                          children=graph(f"{P}-3d", browser.view3d_figure(
                              surface_grid(*_surface_args(v)), v["log"], u, c) if v["view3d"] else {})),
