@@ -59,3 +59,14 @@ def test_bench_baseline_computes_the_same_surface():
     s = one_unit.error_surface(ws, bs)
     for got, want in zip((s.E, s.dE_dw, s.dE_db), numpy_surface(ws, bs, 50, 0.5, 0.7)):
         assert np.abs(got - want).max() <= 1e-10 * np.abs(want).max()
+
+
+def test_python_dash_m_clipviz_is_the_clipviz_command():
+    """``python -m clipviz`` runs the same command line as the ``clipviz`` script."""
+    out = subprocess.run([sys.executable, "-m", "clipviz", "reproduce", "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "table1" in out.stdout and "figure7" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "clipviz", "no-such-command"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
