@@ -82,6 +82,8 @@ class Settings:
     train_seed: int = 0  # seed of initialisation and data order
     train_init: str = "default"  # sigmoid N(0, .01^2), tanh N(0, .1^2); or "smart_tanh"
     train_dtype: str = "float64"  # float32 is faster on large models
+    train_temporal_variant: str = "6a"  # temporal-order generator: task 6a (8 symbols, markers);
+    # "authors": tempOrder.py of pascanur/trainingRNNs (6 symbols), drawn from their RandomState
     temporal_order_valid: int = 1000  # fresh sequences per check: the paper's 1000-in-a-row criterion
     ensemble_max_models: int = 50  # temporal-order runs of one shape that train_many trains
     # together in one kernel call per update (Figure 7's 50 seeds of a length); more form more ensembles

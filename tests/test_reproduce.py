@@ -36,7 +36,7 @@ def _images_or_html(out_dir, stem: str, err: str) -> None:
 
 def test_figure7_authors_protocol_writes_every_output(tmp_path, capsys):
     out = tmp_path / "f7"
-    rc = main(["reproduce", "figure7", "--protocol", "authors", "--lengths", "6,8", "--seeds", "2",
+    rc = main(["reproduce", "figure7", "--protocol", "authors", "--lengths", "10,12", "--seeds", "2",
                "--max-updates", "30", "--out", str(out)])
     cap = capsys.readouterr()
     assert rc == 0
@@ -45,8 +45,8 @@ def test_figure7_authors_protocol_writes_every_output(tmp_path, capsys):
     assert "RNN.py:234-243" in cap.out  # the assumptions, with the lines of the authors' code
     rows = _csv(out / "table.csv")
     assert list(rows[0]) == list(rp.FIGURE7_COLUMNS)
-    assert [(r["length"], r["clip"]) for r in rows] == [("6", "none"), ("6", "norm_shrink"),
-                                                        ("8", "none"), ("8", "norm_shrink")]
+    assert [(r["length"], r["clip"]) for r in rows] == [("10", "none"), ("10", "norm_shrink"),
+                                                        ("12", "none"), ("12", "norm_shrink")]
     for r in rows:
         k, n = int(r["solved"]), int(r["runs"])
         assert n == 2 and float(r["success_rate"]) == k / n
@@ -58,15 +58,44 @@ def test_figure7_authors_protocol_writes_every_output(tmp_path, capsys):
     assert rec["budget"]["max_updates"] == 30 and len(rec["runs"]) == 8
     for run in rec["runs"]:
         c = TrainConfig.from_dict(run["config"])  # every config is complete and valid
-        assert (c.init, c.lr, c.batch_size, c.threshold, c.check_sequences, c.parametrisation) == (
-            "smart_tanh_authors", 0.01, 20, 1.0, 10_000, "standard")
+        assert (c.init, c.lr, c.batch_size, c.threshold, c.check_sequences, c.parametrisation,
+                c.temporal_variant) == ("smart_tanh_authors", 0.01, 20, 1.0, 10_000, "standard",
+                                        "authors")
         assert run["series"]["eval_updates"][0] == 0 and len(run["series"]["rho"]) == len(
             run["series"]["eval_updates"])
         assert "solved" in run["result"]
+    for r in rows:  # the new columns from the runs' own traces (30 updates: all in early_grad_norms)
+        runs = [x for x in rec["runs"] if x["config"]["seq_len"] == int(r["length"])
+                and x["config"]["clip"] == r["clip"]]
+        above = [np.mean([g is None or g > 1.0 for g in x["result"]["early_grad_norms"]]) for x in runs]
+        assert float(r["above_tau_fraction_mean"]) == pytest.approx(np.mean(above), abs=1e-6)
+        assert float(r["clipped_fraction_mean"]) == pytest.approx(
+            np.mean([x["result"]["clipped_fraction"] for x in runs]), abs=1e-6)
+        assert int(r["runs_with_shrink"]) == sum(x["result"]["replaced"] > 0 for x in runs)
+        if r["clip"] == "none":
+            assert float(r["clipped_fraction_mean"]) == 0.0
+    assert "||g|| > τ" in cap.out and "solved by one only" in cap.out and "shrinks (runs)" in cap.out
     md = (out / "table.md").read_text()
-    assert "protocol 'authors'" in md and "| 8 | BPTT |" in md and "Stated assumptions" in md
-    for stem in ("figure7", "traces_6", "traces_8"):
+    assert "protocol 'authors'" in md and "| 12 | BPTT |" in md and "Stated assumptions" in md
+    for stem in ("figure7", "traces_10", "traces_12"):
         _images_or_html(out, stem, cap.err)
+
+
+def test_figure7_counts_runs_solved_by_one_method_only_by_seed():
+    def group(clip, solved):
+        recs = [RunRecord(config={}, status="finished", series={}, result={"solved": ok})
+                for ok in solved]
+        return rp.Group((20, clip), clip, [{"seed": s} for s in range(len(solved))], recs)
+
+    groups = [group("none", [True, True, False, False, True]),
+              group("norm_shrink", [True, False, True, True, False])]
+    rows = [{}, {}]
+    rp._solved_only(groups, rows)
+    assert [r["solved_only_here"] for r in rows] == [2, 2]  # seeds 1, 4 against seeds 2, 3
+    groups[1].configs = groups[1].configs[::-1]  # paired by seed, not by position
+    groups[1].records = groups[1].records[::-1]
+    rp._solved_only(groups, rows)
+    assert [r["solved_only_here"] for r in rows] == [2, 2]
 
 
 def test_figure7_protocols_say_what_they_are():

@@ -234,9 +234,9 @@ def test_check_sequences_is_a_bounded_setting_run_in_chunks(monkeypatch):
     seen = []
     real = runner.temporal_order_window
 
-    def spy(T, n, rng, dtype=np.float64):
+    def spy(T, n, rng, dtype=np.float64, variant="6a"):
         seen.append(n)
-        return real(T, n, rng, dtype)
+        return real(T, n, rng, dtype, variant)
 
     monkeypatch.setattr(runner, "temporal_order_window", spy)
     n = 2 * SETTINGS.temporal_order_eval_chunk + 7

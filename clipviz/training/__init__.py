@@ -38,7 +38,7 @@ from .model import ACTIVATIONS, DTYPES, INITS, PARAMETRISATIONS
 from .record import EVENT_KEYS, RunRecord, code_version  # noqa: F401 (code_version: public)
 from . import runner as _runner
 from .runner import run
-from .tasks import MIN_TEMPORAL_LENGTH
+from .tasks import MIN_AUTHORS_LENGTH, MIN_TEMPORAL_LENGTH, TEMPORAL_VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ def options() -> dict[str, tuple]:
     return {
         "task": TASKS, "parametrisation": PARAMETRISATIONS, "activation": ACTIVATIONS,
         "clip": clipping.names(), "init": INITS, "dtype": DTYPES,
+        "temporal_variant": TEMPORAL_VARIANTS,
         "dataset_music": ("jsb", "nottingham", "piano", "musedata"),
         "dataset_characters": ("ptb", "text8", "shakespeare"),
     }
@@ -115,6 +116,10 @@ class TrainConfig:
     #: temporal order: fresh sequences of the success test (solved = all of them correct; the
     #: paper's text: 1000 in a row, the authors' code: 0 errors on 10,000, RNN.py:351-361, 400)
     check_sequences: int = SETTINGS.temporal_order_valid
+    #: temporal order: the generator, for training and for the success check: "6a" (8 symbols,
+    #: start/end markers) or "authors" (tempOrder.py, 6 symbols, its positions and class ids,
+    #: drawn with its calls from numpy.random.RandomState(seed) as RNN.py:75 seeds it)
+    temporal_variant: str = SETTINGS.train_temporal_variant
     #: parameters of registered clipping rules that have no field above (a plug-in rule's own);
     #: :meth:`to_dict` writes them beside the other fields and :meth:`from_dict` reads them back
     clip_params: dict[str, float] = field(default_factory=dict)
@@ -154,6 +159,14 @@ class TrainConfig:
         self.bias = bool(self.bias)
         self.check_sequences = v.integer("check_sequences", self.check_sequences, 1,
                                          SETTINGS.max_check_sequences)
+        v.choice("temporal_variant", self.temporal_variant, TEMPORAL_VARIANTS)
+        if self.temporal_variant != "6a" and self.task != "temporal_order":
+            raise ValueError(f"temporal_variant is for the temporal_order task; leave it at '6a' "
+                             f"for task {self.task!r}")
+        if self.temporal_variant == "authors" and self.seq_len < MIN_AUTHORS_LENGTH:
+            raise ValueError(f"seq_len must be at least {MIN_AUTHORS_LENGTH} with "
+                             f"temporal_variant 'authors' (tempOrder.py draws the first relevant "
+                             f"position with randint(int(0.1 L))), got {self.seq_len}")
         need, limit = self.memory_estimate(), _memory_limit()
         if limit and need > limit:
             raise ValueError(

@@ -21,7 +21,7 @@ window's: ``seed``, ``lr``, ``momentum``, ``clip`` and its parameters (``thresho
 ``percentile``, a plug-in rule's own), ``max_updates``, ``eval_every``, ``init`` and any field
 added later that only the task, the initialisation or the rule reads.  What must be equal
 (:data:`SHAPE_FIELDS`): the task, ``hidden``, ``batch_size``, ``seq_len``, ``activation``,
-``parametrisation``, ``bias`` and ``dtype``; the built models are compared again before an
+``parametrisation``, ``bias``, ``dtype`` and ``temporal_variant`` (its input width); the built models are compared again before an
 ensemble starts, so that a shape a new field changes is caught and run on its own.  Other tasks
 (music, characters) run with :func:`clipviz.training.train`, logged at debug level.
 """
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 __all__ = ["train_many", "SHAPE_FIELDS", "BATCHABLE_TASKS"]
 
 SHAPE_FIELDS = ("task", "hidden", "batch_size", "seq_len", "activation", "parametrisation",
-                "bias", "dtype")
+                "bias", "dtype", "temporal_variant")
 """Config fields that must be equal for runs to share an ensemble."""
 
 BATCHABLE_TASKS = ("temporal_order",)

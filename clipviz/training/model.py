@@ -82,8 +82,10 @@ class RNN:
         """The recurrent matrix (a view into :attr:`theta`)."""
         return self.views(self.theta)["W"]
 
-    def initialise(self, rng: np.random.Generator, init: str = "default") -> None:
-        """ICML-version initialisations.
+    def initialise(self, rng: np.random.Generator | np.random.RandomState,
+                   init: str = "default") -> None:
+        """ICML-version initialisations (``rng``: a Generator, or the RandomState of a run with
+        the authors' temporal-order generator, which then draws as RNN.py does).
 
         ``default``: every weight from N(0, 0.01^2) for sigmoid units and
         N(0, 0.1^2) for tanh units; ``smart_tanh``: W_rec sparse with 15
@@ -123,7 +125,7 @@ class RNN:
             if name in v:
                 v[name][...] = 0.0
 
-    def _init_authors(self, rng: np.random.Generator, v: dict[str, np.ndarray]) -> None:
+    def _init_authors(self, rng: np.random.Generator | np.random.RandomState, v: dict[str, np.ndarray]) -> None:
         H, I, O = self.n_hidden, self.n_in, self.n_out
         W_uh = rng.normal(0.0, 0.01, (I, H))  # RNN.py:126-127
         W_hh = rng.normal(0.0, 0.01, (H, H))  # RNN.py:128-129

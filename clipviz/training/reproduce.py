@@ -36,6 +36,7 @@ import numpy as np
 from ..config import SETTINGS
 from ..paper import (TABLE1, TABLE1_METRIC, TABLE2, TABLE2_METRIC, THRESHOLD_MUSIC,
                      THRESHOLDS_CHARACTERS)
+from .tasks import MIN_AUTHORS_LENGTH
 
 NAMES = {"piano": "Piano-midi.de", "nottingham": "Nottingham", "musedata": "MuseData",
          "jsb": "JSB Chorales", "ptb": "Penn Treebank", "text8": "text8",
@@ -169,10 +170,12 @@ FIGURE7_PROTOCOLS: dict[str, Protocol] = {
         "authors", "the authors' public code (pascanur/trainingRNNs, ICML 2013)",
         dict(hidden=50, activation="tanh", init="smart_tanh_authors", parametrisation="standard",
              lr=0.01, momentum=0.0, batch_size=20, threshold=1.0, check_sequences=10_000,
-             dtype="float32"),
+             dtype="float32", temporal_variant="authors"),
         (("none", "BPTT"), ("norm_shrink", "Rescaling (authors' rule)")),
-        {"small": dict(lengths=[10, 20, 30], seeds=5, max_updates=5000, eval_every=20),
-         "paper": dict(lengths=_PAPER_F7["lengths"], seeds=50, max_updates=100_000, eval_every=20)},
+        {"small": dict(lengths=[10, 20, 30], seeds=50, max_updates=5000, eval_every=20),
+         # Figure 7's lengths that tempOrder.py can generate (L >= 10)
+         "paper": dict(lengths=[T for T in _PAPER_F7["lengths"] if T >= MIN_AUTHORS_LENGTH],
+                       seeds=50, max_updates=100_000, eval_every=20)},
         [
             "from RNN.py: 50 units (RNN.py:449), 'smart_tanh': W_uh, W_hh, W_hy N(0, 0.01²), "
             "W_hh with 15 non-zeros per row rescaled to spectral radius 0.95 (RNN.py:125-140; "
@@ -184,13 +187,23 @@ FIGURE7_PROTOCOLS: dict[str, Protocol] = {
             "0.02 W_hh on W_hh and 0 elsewhere (RNN.py:234-243: rule 'norm_shrink')",
             "from RNN.py: solved = 0 errors on 10,000 fresh sequences (RNN.py:351-361, 400, 479), "
             "checked every 20 updates (RNN.py:342, 486); the run stops when solved",
+            "from tempOrder.py: the sequences (temporal_variant 'authors'), drawn call for call as "
+            "TempOrderTask.generate draws them (tempOrder.py:55-70): 6 symbols (A, B relevant; "
+            "c-f distractors; no start/end markers), p0 in [int(0.1L), 2 int(0.1L)), p1 in "
+            "[int(0.5L), int(0.5L) + int(0.1L)), class v0 + 2 v1; one numpy RandomState(seed) "
+            "for the initialisation and then the training batches (RNN.py:75-79), so a run's "
+            "initial weights and training sequences up to its first check are the authors' for "
+            "that seed; lengths from 10 (their randint(int(0.1L)) needs L >= 10)",
             "not taken: the regulariser Ω (their script's alpha = 2, RNN.py:467): Figure 7 compares "
             "BPTT and rescaling alone; the budget (their maxiters 5e6, RNN.py:497) is --scale's",
-            "differences left: clipviz's task generator (8 symbols with start/end markers B and E, "
-            "relevant positions [0.1T, 0.2T] and [0.5T, 0.6T]) against tempOrder.py:55-70 "
-            "(6 symbols, no markers, p0 in [0.1L, 0.2L), p1 in [0.5L, 0.6L)); clipviz's BPTT "
-            "skips a non-finite update where the authors' applies it; numpy's Generator, not "
-            "their RandomState, so runs are not bit-for-bit theirs",
+            "differences left: the check's 10,000 sequences come from a generator of their own "
+            "(the authors draw them from the training RandomState, RNN.py:350-354), so checking "
+            "never changes the training data, and after the first check the training sequences "
+            "are other draws of the same distribution than theirs; the check runs after updates "
+            "20, 40, ... (theirs after 21, 41, ...: n % 20 == 0 and n > 0 with n from 0, "
+            "RNN.py:322, 342); clipviz's BPTT skips a non-finite update where the authors' applies "
+            "it; clipviz's float32 arithmetic (numba) is not Theano's, so runs are not "
+            "bit-for-bit theirs",
         ]),
     "clipviz": Protocol(
         "clipviz", "clipviz's own small setting (not the paper's, not the authors')",
@@ -299,6 +312,10 @@ def _compact(rec):
     fin = g[np.isfinite(g) & (g > 0)]
     r["step_factor_mean"] = float(np.mean(np.minimum(1.0, tau / fin))) if tau and fin.size else None
     r["early_grad_norms"] = [None if not math.isfinite(x) else float(x) for x in g[:EARLY_UPDATES]]
+    thr = rec.config.get("threshold")
+    # the config's τ for every rule, BPTT's included: how often clipping would change its steps
+    r["above_tau_fraction"] = (float(np.mean(~(g <= thr))) if n and isinstance(thr, (int, float))
+                               else None)  # a non-finite ‖g‖ counts as above
     r["nonfinite_loss"] = sum(1 for x in s["loss"] if x is None)
     valid = [s["valid"][i] for i in ev]
     r["diverged"], r["diverged_why"] = divergence(r, valid, rec.config.get("task"))
@@ -355,6 +372,16 @@ def _mean_sd(xs) -> tuple[float | None, float | None]:
     if not xs:
         return None, None
     return float(np.mean(xs)), float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
+
+
+def _median(xs) -> float | None:
+    xs = [float(x) for x in xs if x is not None and math.isfinite(x)]
+    return float(np.median(xs)) if xs else None
+
+
+def _mean(xs) -> float | None:
+    xs = [float(x) for x in xs if x is not None and math.isfinite(x)]
+    return float(np.mean(xs)) if xs else None
 
 
 def _ms(m: float | None, sd: float | None) -> str:
@@ -525,8 +552,14 @@ def _table_text(head: str, rows: list[dict], assumptions: list[str], notes: list
 # --------------------------------------------------------------------------------------------
 FIGURE7_COLUMNS = ("length", "method", "clip", "runs", "solved", "success_rate", "wilson_lo",
                    "wilson_hi", "solved_at_median", "test_accuracy_mean", "max_grad_norm_median",
-                   "final_rho_median", "replaced")
-"""The columns of table.csv (Figure 7)."""
+                   "median_grad_norm_median", "clipped_fraction_mean", "above_tau_fraction_mean",
+                   "final_rho_median", "replaced", "runs_with_shrink", "solved_only_here")
+"""The columns of table.csv (Figure 7): clipped_fraction_mean = mean share of updates where the
+rule fired (0 for BPTT); above_tau_fraction_mean = mean share of updates whose ‖g‖ before
+clipping was above τ (for BPTT: the updates clipping would have changed); replaced = updates
+replaced by the W_rec shrink (``norm_shrink``), runs_with_shrink = runs with at least one;
+solved_only_here = runs solved by this method whose seed the other method did not solve (the two
+methods' runs of a seed start from the same weights and draw the same training sequences)."""
 
 
 def _figure7(scale: str, protocol: Protocol, args, log) -> dict:
@@ -564,7 +597,12 @@ def _figure7(scale: str, protocol: Protocol, args, log) -> dict:
                      "test_accuracy_mean": float(np.mean([r.get("test_accuracy", math.nan) for r in rs])),
                      "max_grad_norm_median": float(np.median(gmax)),
                      "final_rho_median": float(np.median(rho)) if rho else None,
-                     "replaced": sum(int(r.get("replaced", 0)) for r in rs)})
+                     "median_grad_norm_median": _median(r.get("median_grad_norm") for r in rs),
+                     "clipped_fraction_mean": float(np.mean([r["clipped_fraction"] for r in rs])),
+                     "above_tau_fraction_mean": _mean(r.get("above_tau_fraction") for r in rs),
+                     "replaced": sum(int(r.get("replaced", 0)) for r in rs),
+                     "runs_with_shrink": sum(int(r.get("replaced", 0)) > 0 for r in rs)})
+    _solved_only(groups, rows)
     c = cfg
     head = (f"Figure 7 (temporal order), protocol '{protocol.name}' ({protocol.title}), --scale {scale}: "
             f"{c['hidden']} {c['activation']} units, init {c.get('init', 'default')}, lr {c['lr']:g}, "
@@ -574,33 +612,63 @@ def _figure7(scale: str, protocol: Protocol, args, log) -> dict:
             f"methods: " + ", ".join(f"{lab} ({rule})" for rule, lab in protocol.methods))
     lines = [head, "",
              f"{'length':>6s} | {'BPTT success':>13s} {'Rescaling success':>18s} | "
-             f"{'95% intervals':>21s} | {'updates to solve':>16s} | {'test acc':>13s} | "
-             f"{'max ||g||':>15s} | {'final ρ':>11s} | shrinks",
-             "-" * 138]
+             f"{'95% intervals':>21s} | {'solved by one only':>18s} | {'updates to solve':>16s} | "
+             f"{'test acc':>13s} | {'median ||g||':>13s} | {'||g|| > τ':>11s} | {'clipped':>7s} | "
+             f"{'max ||g||':>15s} | {'final ρ':>11s} | shrinks (runs)",
+             "-" * 201]
     for T in lengths:
         b, c = (next(r for r in rows if r["length"] == T and r["clip"] == rule)
                 for rule, _ in protocol.methods)
         ok = [f"{r['solved']}/{r['runs']} ({100 * r['success_rate']:.0f}%)" for r in (b, c)]
         ci = " ".join(f"{r['wilson_lo']:.2f}–{r['wilson_hi']:.2f}" for r in (b, c))
         lines.append(f"{T:>6d} | {ok[0]:>13s} {ok[1]:>18s} | {ci:>21s} | "
+                     f"{str(b['solved_only_here']) + ' / ' + str(c['solved_only_here']):>18s} | "
                      f"{_f(b['solved_at_median'], 6) + ' / ' + _f(c['solved_at_median'], 6):>16s} | "
                      f"{b['test_accuracy_mean']:.3f} / {c['test_accuracy_mean']:.3f} | "
+                     f"{_f(b['median_grad_norm_median']) + ' / ' + _f(c['median_grad_norm_median']):>13s} | "
+                     f"{_pct(b['above_tau_fraction_mean']) + ' / ' + _pct(c['above_tau_fraction_mean']):>11s} | "
+                     f"{_pct(c['clipped_fraction_mean']):>7s} | "
                      f"{_f(b['max_grad_norm_median']) + ' / ' + _f(c['max_grad_norm_median']):>15s} | "
                      f"{_f(b['final_rho_median']) + ' / ' + _f(c['final_rho_median']):>11s} | "
-                     f"{c['replaced']:>7d}")
+                     f"{c['replaced']:>7d} ({c['runs_with_shrink']})")
     verdict = _figure7_verdict(rows, protocol)
     lines.append(verdict)
     lines.append("paper (Figure 7, 50 runs, batch 1000, 100k updates): rescaling solves far more runs "
                  "than BPTT up to length ~20; neither beyond (values only in the figure). Columns "
                  "(BPTT / rescaling): 95% intervals = Wilson score intervals of the success rate; "
-                 "updates to solve = median over solved runs; test acc = mean accuracy on fresh "
-                 "sequences at the end (chance 0.25); max ||g|| = median over runs of the largest "
-                 "norm before clipping; shrinks = updates replaced by the W_rec shrink (norm_shrink).")
+                 "solved by one only = runs solved by this method whose seed the other did not "
+                 "solve (a seed's two runs start from the same weights and data); updates to "
+                 "solve = median over solved runs; test acc = mean accuracy on fresh sequences at "
+                 "the end (chance 0.25); median ||g|| = median over runs of a run's median norm "
+                 "before clipping; ||g|| > τ = mean share of updates whose norm before clipping "
+                 "was above τ (for BPTT: the updates clipping would have changed); clipped = mean "
+                 "share of the rescaling runs' updates where the rule fired; max ||g|| = median "
+                 "over runs of the largest norm before clipping; shrinks = updates replaced by the "
+                 "W_rec shrink (norm_shrink), in how many runs.")
     lines.append("assumptions:")
     lines += [f"  - {a}" for a in protocol.assumptions]
     return dict(what="figure7", protocol=protocol.name, scale=scale, title=head,
                 columns=list(FIGURE7_COLUMNS), rows=rows, groups=groups,
                 assumptions=list(protocol.assumptions), notes=[verdict], text=lines, budget=budget)
+
+
+def _solved_only(groups: list, rows: list[dict]) -> None:
+    """``solved_only_here`` of each row: its runs solved where the other method's run of the same
+    length and seed was not (the first two methods of a length are compared)."""
+    by_key = {}
+    for g, row in zip(groups, rows):
+        by_key.setdefault(g.key[0], []).append((g, row))
+    for pair in by_key.values():
+        solved = [{c["seed"]: bool(rec.result.get("solved")) for c, rec in zip(g.configs, g.records)}
+                  for g, _ in pair]
+        for i, (_, row) in enumerate(pair):
+            other = solved[1 - i] if len(pair) == 2 else {}
+            row["solved_only_here"] = sum(ok and not other.get(seed, False)
+                                          for seed, ok in solved[i].items())
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.0f}%"
 
 
 def _figure7_verdict(rows: list[dict], protocol: Protocol) -> str:
@@ -645,14 +713,19 @@ def _csv(columns: Sequence[str], rows: list[dict]) -> str:
 def _markdown(out: dict) -> str:
     md = [f"# {out['title']}", ""]
     if out["what"] == "figure7":
-        md += ["| length | method | solved | success rate (95% Wilson) | updates to solve (median) | "
-               "test accuracy | max ‖g‖ (median) | final ρ (median) |",
-               "|---:|---|---:|---|---:|---:|---:|---:|"]
+        md += ["| length | method | solved | success rate (95% Wilson) | solved by this method "
+               "only | updates to solve (median) | test accuracy | median ‖g‖ (median) | "
+               "‖g‖ > τ | clipped | max ‖g‖ (median) | final ρ (median) | shrinks (runs) |",
+               "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in out["rows"]:
             md.append(f"| {r['length']} | {r['method']} | {r['solved']}/{r['runs']} | "
                       f"{r['success_rate']:.2f} ({r['wilson_lo']:.2f}–{r['wilson_hi']:.2f}) | "
+                      f"{r['solved_only_here']} | "
                       f"{_f(r['solved_at_median'], 6)} | {r['test_accuracy_mean']:.3f} | "
-                      f"{_f(r['max_grad_norm_median'])} | {_f(r['final_rho_median'])} |")
+                      f"{_f(r['median_grad_norm_median'])} | {_pct(r['above_tau_fraction_mean'])} | "
+                      f"{_pct(r['clipped_fraction_mean'])} | "
+                      f"{_f(r['max_grad_norm_median'])} | {_f(r['final_rho_median'])} | "
+                      f"{r['replaced']} ({r['runs_with_shrink']}) |")
     else:
         md += ["| data set | method | test, best ckpt | test, final | train, best ckpt | best at "
                "(updates) | diverged | final ρ (median) | clipped | paper test | paper train |",

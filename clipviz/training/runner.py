@@ -15,33 +15,36 @@ from ..config import SETTINGS
 from ..clipping import Blocks
 from .model import RNN, spectral_radius
 from .record import EVENT_KEYS, RunRecord, code_version
-from .tasks import (SYMBOLS, SequenceStream, eval_stream_lanes, one_hot, split_segments,
-                    temporal_order_window)
+from .tasks import (SequenceStream, eval_stream_lanes, one_hot, split_segments,
+                    temporal_order_window, temporal_symbols)
 
 log = logging.getLogger(__name__)
 LN2 = math.log(2.0)
 
 
 class TemporalOrderTask:
-    """Task 6a: fresh sequences every update; validation = accuracy on
-    ``cfg.check_sequences`` fresh sequences (all correct = solved: the paper's
-    "1000 consecutive correct answers", the authors' 0 errors on 10,000),
-    run in chunks of ``SETTINGS.temporal_order_eval_chunk``."""
+    """Temporal order: fresh sequences every update from the run's generator; validation =
+    accuracy on ``cfg.check_sequences`` fresh sequences (all correct = solved: the paper's
+    "1000 consecutive correct answers", the authors' 0 errors on 10,000), run in chunks of
+    ``SETTINGS.temporal_order_eval_chunk``.  Both are drawn by ``cfg.temporal_variant``'s
+    generator (task 6a, or tempOrder.py's); the check's sequences come from a generator of their
+    own, so checking (and stopping when solved) never changes the training data."""
 
     metric = "accuracy"
     higher_is_better = True
     output = "softmax"
 
-    def __init__(self, cfg, rng: np.random.Generator):
+    def __init__(self, cfg, rng: np.random.Generator | np.random.RandomState):
         self.T, self.B = cfg.seq_len, cfg.batch_size
         self.rng = rng
         self.eval_rng = np.random.default_rng([cfg.seed, 1])
         self.dtype = np.dtype(cfg.dtype)
-        self.n_in, self.n_out = len(SYMBOLS), 4
+        self.variant = cfg.temporal_variant
+        self.n_in, self.n_out = len(temporal_symbols(self.variant)), 4
         self.n_check = cfg.check_sequences
 
     def next_window(self):
-        X, Y, W = temporal_order_window(self.T, self.B, self.rng, self.dtype)
+        X, Y, W = temporal_order_window(self.T, self.B, self.rng, self.dtype, self.variant)
         return X, Y, W, np.ones(self.B, dtype=bool)
 
     def evaluate(self, model: RNN, theta, split: str) -> tuple[float, float]:
@@ -51,7 +54,7 @@ class TemporalOrderTask:
         while left > 0:
             n = min(left, SETTINGS.temporal_order_eval_chunk)
             left -= n
-            X, Y, W = temporal_order_window(self.T, n, self.eval_rng, self.dtype)
+            X, Y, W = temporal_order_window(self.T, n, self.eval_rng, self.dtype, self.variant)
             res, _ = model.window(model.zero_state(n), X, Y, W, theta=theta)
             correct, loss, weight = correct + res.correct, loss + res.loss_sum, weight + res.weight_sum
         return correct / weight, loss / weight
@@ -157,11 +160,20 @@ def make_task(cfg, rng):
     return CharacterTask(cfg, rng)
 
 
-def start(cfg) -> tuple[np.random.Generator, object, RNN]:
+def start(cfg) -> tuple[np.random.Generator | np.random.RandomState, object, RNN]:
     """What a run of ``cfg`` starts from: its random generator (after the draws below), its task
     and its model with the initial parameters (every draw from the one seeded generator, in this
-    order, so that a run is reproducible from its seed)."""
-    rng = np.random.default_rng(cfg.seed)
+    order, so that a run is reproducible from its seed).
+
+    The generator is ``numpy.random.default_rng(seed)``, or, for temporal order with
+    ``temporal_variant="authors"``, ``numpy.random.RandomState(seed)`` shared by the
+    initialisation and the training data as in the authors' RNN.py:75-79 (so that with
+    ``init="smart_tanh_authors"`` the initial weights and the training sequences are their
+    draws for that seed)."""
+    if cfg.task == "temporal_order" and cfg.temporal_variant == "authors":
+        rng = np.random.RandomState(cfg.seed)
+    else:
+        rng = np.random.default_rng(cfg.seed)
     task = make_task(cfg, rng)
     model = RNN(task.n_in, cfg.hidden, task.n_out, activation=cfg.activation,
                 parametrisation=cfg.parametrisation, output=task.output, bias=cfg.bias,

@@ -62,6 +62,68 @@ def temporal_order(length: int, n: int, rng: np.random.Generator) -> tuple[np.nd
     return seq, 2 * v1 + v2
 
 
+# --- temporal order as the authors' code generates it (pascanur/trainingRNNs, tempOrder.py) --
+
+AUTHORS_SYMBOLS = ("A", "B", "c", "d", "e", "f")
+"""tempOrder.py's 6 input channels (tempOrder.py:27-33, 49): the relevant A and B, the
+distractors c-f; no start or end markers."""
+AUTHORS_CLASSES = ("AA", "BA", "AB", "BB")
+"""tempOrder.py's class ids: ``v0 + 2 v1`` with v0 the first relevant symbol (A = 0, B = 1) and
+v1 the second (tempOrder.py:62)."""
+MIN_AUTHORS_LENGTH = 10
+"""tempOrder.py draws p0 with ``randint(int(0.1 L))``, which needs ``int(0.1 L) >= 1``."""
+
+TEMPORAL_VARIANTS = ("6a", "authors")
+"""Generators of the temporal-order task (``TrainConfig.temporal_variant``): ``6a``
+(:func:`temporal_order`: 8 symbols with start/end markers) or ``authors``
+(:func:`temporal_order_authors`: tempOrder.py's draws)."""
+
+
+def temporal_symbols(variant: str = "6a") -> tuple[str, ...]:
+    """The input alphabet of a temporal-order variant (its one-hot width)."""
+    return AUTHORS_SYMBOLS if variant == "authors" else SYMBOLS
+
+
+def temporal_order_authors_positions(length: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Ranges (inclusive) of tempOrder.py's two relevant positions: p0 in
+    [int(0.1 L), 2 int(0.1 L) - 1] and p1 in [int(0.5 L), int(0.5 L) + int(0.1 L) - 1]
+    (tempOrder.py:57-60; the docstring's [0.1 L, 0.2 L) and [0.5 L, 0.6 L) up to rounding)."""
+    d = int(length * .1)
+    return (d, 2 * d - 1), (int(length * .5), int(length * .5) + d - 1)
+
+
+def temporal_order_authors(length: int, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` sequences of length ``length`` drawn as ``TempOrderTask.generate`` draws them
+    (tempOrder.py:55-70), call for call: p0, v0, p1, v1, then the (length, n) distractors.
+
+    Parameters
+    ----------
+    rng : numpy.random.RandomState or numpy.random.Generator
+        With a ``RandomState`` (the authors' generator, RNN.py:75) the draws are theirs number for
+        number (``randint``); with a ``Generator`` the same calls go to ``integers``, which has
+        the same distribution but other numbers.
+
+    Returns
+    -------
+    symbols : (n, length) int ids into :data:`AUTHORS_SYMBOLS`.
+    classes : (n,) int ids into :data:`AUTHORS_CLASSES` (``v0 + 2 v1``).
+    """
+    if length < MIN_AUTHORS_LENGTH:
+        raise ValueError(f"the authors' temporal order generator needs length >= "
+                         f"{MIN_AUTHORS_LENGTH} (it draws p0 in [int(0.1 L), 2 int(0.1 L)))")
+    randint = rng.integers if isinstance(rng, np.random.Generator) else rng.randint
+    d = int(length * .1)
+    p0 = randint(d, size=(n,)) + d
+    v0 = randint(2, size=(n,))
+    p1 = randint(d, size=(n,)) + int(length * .5)
+    v1 = randint(2, size=(n,))
+    vals = randint(4, size=(length, n)) + 2
+    cols = np.arange(n)
+    vals[p0, cols] = v0
+    vals[p1, cols] = v1
+    return np.ascontiguousarray(vals.T), v0 + v1 * 2
+
+
 def one_hot(ids: np.ndarray, n: int, dtype=np.float64) -> np.ndarray:
     """One-hot encoding along a new last axis."""
     out = np.zeros(ids.shape + (n,), dtype=dtype)
@@ -69,10 +131,15 @@ def one_hot(ids: np.ndarray, n: int, dtype=np.float64) -> np.ndarray:
     return out
 
 
-def temporal_order_window(length: int, n: int, rng: np.random.Generator, dtype=np.float64):
-    """(X (T, n, 8), targets (T, n), weights (T, n)): only the last step is scored."""
-    seq, cls = temporal_order(length, n, rng)
-    X = one_hot(seq.T, len(SYMBOLS), dtype)
+def temporal_order_window(length: int, n: int, rng, dtype=np.float64, variant: str = "6a"):
+    """(X (T, n, I), targets (T, n), weights (T, n)): only the last step is scored; I = 8
+    (``variant="6a"``, :func:`temporal_order`) or 6 (``"authors"``, :func:`temporal_order_authors`,
+    whose X is tempOrder.py's ``data``)."""
+    if variant == "authors":
+        seq, cls = temporal_order_authors(length, n, rng)
+    else:
+        seq, cls = temporal_order(length, n, rng)
+    X = one_hot(seq.T, len(temporal_symbols(variant)), dtype)
     targets = np.zeros((length, n), dtype=np.int64)
     targets[-1] = cls
     weights = np.zeros((length, n))
