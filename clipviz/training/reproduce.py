@@ -1,4 +1,6 @@
-"""``clipviz reproduce table1|table2|figure7 --scale small|paper [--protocol ...] [--out DIR]``.
+"""``clipviz reproduce table1|table2|figure7|wall --scale small|paper [--protocol ...] [--out DIR]``.
+
+``wall`` (section 2.4 measured at spikes of ‖g‖) lives in :mod:`clipviz.training.reproduce_wall`.
 
 Runs plain BPTT (``clip="none"``) and gradient rescaling (Algorithm 1) over several seeds with
 the paper's models (section 4) and prints the results next to the paper's, with every
@@ -210,7 +212,9 @@ FIGURE7_PROTOCOLS: dict[str, Protocol] = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=("table1", "table2", "figure7"))
+    p.add_argument("what", choices=("table1", "table2", "figure7", "wall"),
+                   help="wall: section 2.4's curvature, alignment and step losses measured at the "
+                        "spikes of diverging BPTT runs (clipviz.training.reproduce_wall)")
     p.add_argument("--scale", choices=("small", "paper"), default="small",
                    help="budget: updates, seeds, lengths (small: this machine; paper: the paper's)")
     p.add_argument("--protocol", choices=tuple(FIGURE7_PROTOCOLS),
@@ -219,9 +223,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--scale small, paper at --scale paper")
     p.add_argument("--seeds", type=int, help="runs per cell (default: by scale)")
     p.add_argument("--max-updates", type=int, help="updates per run (default: by scale)")
-    p.add_argument("--datasets", help="comma-separated data sets (tables; default: by scale)")
+    p.add_argument("--datasets", help="comma-separated data sets (tables; default: by scale); "
+                                      "wall: the one music set (default jsb)")
     p.add_argument("--lengths", help="comma-separated lengths (figure7; default: by scale)")
-    p.add_argument("--threshold", type=float, help="override the paper's clipping threshold")
+    p.add_argument("--threshold", type=float, help="override the paper's clipping threshold "
+                                                   "(wall: one τ for every clipped step instead of "
+                                                   "the running median ‖g‖)")
     p.add_argument("--controls", action="store_true",
                    help="tables: add BPTT at the matched lr and rescaling with τ at the median ||g||")
     p.add_argument("--out", metavar="DIR",
@@ -773,6 +780,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(msg + "\n")
         sys.stderr.flush()
 
+    if args.what == "wall":
+        from .reproduce_wall import run as run_wall
+
+        return run_wall(args, log, sys.argv[1:])
     t = time.perf_counter()
     if args.what == "figure7":
         protocol = FIGURE7_PROTOCOLS[args.protocol or ("clipviz" if args.scale == "small" else "paper")]
