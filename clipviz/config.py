@@ -178,6 +178,8 @@ class Settings:
     wall_one_unit_steps: int = 100  # their length (the surface page's default)
     wall_one_unit_resolution: int = 256  # grid side of the one-unit surface's curvature measure
     wall_aligned_deg: float = 10.0  # g counts as aligned with the top eigenvector below this angle
+    wall_spearman_support: float = 0.5  # the verdict calls "curvature rises with |g|" supported
+    # above this rank correlation (a strong monotone relation, not merely a positive one)
 
 
 SETTINGS = Settings()

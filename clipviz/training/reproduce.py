@@ -726,7 +726,15 @@ def figures(out: dict) -> dict[str, Any]:
 def write_outputs(out: dict, where: str, argv: Sequence[str] | None, log) -> list[str]:
     """Write table.md, table.csv, record.json and the figures into ``where`` (a directory), or
     record.json alone to ``where`` if it ends in ``.json``; the paths written."""
-    record = _record(out, argv)
+    files = (("table.md", _markdown(out)), ("table.csv", _csv(out["columns"], out["rows"])))
+    return write_files(where, _record(out, argv), files, lambda: figures(out), log)
+
+
+def write_files(where: str, record: dict, files: Sequence[tuple[str, str]],
+                figs: Callable[[], dict[str, Any]], log) -> list[str]:
+    """record.json alone to ``where`` where it ends in ``.json``; else ``files`` ((name, text)
+    pairs), record.json and the figures ``figs()`` builds into the directory ``where``. The
+    paths written (shared by every ``clipviz reproduce`` experiment)."""
     path = Path(where)
     if path.suffix == ".json":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -734,12 +742,10 @@ def write_outputs(out: dict, where: str, argv: Sequence[str] | None, log) -> lis
         return [str(path)]
     path.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in (("table.md", _markdown(out)), ("table.csv", _csv(out["columns"], out["rows"])),
-                       ("record.json", json.dumps(record, indent=1, allow_nan=False))):
+    for name, text in (*files, ("record.json", json.dumps(record, indent=1, allow_nan=False))):
         (path / name).write_text(text, encoding="utf-8")
         written.append(str(path / name))
-    written += write_figures(figures(out), path, log)
-    return written
+    return written + write_figures(figs(), path, log)
 
 
 def write_figures(figs: dict[str, Any], path: Path, log) -> list[str]:
