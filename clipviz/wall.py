@@ -270,10 +270,11 @@ def step_slice(point: L.SnapshotPoint, *, n_alpha: int = 41, n_beta: int = 21,
     d1 = L.given_direction(m, u, kind="unclipped step")
     try:
         d2 = L.orthogonalise(L.given_direction(m, c, kind="clipped step"), d1)
-    except ValueError:  # the two steps are parallel (no momentum)
+        # coordinates of the clipped step: c = a d1 + b d2
+        a, b = np.linalg.lstsq(np.column_stack([d1.vector, d2.vector]), c, rcond=None)[0]
+    except ValueError:  # the two steps are parallel (no momentum): c = a d1
         d2 = L.orthogonalise(L.filter_normalised_direction(m, point.theta, seed), d1)
-    # coordinates of the clipped step: c = a d1 + b d2
-    a, b = np.linalg.lstsq(np.column_stack([d1.vector, d2.vector]), c, rcond=None)[0]
+        a, b = float(c @ u) / float(u @ u), 0.0
     al = np.unique(np.concatenate([np.linspace(-span, 1 + span, n_alpha), [0.0, 1.0, a]]))
     be = np.unique(np.concatenate([np.linspace(-1.0, 1.0, n_beta), [0.0, b]]))
     sl = L.slice_2d(m, point.theta, point.window, d1, d2, al, be)

@@ -22,9 +22,9 @@ from .training import COLORS
 __all__ = ["Profile", "angle_figure", "curvature_figure", "losses_figure", "profile_figure"]
 
 
-def _layout(fig: go.Figure, title: str, **kw) -> go.Figure:
+def _layout(fig: go.Figure, title: str, width: int = 900) -> go.Figure:
     fig.update_layout(template=TEMPLATE, font=FONT, title=dict(text=title, font=dict(size=15)),
-                      width=900, height=520, legend=dict(orientation="h", y=-0.18), **kw)
+                      width=width, height=520, legend=dict(orientation="h", y=-0.18))
     return fig
 
 
