@@ -22,9 +22,9 @@ from .training import COLORS
 __all__ = ["Profile", "angle_figure", "curvature_figure", "losses_figure", "profile_figure"]
 
 
-def _layout(fig: go.Figure, title: str, width: int = 900) -> go.Figure:
+def _layout(fig: go.Figure, title: str, height: int = 520) -> go.Figure:
     fig.update_layout(template=TEMPLATE, font=FONT, title=dict(text=title, font=dict(size=15)),
-                      width=width, height=520, legend=dict(orientation="h", y=-0.18))
+                      width=900, height=height, legend=dict(orientation="h", y=-0.18 * 520 / height))
     return fig
 
 
@@ -114,19 +114,21 @@ def profile_figure(profiles: Sequence[Profile], title: str) -> go.Figure:
     step's end and the plain step's end marked."""
     if not profiles:
         raise ValueError("profile_figure needs at least one profile")
-    fig = make_subplots(rows=1, cols=len(profiles), subplot_titles=[p.label for p in profiles])
+    n = len(profiles)
+    fig = make_subplots(rows=n, cols=1, subplot_titles=[p.label for p in profiles],
+                        vertical_spacing=0.3 / n)
     for k, p in enumerate(profiles, start=1):
         a = np.asarray(p.alphas, dtype=np.float64)
         y = np.asarray(p.losses, dtype=np.float64)
         fig.add_scatter(x=a, y=y, mode="lines", line=dict(color="#444"), name="loss along the "
-                        "plain step", showlegend=k == 1, row=1, col=k)
+                        "plain step", showlegend=k == 1, row=k, col=1)
         for x, name, colour in ((0.0, "θ", "#444"), (p.alpha_clipped, "after the clipped step",
                                                      CLIPPED), (1.0, "after the plain step",
                                                                 UNCLIPPED)):
             yi = float(np.interp(x, a, y))
             fig.add_scatter(x=[x], y=[yi], mode="markers", name=name, showlegend=k == 1,
-                            marker=dict(size=11, color=colour), row=1, col=k)
-        fig.update_xaxes(title="fraction of the plain step", row=1, col=k)
-        fig.update_yaxes(type="log", row=1, col=k)
-    fig.update_yaxes(title="loss of the window", row=1, col=1)
-    return _layout(fig, title, width=max(600, 480 * len(profiles)))
+                            marker=dict(size=11, color=colour), row=k, col=1)
+        fig.update_yaxes(type="log", title="loss of the window", row=k, col=1)
+    fig.update_xaxes(title="fraction of the plain step", row=n, col=1)
+    fig.update_annotations(font_size=13)
+    return _layout(fig, title, height=120 + 340 * n)

@@ -190,8 +190,8 @@ def measure(args, say: Callable[[str], None]) -> dict[str, Any]:
             snap = next(s for s in rec.result["snapshots"] if s["update"] == top.update)
             sl = W.step_slice(L.at_snapshot(rec.config, snap, tau=top.tau), n_alpha=121, n_beta=1)
             row = sl.centre[0]
-            profiles.append({"label": f"{SOURCE_NAMES.get(source, source)}: {top.run}, update "
-                                      f"{top.update}, ‖g‖ {top.grad_norm:.3g}",
+            profiles.append({"label": f"{SOURCE_NAMES.get(source, source)}, {top.run}, update "
+                                      f"{top.update} (‖g‖ {top.grad_norm:.3g})",
                              "alphas": sl.slice.alphas.tolist(),
                              "losses": sl.slice.losses[row].tolist(),
                              "alpha_clipped": float(sl.slice.alphas[sl.clipped[1]])})
