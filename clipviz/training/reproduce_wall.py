@@ -314,20 +314,27 @@ def _cell(x, digits: int = 3) -> str:
     return str(x)
 
 
+def _cells(s) -> list[str]:
+    """One summary's cells, as the printed table and table.md show them."""
+    iqr = ("—" if s.angle_median is None else
+           f"{s.angle_median:.3g}° ({s.angle_q1:.3g}°–{s.angle_q3:.3g}°)")
+    higher = "—" if s.compared is None else f"{s.unclipped_higher}/{s.compared}"
+    return [s.label, str(s.points), _cell(s.grad_norm_median), _cell(s.spearman_curvature, 2),
+            iqr, _pct(s.aligned_share), _cell(s.curvature_share, 2), higher,
+            _cell(s.loss_gap_median)]
+
+
 def text(out: dict) -> list[str]:
     """The printed table: one line per group, then the verdict and the assumptions."""
     lines = [out["title"], "",
              f"{'group':40s} | {'n':>5s} | {'median ‖g‖':>10s} | {'Spearman':>8s} | "
-             f"{'angle median (IQR)':>22s} | {'aligned':>7s} | {'curv/λmax':>9s} | "
+             f"{'angle median (IQR)':>24s} | {'aligned':>7s} | {'curv/λmax':>9s} | "
              f"{'plain higher':>12s} | {'median gap':>10s}", "-" * 150]
+    widths = (40, 5, 10, 8, 24, 7, 9, 12, 10)
     for s in out["summaries"]:
-        iqr = ("—" if s.angle_median is None else
-               f"{s.angle_median:.3g}° ({s.angle_q1:.3g}–{s.angle_q3:.3g})")
-        higher = "—" if s.compared is None else f"{s.unclipped_higher}/{s.compared}"
-        lines.append(f"{s.label:40s} | {s.points:>5d} | {_cell(s.grad_norm_median):>10s} | "
-                     f"{_cell(s.spearman_curvature, 2):>8s} | {iqr:>22s} | "
-                     f"{_pct(s.aligned_share):>7s} | {_cell(s.curvature_share, 2):>9s} | "
-                     f"{higher:>12s} | {_cell(s.loss_gap_median):>10s}")
+        cells = _cells(s)
+        lines.append(" | ".join(f"{c:{w}s}" if i == 0 else f"{c:>{w}s}"
+                                for i, (c, w) in enumerate(zip(cells, widths))))
     lines += ["", *out["notes"], "columns: n = points measured; Spearman = rank correlation of "
               "|gᵀHg|/‖g‖² with ‖g‖; angle = between g and the top Hessian eigenvector; aligned = "
               f"share below {SETTINGS.wall_aligned_deg:g}°; curv/λmax = median |gᵀHg/‖g‖²| / "
@@ -343,13 +350,7 @@ def markdown(out: dict) -> str:
           "| group | n | median ‖g‖ | Spearman | angle median (quartiles) | aligned | curv/λmax | "
           "plain step higher | median loss gap |",
           "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
-    for s in out["summaries"]:
-        iqr = ("—" if s.angle_median is None else
-               f"{s.angle_median:.3g}° ({s.angle_q1:.3g}°–{s.angle_q3:.3g}°)")
-        higher = "—" if s.compared is None else f"{s.unclipped_higher} of {s.compared}"
-        md.append(f"| {s.label} | {s.points} | {_cell(s.grad_norm_median)} | "
-                  f"{_cell(s.spearman_curvature, 2)} | {iqr} | {_pct(s.aligned_share)} | "
-                  f"{_cell(s.curvature_share, 2)} | {higher} | {_cell(s.loss_gap_median)} |")
+    md += ["| " + " | ".join(_cells(s)) + " |" for s in out["summaries"]]
     md += ["", "## Runs", "", "| run | loss, first → last tenth | diverged | max ‖g‖ (update) | "
            "spikes measured |", "|---|---|---|---|---:|"]
     for r in out["runs"]:
