@@ -16,7 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("clipviz.web.serve", "start the web app (development server)"),
     "bench": ("clipviz.bench.__main__", "run the benchmark scripts"),
     "train": ("clipviz.training.cli_train", "train an RNN on one of the paper's tasks"),
-    "reproduce": ("clipviz.training.reproduce", "rerun the paper's Table 1, Table 2 or Figure 7"),
+    "reproduce": ("clipviz.training.reproduce", "rerun the paper's Table 1, Table 2 or Figure 7, or "
+                  "measure section 2.4's wall"),
     "data": ("clipviz.fetch", "download the public data sets (clipviz data fetch NAME)"),
     "store": ("clipviz.store.cli", "look at a run store, or copy one into another (SQLite -> PostgreSQL)"),
 }

@@ -155,6 +155,34 @@ class Settings:
     snapshot_median_window: int = 100  # updates in the running median of |g|
     snapshot_ordinary_every: int = 100  # ordinary snapshots are taken at multiples of this update
 
+    # --- `clipviz reproduce wall` (issue 16 item 5): section 2.4 measured at spikes of |g| ------
+    # --scale small trains plain BPTT runs that diverge within their budget, keeps a snapshot at
+    # every spike and measures it; --seeds / --max-updates override the runs' seeds and updates
+    wall_spike_factor: float = 3.0  # a spike: |g| above this many times its running median (the
+    # snapshots' default, 10, leaves a few a run: too few for a distribution)
+    wall_median_window: int = 50  # updates in that running median; also tau of the clipped step
+    wall_max_spikes: int = 32  # spikes measured per run (the largest ratios; each a Lanczos solve)
+    wall_max_ordinary: int = 4  # ordinary updates measured per run, for comparison
+    wall_ordinary_every: int = 50  # ... taken at multiples of this update
+    wall_seeds: int = 8  # temporal-order runs (seeds 0, 1, ...)
+    wall_updates: int = 300  # updates of each temporal-order run: they diverge within 100
+    wall_lr: float = 0.5  # temporal order: plain SGD at this lr diverges (loss 1.4 -> ~4)
+    wall_seq_len: int = 20  # temporal-order length
+    wall_hidden: int = 30  # temporal-order units (tanh)
+    wall_init: str = "smart_tanh"  # temporal order: sparse W_rec at spectral radius 0.95
+    wall_music_dataset: str = "jsb"  # the music set (skipped with a message where absent)
+    wall_music_seeds: int = 4  # music runs
+    wall_music_updates: int = 3000  # updates of each music run (one 100-step window each)
+    wall_music_lr: float = 0.01  # music: 10x section 4.1's lr, so that BPTT spikes within the budget
+    wall_music_hidden: int = 50  # music units (tanh, biases; section 4.1 has 100)
+    wall_one_unit_starts: int = 12  # one-unit descents from an n x n grid over the surface window
+    wall_one_unit_lr: float = 1.5  # their learning rate (the surface page's default)
+    wall_one_unit_steps: int = 100  # their length (the surface page's default)
+    wall_one_unit_resolution: int = 256  # grid side of the one-unit surface's curvature measure
+    wall_aligned_deg: float = 10.0  # g counts as aligned with the top eigenvector below this angle
+    wall_spearman_support: float = 0.5  # the verdict calls "curvature rises with |g|" supported
+    # above this rank correlation (a strong monotone relation, not merely a positive one)
+
 
 SETTINGS = Settings()
 

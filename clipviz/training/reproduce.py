@@ -1,4 +1,6 @@
-"""``clipviz reproduce table1|table2|figure7 --scale small|paper [--protocol ...] [--out DIR]``.
+"""``clipviz reproduce table1|table2|figure7|wall --scale small|paper [--protocol ...] [--out DIR]``.
+
+``wall`` (section 2.4 measured at spikes of ‖g‖) lives in :mod:`clipviz.training.reproduce_wall`.
 
 Runs plain BPTT (``clip="none"``) and gradient rescaling (Algorithm 1) over several seeds with
 the paper's models (section 4) and prints the results next to the paper's, with every
@@ -223,7 +225,9 @@ FIGURE7_PROTOCOLS: dict[str, Protocol] = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=("table1", "table2", "figure7"))
+    p.add_argument("what", choices=("table1", "table2", "figure7", "wall"),
+                   help="wall: section 2.4's curvature, alignment and step losses measured at the "
+                        "spikes of diverging BPTT runs (clipviz.training.reproduce_wall)")
     p.add_argument("--scale", choices=("small", "paper"), default="small",
                    help="budget: updates, seeds, lengths (small: this machine; paper: the paper's)")
     p.add_argument("--protocol", choices=tuple(FIGURE7_PROTOCOLS),
@@ -232,9 +236,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--scale small, paper at --scale paper")
     p.add_argument("--seeds", type=int, help="runs per cell (default: by scale)")
     p.add_argument("--max-updates", type=int, help="updates per run (default: by scale)")
-    p.add_argument("--datasets", help="comma-separated data sets (tables; default: by scale)")
+    p.add_argument("--datasets", help="comma-separated data sets (tables; default: by scale); "
+                                      "wall: the one music set (default jsb)")
     p.add_argument("--lengths", help="comma-separated lengths (figure7; default: by scale)")
-    p.add_argument("--threshold", type=float, help="override the paper's clipping threshold")
+    p.add_argument("--threshold", type=float, help="override the paper's clipping threshold "
+                                                   "(wall: one τ for every clipped step instead of "
+                                                   "the running median ‖g‖)")
     p.add_argument("--controls", action="store_true",
                    help="tables: add BPTT at the matched lr and rescaling with τ at the median ||g||")
     p.add_argument("--out", metavar="DIR",
@@ -792,7 +799,15 @@ def figures(out: dict) -> dict[str, Any]:
 def write_outputs(out: dict, where: str, argv: Sequence[str] | None, log) -> list[str]:
     """Write table.md, table.csv, record.json and the figures into ``where`` (a directory), or
     record.json alone to ``where`` if it ends in ``.json``; the paths written."""
-    record = _record(out, argv)
+    files = (("table.md", _markdown(out)), ("table.csv", _csv(out["columns"], out["rows"])))
+    return write_files(where, _record(out, argv), files, lambda: figures(out), log)
+
+
+def write_files(where: str, record: dict, files: Sequence[tuple[str, str]],
+                figs: Callable[[], dict[str, Any]], log) -> list[str]:
+    """record.json alone to ``where`` where it ends in ``.json``; else ``files`` ((name, text)
+    pairs), record.json and the figures ``figs()`` builds into the directory ``where``. The
+    paths written (shared by every ``clipviz reproduce`` experiment)."""
     path = Path(where)
     if path.suffix == ".json":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -800,12 +815,10 @@ def write_outputs(out: dict, where: str, argv: Sequence[str] | None, log) -> lis
         return [str(path)]
     path.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in (("table.md", _markdown(out)), ("table.csv", _csv(out["columns"], out["rows"])),
-                       ("record.json", json.dumps(record, indent=1, allow_nan=False))):
+    for name, text in (*files, ("record.json", json.dumps(record, indent=1, allow_nan=False))):
         (path / name).write_text(text, encoding="utf-8")
         written.append(str(path / name))
-    written += write_figures(figures(out), path, log)
-    return written
+    return written + write_figures(figs(), path, log)
 
 
 def write_figures(figs: dict[str, Any], path: Path, log) -> list[str]:
@@ -846,6 +859,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(msg + "\n")
         sys.stderr.flush()
 
+    if args.what == "wall":
+        from .reproduce_wall import run as run_wall
+
+        return run_wall(args, log, sys.argv[1:])
     t = time.perf_counter()
     if args.what == "figure7":
         protocol = FIGURE7_PROTOCOLS[args.protocol or ("clipviz" if args.scale == "small" else "paper")]
