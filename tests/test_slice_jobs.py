@@ -218,3 +218,92 @@ def test_a_slice_cancelled_while_a_runner_computes_it(trained, jobs, monkeypatch
     assert jobs.wait_slice(sid2, timeout=120).status == "finished"
     assert _everything(jobs.store, run.id) == before
 
+
+
+# ---------------------------------------------------------------------------
+# the training page: the slice's state in the URL, and its callbacks as plain functions
+# ---------------------------------------------------------------------------
+def test_slice_state_from_the_link():
+    from clipviz.web.pages import training as tp
+
+    assert tp.slice_state({}) == (None, None, False, {})
+    assert tp.slice_state({"slice_run": "ab12", "slice": "40", "slice3d": "1"}) == ("ab12", 40, True, {})
+    assert tp.slice_state({"slice_run": "ab12", "slice": "40.0", "slice3d": "0"})[:3] == ("ab12", 40, False)
+    assert tp.slice_state({"slice_run": "ab12", "slice": 7, "slice3d": ["3d"]})[:3] == ("ab12", 7, True)
+    for raw, key in (({"slice_run": "../etc", "slice": "3"}, "slice_run"),
+                     ({"slice_run": "ab12", "slice": "x"}, "slice"),
+                     ({"slice_run": "ab12", "slice": "-3"}, "slice"),
+                     ({"slice_run": "ab12", "slice": "2.5"}, "slice"),
+                     ({"slice_run": "ab12", "slice": "1e12"}, "slice"),
+                     ({"slice_run": "ab12", "slice": "3", "slice3d": "maybe"}, "slice3d"),
+                     ({"slice_run": "ab12"}, "slice"), ({"slice": "3"}, "slice"),
+                     ({"slice_run": "x" * 65, "slice": "3"}, "slice_run")):
+        run, upd, three_d, errors = tp.slice_state(raw)
+        assert (run, upd) == (None, None) and key in errors, raw
+        assert key in errors[key] and ("not" in errors[key] or "needs" in errors[key])
+
+
+def _texts(component):
+    """Every string in a Dash component tree."""
+    out = []
+
+    def walk(c):
+        if isinstance(c, str):
+            out.append(c)
+        elif isinstance(c, (list, tuple)):
+            for x in c:
+                walk(x)
+        elif c is not None and hasattr(c, "children"):
+            walk(c.children)
+    walk(component)
+    return " ".join(out)
+
+
+def test_bad_slice_values_in_the_link_are_explained_not_a_500(store_env):
+    from clipviz.web.pages import training as tp
+
+    page = tp.layout(slice_run="<script>", slice="abc", slice3d="2")
+    text = _texts(page)
+    assert "slice_run: '<script>' is not a run id" in text
+    assert "unknown parameter" not in text  # the slice's keys are the page's own
+    page = tp.layout(slice="12")
+    assert "a slice needs both slice_run" in _texts(page)
+    # the callback on an unknown run or update says what to do
+    job, msg, cls = tp.open_slice("abc123", "5")
+    assert job is None and cls == "msg" and "no run 'abc123' in the run store" in msg
+    job, msg, cls = tp.open_slice("abc123", "five")
+    assert job is None and cls == "msg" and "not an update number" in msg
+    assert tp.open_slice("", "") == (None, "", "msg info")
+    assert tp.slice_tick(1, "nosuchslice", [], None)[1] == "no slice 'nosuchslice'"
+
+
+def test_open_slice_starts_once_then_reopens_and_cancel(trained, jobs):
+    from clipviz.web.pages import training as tp
+
+    run, index = trained
+    kept = [s["update"] for s in index]
+    missing = next(u for u in range(1, 1000) if u not in kept)
+    job, msg, cls = tp.open_slice(run.id, str(missing))
+    assert job is None and cls == "msg" and f"kept no snapshot at update {missing}" in msg
+    assert str(kept[0]) in msg
+    job, msg, cls = tp.open_slice(run.id, str(kept[0]))
+    assert job and cls == "msg info" and "computing" in msg
+    done = jobs.wait_slice(job, timeout=120)
+    assert done.status == "finished"
+    again, msg, _ = tp.open_slice(run.id, str(kept[0]))  # a link opens the stored slice
+    assert again == job and "computing" not in msg
+    value, text, fig, numbers, disabled, shown = tp.slice_tick(1, job, [], None)
+    assert value == 1 and disabled and "done" in text
+    names = [t.name for t in fig.data]
+    assert names[0] == "log10 loss" and "plain BPTT step" in names
+    assert any(n.startswith("clipped step (τ = 0.05)") for n in names)
+    lines = " ".join(li.children for li in numbers)
+    assert "gᵀHg/‖g‖²" in lines and "top Hessian eigenvalue" in lines and "angle" in lines
+    assert tp.slice_tick(2, job, [], shown)[2] is tp.no_update  # the same figure is not resent
+    fig3 = tp.slice_tick(3, job, ["3d"], shown)[2]
+    assert fig3.data[0].type == "surface"
+    assert tp.cancel_slice(1, job) == ("the slice had already ended (finished)", "msg info")
+    # the curves carry the run's kept updates as rings with their run id and update
+    out = tp.tick(1, [], [], run.id)
+    (rings,) = [t for t in out[3].data if t.name.endswith("kept updates (click one for its error surface)")]
+    assert [list(c) for c in rings.customdata] == [[run.id, u] for u in kept]
