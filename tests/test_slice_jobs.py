@@ -235,12 +235,14 @@ def test_slice_state_from_the_link():
                      ({"slice_run": "ab12", "slice": "-3"}, "slice"),
                      ({"slice_run": "ab12", "slice": "2.5"}, "slice"),
                      ({"slice_run": "ab12", "slice": "1e12"}, "slice"),
-                     ({"slice_run": "ab12", "slice": "3", "slice3d": "maybe"}, "slice3d"),
                      ({"slice_run": "ab12"}, "slice"), ({"slice": "3"}, "slice"),
                      ({"slice_run": "x" * 65, "slice": "3"}, "slice_run")):
         run, upd, three_d, errors = tp.slice_state(raw)
         assert (run, upd) == (None, None) and key in errors, raw
         assert key in errors[key] and ("not" in errors[key] or "needs" in errors[key])
+    # a bad 3-D flag: said so, and the slice shown as a heatmap
+    assert tp.slice_state({"slice_run": "ab12", "slice": "3", "slice3d": "maybe"}) == (
+        "ab12", 3, False, {"slice3d": "slice3d: 'maybe' is neither 1 nor 0; the heatmap is shown"})
 
 
 def _texts(component):

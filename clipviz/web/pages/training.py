@@ -402,7 +402,7 @@ def slice_state(raw: dict) -> tuple[str | None, int | None, bool, dict[str, str]
     if (run is None) != (upd is None) and not errors:
         errors["slice"] = ("a slice needs both slice_run (the run) and slice (its kept update); "
                            "click a ring on the ‖g‖ curve to choose one")
-    if errors:
+    if "slice_run" in errors or "slice" in errors:
         run = upd = None
     return run, upd, three_d, errors
 
