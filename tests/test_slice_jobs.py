@@ -289,11 +289,11 @@ def test_open_slice_starts_once_then_reopens_and_cancel(trained, jobs):
     assert job is None and cls == "msg" and f"kept no snapshot at update {missing}" in msg
     assert str(kept[0]) in msg
     job, msg, cls = tp.open_slice(run.id, str(kept[0]))
-    assert job and cls == "msg info" and "computing" in msg
+    assert job and cls == "msg info" and "started the error surface" in msg
     done = jobs.wait_slice(job, timeout=120)
     assert done.status == "finished"
     again, msg, _ = tp.open_slice(run.id, str(kept[0]))  # a link opens the stored slice
-    assert again == job and "computing" not in msg
+    assert again == job and "started" not in msg
     value, text, fig, numbers, disabled, shown = tp.slice_tick(1, job, [], None)
     assert value == 1 and disabled and "done" in text
     names = [t.name for t in fig.data]

@@ -9,7 +9,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
 from clipviz.web.pages import training as tp
 
@@ -19,15 +19,17 @@ SHOT = "/tmp/slice.png"
 # plain BPTT's, tau / |g| as long
 QUERY = "?updates=60&eval_every=30&hidden=8&seq_len=10&batch=10&tau=0.05&momentum=0&lr=0.05&seed=3"
 
-#: where the rings of the ‖g‖ panel are drawn, in pixels from the plot's centre
+#: where the rings of the ‖g‖ panel are drawn, in pixels of the viewport (the plot scrolled
+#: into view first)
 RINGS = """
 const gd = document.querySelector('#tr-curves .js-plotly-plot');
+gd.scrollIntoView({block: 'center'});
 const L = gd._fullLayout, xa = L.xaxis2, ya = L.yaxis2, r = gd.getBoundingClientRect();
 const t = gd._fullData.find(t => (t.name || '').endsWith('(click one for its error surface)'));
 if (!t) { return null; }
 return Array.from(t.x).map((x, i) => ({
   update: t.customdata[i][1], run: t.customdata[i][0],
-  dx: xa._offset + xa.c2p(x) - r.width / 2, dy: ya._offset + ya.c2p(t.y[i]) - r.height / 2}));
+  x: r.left + xa._offset + xa.c2p(x), y: r.top + ya._offset + ya.c2p(t.y[i])}));
 """
 
 SLICE = """
@@ -69,10 +71,16 @@ def test_click_a_kept_update_and_see_its_error_surface(dash_duo, make_app, store
     assert {r["run"] for r in rings} == {run.id}
     ring = max(rings, key=lambda r: next(k["grad_norm"] for k in kept if k["update"] == r["update"]))
     # a real click, a little off the ring's centre (where a ring is nearer than the curve under it)
-    gd = dash_duo.find_element("#tr-curves .js-plotly-plot")
-    ActionChains(dash_duo.driver).move_to_element_with_offset(
-        gd, round(ring["dx"]) + 2, round(ring["dy"]) + 1).click().perform()
-    dash_duo.wait_for_contains_text("#tr-slice-numbers", "gᵀHg/‖g‖²", timeout=120)
+    ring = next(r for r in dash_duo.driver.execute_script(RINGS) if r["update"] == ring["update"])
+    mouse = ActionBuilder(dash_duo.driver)
+    mouse.pointer_action.move_to_location(round(ring["x"]) + 2, round(ring["y"]) + 1)
+    mouse.pointer_action.click()
+    mouse.perform()
+    try:
+        dash_duo.wait_for_contains_text("#tr-slice-numbers", "gᵀHg/‖g‖²", timeout=60)
+    except Exception:  # what the page showed instead, to look at
+        dash_duo.driver.save_screenshot("/tmp/slice-failed.png")
+        raise
     numbers = dash_duo.find_element("#tr-slice-numbers").text
     assert "top Hessian eigenvalue" in numbers and "angle between g and the top eigenvector" in numbers
     assert "τ = 0.05" in numbers

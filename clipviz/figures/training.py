@@ -335,8 +335,8 @@ def slice_figure(result: Mapping | None, three_d: bool = False, note: str | None
         fig.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers", name="θ (the update's start)",
                                  marker=dict(color="white", size=9, line=dict(color="black",
                                                                               width=1.5))))
-        fig.update_xaxes(title_text=x_title)
-        fig.update_yaxes(title_text=y_title, scaleanchor="x", scaleratio=1)
+        fig.update_xaxes(title_text=x_title, constrain="domain")
+        fig.update_yaxes(title_text=y_title, scaleanchor="x", scaleratio=1, constrain="domain")
     fig.update_layout(title=dict(text=title, font=dict(size=13)), height=520,
                       template="plotly_white", margin=dict(l=60, r=20, t=50, b=50),
                       legend=dict(orientation="h", y=-0.18), uirevision=f"slice:{upd}:{three_d}")

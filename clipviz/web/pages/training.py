@@ -676,7 +676,8 @@ def open_slice(run_id, update):
     except Exception as exc:  # noqa: BLE001 - e.g. Redis unreachable: a message, not a 500
         log.exception("starting a slice failed")
         return None, f"could not start the slice: {type(exc).__name__}: {exc}", "msg"
-    return sid, f"computing the error surface at update {upd} of run {run}", "msg info"
+    return sid, (f"started the error surface at update {upd} of run {run} in the background "
+                 "(progress below)"), "msg info"
 
 
 def slice_tick(_n, job_id, three_d, shown):
