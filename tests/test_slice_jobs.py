@@ -6,8 +6,6 @@ or failed slice leaves the run (row, record, telemetry, snapshots) as it was."""
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import time
 
 import numpy as np
@@ -24,21 +22,14 @@ CLIPPED = {"task": "temporal_order", "hidden": 8, "seq_len": 10, "batch_size": 1
 
 
 @pytest.fixture
-def jobs(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLIPVIZ_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("CLIPVIZ_REDIS_URL", raising=False)
-    monkeypatch.setenv("CLIPVIZ_LOCAL_WORKERS", "2")
+def jobs(store_env):
+    """The embedded job layer (conftest's store_env), no runner left training after the test."""
     j = Jobs(RunStore(heartbeat_timeout_s=30))
     yield j
     for r in j.store.list():
         if r.active:
             j.cancel(r.id)
-    try:
-        j.wait([r.id for r in j.store.list()], timeout=10)
-    except TimeoutError:  # pragma: no cover
-        for r in j.store.list():
-            if r.active and r.worker:
-                os.kill(int(r.worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    j.wait([r.id for r in j.store.list()], timeout=30)
 
 
 @pytest.fixture
