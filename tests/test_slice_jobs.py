@@ -300,3 +300,19 @@ def test_open_slice_starts_once_then_reopens_and_cancel(trained, jobs):
     out = tp.tick(1, [], [], run.id)
     (rings,) = [t for t in out[3].data if t.name.endswith("kept updates (click one for its error surface)")]
     assert [list(c) for c in rings.customdata] == [[run.id, u] for u in kept]
+
+
+def test_the_page_cancels_a_slice_and_says_the_run_is_untouched(trained, jobs):
+    from clipviz.web.pages import training as tp
+
+    run, index = trained
+    before = _everything(jobs.store, run.id)
+    sid = jobs.store.create_slice(run.id, index[0]["update"], "inline")  # no worker takes it
+    value, text, _, _, disabled, shown = tp.slice_tick(1, sid, [], None)
+    assert value == 0 and "queued" in text and disabled is False  # Cancel offered
+    assert tp.cancel_slice(1, sid) == ("slice cancelled; the run is as it was", "msg info")
+    value, text, fig, numbers, disabled, shown = tp.slice_tick(2, sid, [], shown)
+    assert "cancelled" in text and disabled is True and numbers == []
+    assert "nothing of the run was changed" in fig.layout.annotations[0].text
+    assert tp.cancel_slice(None, sid) == (tp.no_update, tp.no_update)  # no click, nothing done
+    assert _everything(jobs.store, run.id) == before
