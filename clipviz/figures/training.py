@@ -307,7 +307,7 @@ def slice_figure(result: Mapping | None, three_d: bool = False, note: str | None
     title = (f"update {upd} ({', '.join(result.get('kinds') or ())}): log10 of the window's loss; "
              f"‖g‖ = {result['grad_norm']:.3g}")
     x_title = f"α: along plain BPTT's step (α = 1: the step, {result['unclipped_norm']:.3g} long)"
-    y_title = f"β: ⟂ to it, same length ({result.get('d2_kind', '')})"
+    y_title = f"β: ⟂, same length ({result.get('d2_kind', '').replace('orthogonalised ', '')})"
     if three_d:
         fig.add_trace(go.Surface(x=al, y=be, z=z, colorscale="Viridis", name="log10 loss",
                                  colorbar=dict(title="log10 loss"), showscale=True))
