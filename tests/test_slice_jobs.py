@@ -316,3 +316,17 @@ def test_the_page_cancels_a_slice_and_says_the_run_is_untouched(trained, jobs):
     assert "nothing of the run was changed" in fig.layout.annotations[0].text
     assert tp.cancel_slice(None, sid) == (tp.no_update, tp.no_update)  # no click, nothing done
     assert _everything(jobs.store, run.id) == before
+
+
+def test_the_curves_are_sent_again_only_when_they_change(trained, jobs):
+    """A finished run's figure is drawn once: a redraw every refresh would drop a click on a ring
+    that lands during it."""
+    from clipviz.web.pages import training as tp
+
+    run, _ = trained
+    first = tp.tick_unchanged(1, [run.id], [], "", None)
+    assert first[3] is not tp.no_update and len(first) == 7
+    again = tp.tick_unchanged(2, [run.id], [], "", first[6])
+    assert again[3] is tp.no_update and again[6] == first[6] and again[4] == first[4]
+    other = tp.tick_unchanged(3, [], [], "", first[6])  # nothing to show: another figure
+    assert other[3] is not tp.no_update and other[6] != first[6]

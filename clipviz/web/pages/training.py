@@ -22,6 +22,7 @@ Nothing is kept in the web process: every callback reads the run store.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -586,6 +587,15 @@ def tick(_n, active, selected, slice_run=None):
     return (done, max(total, 1), text, fig, table_rows(runs), paper_comparison(runs))
 
 
+def tick_unchanged(_n, active, selected, slice_run=None, drawn=None):
+    """:func:`tick`, with the curves figure sent only when it differs from the one drawn
+    (``drawn``: its digest, the last output): a figure redrawn under the pointer every refresh
+    drops the click on a ring that lands during the redraw, and finished runs do not change."""
+    done, total, text, fig, rows, paper = tick(_n, active, selected, slice_run)
+    key = hashlib.sha1(fig.to_json().encode()).hexdigest()
+    return done, total, text, no_update if key == drawn else fig, rows, paper, key
+
+
 def submit_sweep(n_clicks, lengths_text, seeds, updates, methods, *values):
     """Run the Figure 7 grid; (sweep id, message)."""
     if not n_clicks:
@@ -809,6 +819,7 @@ def layout(**kwargs) -> html.Div:
         link_bar(P),
         page_data(P, link=link_data(PATH, url_names())),
         dcc.Store(id=f"{P}-active", data=[]),
+        dcc.Store(id=f"{P}-curves-drawn", data=None),
         dcc.Store(id=f"{P}-sweep", data=None),
         dcc.Interval(id=f"{P}-tick", interval=700),
         html.Div(className="layout", children=[
@@ -941,8 +952,10 @@ def register(app: dash.Dash) -> None:
     app.callback(Output(f"{P}-progress", "value"), Output(f"{P}-progress", "max"),
                  Output(f"{P}-progress-text", "children"), Output(f"{P}-curves", "figure"),
                  Output(f"{P}-table", "rowData"), Output(f"{P}-paper", "rowData"),
+                 Output(f"{P}-curves-drawn", "data"),
                  Input(f"{P}-tick", "n_intervals"), Input(f"{P}-active", "data"),
-                 Input(f"{P}-table", "selectedRows"), Input(f"{P}-slice_run", "value"))(tick)
+                 Input(f"{P}-table", "selectedRows"), Input(f"{P}-slice_run", "value"),
+                 State(f"{P}-curves-drawn", "data"))(tick_unchanged)
     # the slice of a kept update (issue 16): a ring clicked sets the run and the update
     clientside(app, "sliceClick", P, Output(f"{P}-slice_run", "value"), Output(f"{P}-slice", "value"),
                Input(f"{P}-curves", "clickData"), prevent_initial_call=True)
