@@ -154,6 +154,14 @@ class Settings:
     snapshot_spike_factor: float = 10.0  # |g| this many times its running median is a spike
     snapshot_median_window: int = 100  # updates in the running median of |g|
     snapshot_ordinary_every: int = 100  # ordinary snapshots are taken at multiples of this update
+    snapshot_max_run_bytes: int = 16 << 20  # encoded snapshots one run stores in the run store
+    # (16 MiB); a run whose snapshots exceed it keeps the ones that fit, clipped and spikes first
+    slice_points: int = 41  # grid points per axis of a kept update's slice (training page)
+    slice_alpha_span: tuple = (-0.5, 1.5)  # alpha range of the slice, in units of plain BPTT's step
+    slice_beta_span: float = 1.0  # beta range +- this, in units of plain BPTT's step length
+    slice_rows_per_report: int = 4  # grid rows between two progress reports / cancel checks
+    slice_max_active: int = 8  # slices queued or running at once (the page refuses more)
+    slice_poll_ms: int = 500  # the training page's refresh of an open slice's progress
 
     # --- `clipviz reproduce wall` (issue 16 item 5): section 2.4 measured at spikes of |g| ------
     # --scale small trains plain BPTT runs that diverge within their budget, keeps a snapshot at

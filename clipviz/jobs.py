@@ -45,6 +45,7 @@ from .store import redact  # noqa: F401 - part of this module's interface (messa
 log = logging.getLogger(__name__)
 
 TASK_NAME = "clipviz.train_run"
+SLICE_TASK_NAME = "clipviz.slice"
 
 
 class CapacityError(ValueError):
@@ -232,9 +233,19 @@ def _heartbeat_thread(store: RunStore, run_id: str | set[str], runner_id: str | 
 
 
 def _store_record(store: RunStore, run_id: str, tel: _Telemetry, record) -> str:
-    """Store a finished or cancelled run's record (series decimated as its telemetry was)."""
+    """Store a finished or cancelled run's record (series decimated as its telemetry was); its
+    kept snapshots go to the store's ``snapshots`` table (within
+    :attr:`Settings.snapshot_max_run_bytes`) and the record says how many: ``snapshots_kept``."""
     rec = record.to_dict()
     rec["series"] = decimate_series(rec.get("series") or {}, tel.total, tel.cap)
+    result = rec.get("result")
+    if isinstance(result, dict) and "snapshots" in result:
+        snaps = result.pop("snapshots") or []
+        try:
+            result["snapshots_kept"] = len(store.put_snapshots(run_id, snaps))
+        except Exception:  # noqa: BLE001 - the run's own record is stored all the same
+            log.exception("run %s: its snapshots could not be stored", run_id)
+            result["snapshots_kept"] = 0
     store.finish(run_id, rec, tel.drain())
     log.info("run %s %s", run_id, rec.get("status"))
     return str(rec.get("status", "finished"))
@@ -302,7 +313,7 @@ def execute_run(store: RunStore, run_id: str, runner_id: str | None = None) -> s
             beat.join(timeout=5)
             return _execute_together(store, run_id, tel, cfg, others, runner_id)
         with _blas_limit():
-            record = train(cfg, callback=tel)
+            record = train(cfg, callback=tel, snapshots=True)
         return _store_record(store, run_id, tel, record)
     except BaseException as exc:  # noqa: BLE001 - every failure lands in the store
         _store_failure(store, run_id, tel, exc)
@@ -343,7 +354,7 @@ def _execute_together(store: RunStore, run_id: str, tel: _Telemetry, cfg, others
 
     try:
         with _blas_limit():
-            train_many(cfgs, tels, on_done=done)
+            train_many(cfgs, tels, on_done=done, snapshots=True)
     except BaseException as exc:  # noqa: BLE001 - every run not yet stored fails
         for i, rid in enumerate(ids):
             if rid not in status:
@@ -357,17 +368,87 @@ def _execute_together(store: RunStore, run_id: str, tel: _Telemetry, cfg, others
     return status.get(run_id, "failed")
 
 
+def execute_slice(store: RunStore, slice_id: str, runner_id: str | None = None) -> str:
+    """Compute a claimed (running) slice job: the surface around a kept update of a run
+    (:func:`clipviz.landscape.snapshot_slice`), with progress in the store; its final status.
+
+    Reads the run's config and snapshot and writes only the slice's own row: a slice that is
+    cancelled (the store's status, checked between groups of grid rows and between HVPs) or
+    fails leaves the run, its telemetry and its snapshots as they were.
+    """
+    from .landscape import Cancelled, snapshot_slice
+
+    stop = threading.Event()
+    period = heartbeat_period(store.heartbeat_timeout_s)
+
+    def beat() -> None:
+        while not stop.wait(period):
+            try:
+                store.slice_progress(slice_id)
+                if runner_id:
+                    store.runner_beat(runner_id)
+            except Exception:  # pragma: no cover - a locked store; next beat
+                log.exception("heartbeat for slice %s failed", slice_id)
+        store.close()
+
+    t = threading.Thread(target=beat, name=f"clipviz-slice-{slice_id}", daemon=True)
+    t.start()
+    state = {"live": True, "last": 0.0}
+
+    def progress(f: float) -> None:
+        state["live"] = store.slice_progress(slice_id, f)
+        state["last"] = time.monotonic()
+
+    def cancel() -> bool:
+        if state["live"] and time.monotonic() - state["last"] >= SETTINGS.cancel_poll_s:
+            state["live"] = store.slice_progress(slice_id)
+            state["last"] = time.monotonic()
+        return not state["live"]
+
+    try:
+        job = store.get_slice(slice_id)
+        run = store.get(job.run_id)
+        snap = store.snapshot(job.run_id, job.update)
+        with _blas_limit():
+            out = snapshot_slice(run.config, snap, progress=progress, cancel=cancel)
+        if store.finish_slice(slice_id, out.to_dict()):
+            log.info("slice %s finished", slice_id)
+            return "finished"
+        return store.get_slice(slice_id).status
+    except Cancelled:
+        log.info("slice %s cancelled", slice_id)
+        return "cancelled"
+    except BaseException as exc:  # noqa: BLE001 - every failure lands in the slice's row
+        if not isinstance(exc, (ValueError, KeyError, KeyboardInterrupt, SystemExit)):
+            log.error("slice %s failed:\n%s", slice_id, traceback.format_exc())
+        reason = ("the run or its snapshot is gone" if isinstance(exc, KeyError)
+                  else f"{type(exc).__name__}: {exc}".strip())
+        store.fail_slice(slice_id, reason)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        return "failed"
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
 # --------------------------------------------------------------------------
 # the embedded backend: runner processes (fresh interpreters) that drain the store's queue
 # --------------------------------------------------------------------------
 def runner_main(location: str | None, runner_id: str, heartbeat_timeout_s: float | None = None) -> None:
-    """A local runner: claim queued local runs one by one until none is left (``location``: the
-    store's, None for the configured one)."""
+    """A local runner: claim queued local slices (short, someone waits on the page) and then
+    runs, one by one, until none is left (``location``: the store's, None for the configured
+    one)."""
     store = RunStore(location, heartbeat_timeout_s=heartbeat_timeout_s)
     store.runner_register(runner_id)
     worker = f"local:{socket.gethostname()}:{os.getpid()}"
     try:
         while True:
+            slice_id = store.claim_next_slice("local", worker)
+            if slice_id is not None:
+                log.info("runner %s: slice %s", runner_id, slice_id)
+                execute_slice(store, slice_id, runner_id)
+                continue
             run_id = store.claim_next("local", worker)
             if run_id is None:
                 if store.runner_exit_if_idle(runner_id):
@@ -583,7 +664,7 @@ class Jobs:
         """
         if self.backend != "local":
             return 0
-        queued = self.store.count_queued("local")
+        queued = self.store.count_queued("local") + self.store.count_queued_slices("local")
         if not queued or self.store.live_runners() >= local_workers():
             return 0
         started = self.ensure_runners(queued)
@@ -647,6 +728,49 @@ class Jobs:
                 raise PermissionError(f"run {run_id} was started by another browser session: only "
                                       "that session (or a request with the admin token) may cancel it")
         return self.store.request_cancel(run_id)
+
+    def submit_slice(self, run_id: str, update: int, *, owner: str | None = None) -> str:
+        """Queue the slice around run ``run_id``'s kept update ``update`` and start it; its id.
+
+        KeyError when the run is unknown or kept no snapshot at ``update``; CapacityError when
+        :attr:`Settings.slice_max_active` slices are queued or running.
+        """
+        self.store.get(run_id)  # KeyError for an unknown run
+        if self.store.count_active_slices() >= SETTINGS.slice_max_active:
+            raise CapacityError(f"{SETTINGS.slice_max_active} slices are queued or running, the "
+                                "most at once: wait for one to finish, or cancel one")
+        slice_id = self.store.create_slice(run_id, update, self.backend, owner=owner)
+        if self.backend == "local":
+            self.ensure_runners(1)
+        else:
+            try:
+                celery_app(self.redis).send_task(SLICE_TASK_NAME, args=(slice_id,))
+            except Exception as exc:  # noqa: BLE001 - broker unreachable: say so
+                reason = (f"could not send the slice to the Celery broker at "
+                          f"{redact(self.redis)}: {type(exc).__name__}: {exc}")
+                self.store.fail_slice(slice_id, reason)
+                raise RuntimeError(reason) from exc
+        return slice_id
+
+    def cancel_slice(self, slice_id: str, *, owner: str | None = None, admin: bool = True) -> str:
+        """Cancel a slice job (its worker stops at its next check; the run is not touched); its
+        status after.  With ``admin=False`` only the session that started it may."""
+        if not admin:
+            recorded = self.store.slice_owner(slice_id)
+            if owner is None or recorded is None or not hmac.compare_digest(recorded, owner):
+                raise PermissionError(f"slice {slice_id} was started by another browser session")
+        return self.store.cancel_slice(slice_id)
+
+    def wait_slice(self, slice_id: str, timeout: float = 60.0, poll: float = 0.05):
+        """Block until the slice job ends; the job (TimeoutError after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.store.get_slice(slice_id)
+            if not job.active:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"slice {slice_id} still {job.status} after {timeout} s")
+            time.sleep(poll)
 
     def wait(self, run_ids: Iterable[str], timeout: float = 60.0, poll: float = 0.1) -> list:
         """Block until every run reached a final status (TimeoutError after ``timeout``)."""

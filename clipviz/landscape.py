@@ -28,7 +28,7 @@ import contextlib
 import logging
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -43,7 +43,11 @@ log = logging.getLogger(__name__)
 __all__ = ["Window", "Direction", "Slice", "Curvature", "slice_2d", "gradient_direction",
            "filter_normalised_direction", "given_direction", "orthogonalise", "hvp",
            "curvature", "dense_hessian", "window_loss", "SnapshotPoint", "at_snapshot",
-           "step_losses"]
+           "step_losses", "Cancelled", "SnapshotSlice", "snapshot_slice"]
+
+
+class Cancelled(Exception):
+    """A computation stopped by its ``cancel`` check (:func:`slice_2d`, :func:`snapshot_slice`)."""
 
 
 @dataclass
@@ -307,7 +311,8 @@ def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def curvature(model: RNN, theta, window, *, tol: float | None = None,
-              maxiter: int | None = None, seed: int = 0) -> Curvature:
+              maxiter: int | None = None, seed: int = 0,
+              cancel: Callable[[], bool] | None = None) -> Curvature:
     """Curvature of the window's objective at theta (section 2.4's wall).
 
     * g^T H g / |g|^2: the curvature along the gradient;
@@ -318,7 +323,8 @@ def curvature(model: RNN, theta, window, *, tol: float | None = None,
     * the angle between g and the eigenvector of largest modulus.
 
     The paper's hypothesis predicts a large |lambda| and a small angle where
-    |g| explodes.
+    |g| explodes.  ``cancel()`` is asked before every HVP: True stops the
+    computation with :class:`Cancelled`.
     """
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
@@ -332,7 +338,13 @@ def curvature(model: RNN, theta, window, *, tol: float | None = None,
     g = e.grad
     gn = float(np.linalg.norm(g))
     cg = float(g @ e.hvp(g)) / gn ** 2 if gn > 0 else math.nan
-    op = LinearOperator((n, n), matvec=lambda x: e.hvp(np.ravel(x)), dtype=np.float64)
+
+    def matvec(x):
+        if cancel is not None and cancel():
+            raise Cancelled("curvature cancelled")
+        return e.hvp(np.ravel(x))
+
+    op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
     v0 = np.random.default_rng(seed).standard_normal(n)
     ncv = min(n, max(SETTINGS.lanczos_ncv, 3))
 
@@ -436,13 +448,20 @@ def orthogonalise(d2: Direction | np.ndarray, d1: Direction | np.ndarray) -> Dir
 
 
 def slice_2d(model: RNN, theta, window, d1, d2, alphas: Sequence[float],
-             betas: Sequence[float], *, block: int | None = None) -> Slice:
+             betas: Sequence[float], *, block: int | None = None,
+             progress: Callable[[float], object] | None = None,
+             cancel: Callable[[], bool] | None = None) -> Slice:
     """The window's objective on the grid theta + alpha d1 + beta d2.
 
     Same objective and normalisation as :meth:`RNN.window` (sum over steps
     and sequences of w_t loss_t, divided by ``norm``), in the model's dtype;
     ``losses[i, j]`` is at (alphas[j], betas[i]).  The kernel evaluates all
     grid points side by side (:func:`clipviz.kernels.landscape.slice_losses`).
+
+    ``progress(fraction)`` is called after each group of
+    :attr:`Settings.slice_rows_per_report` grid rows, and ``cancel()`` before
+    each: when it returns True the slice stops there and :class:`Cancelled`
+    is raised (the Python loop runs over rows; the kernel computes a group).
     """
     dt = np.dtype(model.dtype)
     th = _theta(model, theta, dt)
@@ -473,10 +492,23 @@ def slice_2d(model: RNN, theta, window, d1, d2, alphas: Sequence[float],
             IB[k] += p["b"]
             cc[k] = p["c"]
     out = np.empty((be.size, al.size))
+    if progress is not None and not callable(progress):
+        raise ValueError("progress must be callable or None")
+    if cancel is not None and not callable(cancel):
+        raise ValueError("cancel must be callable or None")
+    rows = (be.size if progress is None and cancel is None
+            else max(1, int(SETTINGS.slice_rows_per_report)))
+    al_dt, be_dt = al.astype(dt), be.astype(dt)
     with _blas_one_thread():
-        kl.slice_losses(Wst, Vst, cc, IB, al.astype(dt), be.astype(dt), model._act, model._out,
-                        model.parametrisation == "paper", d.state, d.ti, d.tb, d.w, d.norm,
-                        block, out)
+        for r0 in range(0, be.size, rows):
+            if cancel is not None and cancel():
+                raise Cancelled(f"slice cancelled after {r0} of {be.size} rows")
+            r1 = min(r0 + rows, be.size)
+            kl.slice_losses(Wst, Vst, cc, IB, al_dt, np.ascontiguousarray(be_dt[r0:r1]),
+                            model._act, model._out, model.parametrisation == "paper", d.state,
+                            d.ti, d.tb, d.w, d.norm, block, out[r0:r1])
+            if progress is not None:
+                progress(r1 / be.size)
     n1, n2 = float(np.linalg.norm(v1)), float(np.linalg.norm(v2))
     cos = float(v1 @ v2) / (n1 * n2) if n1 > 0 and n2 > 0 else 0.0
     return Slice(al, be, out, n1, n2, cos, str(dt))
@@ -575,3 +607,156 @@ def step_losses(point: SnapshotPoint) -> dict[str, float]:
         except ValueError:  # the step left the finite numbers
             out[name] = math.inf
     return out
+
+
+@dataclass
+class SnapshotSlice:
+    """The error surface around a kept update, with plain BPTT's step and the clipped one
+    (section 2.4, Algorithm 1), and the curvature there (:func:`snapshot_slice`).
+
+    The plane is theta + alpha d1 + beta d2 with d1 plain BPTT's step (alpha = 1 is that step)
+    and d2 orthogonal to it with the same length: the clipped step's own part orthogonal to d1
+    where it has one (momentum), else the top Hessian eigenvector's, else a filter-normalised
+    random direction's (``d2_kind``).  Step coordinates are (alpha, beta) in that plane.
+    """
+
+    update: int  #: the update (1-based)
+    kinds: tuple  #: why it was kept
+    slice: Slice  #: the objective on the plane (model dtype)
+    d2_kind: str  #: what d2 was built from
+    unclipped_at: tuple  #: (alpha, beta) of plain BPTT's step: (1, 0)
+    clipped_at: tuple  #: (alpha, beta) of Algorithm 1's step
+    clipped_off_plane: float  #: |clipped step - its projection on the plane| / |clipped step|
+    unclipped_norm: float  #: |plain BPTT's step|
+    clipped_norm: float  #: |clipped step|
+    grad_norm: float  #: |g| at theta (float64)
+    tau: float  #: threshold of the clipped step
+    tau_source: str  #: "run" (the run's rule) or "task default" (a run without a threshold)
+    lr: float  #: the run's learning rate
+    curvature: Curvature  #: at theta (float64)
+    step_losses: dict  #: the objective at theta and after each step (float64, :func:`step_losses`)
+
+    def to_dict(self) -> dict:
+        """JSON-able (non-finite numbers as None; the eigenvector left out)."""
+        def num(x):
+            x = float(x)
+            return x if math.isfinite(x) else None
+
+        sl, c = self.slice, self.curvature
+        return {
+            "update": self.update, "kinds": list(self.kinds),
+            "alphas": [float(a) for a in sl.alphas], "betas": [float(b) for b in sl.betas],
+            "losses": [[num(x) for x in row] for row in sl.losses],
+            "d1_norm": sl.d1_norm, "d2_norm": sl.d2_norm, "dtype": sl.dtype,
+            "d2_kind": self.d2_kind,
+            "unclipped_at": [float(x) for x in self.unclipped_at],
+            "clipped_at": [float(x) for x in self.clipped_at],
+            "clipped_off_plane": num(self.clipped_off_plane),
+            "unclipped_norm": num(self.unclipped_norm), "clipped_norm": num(self.clipped_norm),
+            "grad_norm": num(self.grad_norm), "tau": self.tau, "tau_source": self.tau_source,
+            "lr": self.lr,
+            "curvature": {"loss": num(c.loss), "grad_norm": num(c.grad_norm),
+                          "curvature_along_g": num(c.curvature_along_g),
+                          "lambda_max_abs": num(c.lambda_max_abs), "lambda_max": num(c.lambda_max),
+                          "angle_deg": num(c.angle_deg), "hvps": int(c.hvps)},
+            "step_losses": {k: num(v) for k, v in self.step_losses.items()},
+        }
+
+
+def _slice_tau(cfg) -> tuple[float, str]:
+    """The clipped step's threshold: the run's, else its task's default (a BPTT run)."""
+    from .training import TrainConfig
+
+    tau = getattr(cfg.rule(), "threshold", None)
+    if tau is not None and math.isfinite(tau) and tau > 0:
+        return float(tau), "run"
+    if cfg.threshold is not None and math.isfinite(cfg.threshold) and cfg.threshold > 0:
+        return float(cfg.threshold), "run"
+    return float(TrainConfig.for_task(cfg.task).threshold), "task default"
+
+
+def snapshot_slice(config, snapshot: dict, *, tau: float | None = None,
+                   points: int | None = None,
+                   progress: Callable[[float], object] | None = None,
+                   cancel: Callable[[], bool] | None = None) -> SnapshotSlice:
+    """The error surface around a kept update through plain BPTT's and the clipped step.
+
+    Parameters
+    ----------
+    config : TrainConfig or dict
+        The run's config.
+    snapshot : dict
+        One of the run's kept snapshots (:func:`at_snapshot`).
+    tau : float, optional
+        Threshold of the clipped step (Algorithm 1); default the run's, or for a run without
+        one the task's default (:data:`clipviz.training.PRESETS`).
+    points : int, optional
+        Grid points per axis (default :attr:`Settings.slice_points`); alpha spans
+        :attr:`Settings.slice_alpha_span` and beta +- :attr:`Settings.slice_beta_span`.
+    progress, cancel : callable, optional
+        ``progress(fraction)`` as the work advances; ``cancel()`` True stops it with
+        :class:`Cancelled` (checked between HVPs and between groups of grid rows).
+
+    Returns
+    -------
+    SnapshotSlice
+        The slice (section 2.4's wall: is the plain step thrown up it, equation (1)'s
+        update with the exploded g of equations (3)-(5)?), both steps' coordinates, the
+        curvature g^T H g / |g|^2, the top eigenvalue and its angle with g.
+    """
+    from .training import TrainConfig
+
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
+    src = "given"
+    if tau is None:
+        tau, src = _slice_tau(cfg)
+    n = V.integer("points", SETTINGS.slice_points if points is None else points, 3,
+                  SETTINGS.max_grid)
+    point = at_snapshot(cfg, snapshot, tau=tau)
+    if not (np.all(np.isfinite(point.step_unclipped)) and np.all(np.isfinite(point.grad))):
+        raise ValueError(f"update {point.update}'s gradient was not finite (the update was "
+                         "skipped): there is no step to draw; choose another kept update")
+    L = float(np.linalg.norm(point.step_unclipped))
+    if L == 0:
+        raise ValueError(f"update {point.update}'s plain step is zero: no plane to draw")
+
+    def report(x):
+        if progress is not None:
+            progress(float(x))
+
+    if cancel is not None and cancel():
+        raise Cancelled("slice cancelled before it started")
+    m64 = point.float64()
+    th64 = np.asarray(point.theta, dtype=np.float64)
+    curv = curvature(m64, th64, point.window, cancel=cancel)
+    report(0.3)
+    d1 = point.step_unclipped
+    d2 = None
+    c = point.step_clipped
+    cn = float(np.linalg.norm(c))
+    for kind, vec in (("clipped step", c), ("top Hessian eigenvector", curv.eigenvector)):
+        vn = float(np.linalg.norm(vec))
+        if vn == 0:
+            continue
+        sine = np.linalg.norm(vec - (vec @ d1) / (L * L) * d1) / vn
+        if sine > 1e-3:
+            d2 = orthogonalise(given_direction(m64, vec / vn * L, kind=kind), d1)
+            break
+    if d2 is None:
+        d2 = orthogonalise(filter_normalised_direction(m64, th64, 0), d1)
+        d2 = Direction(d2.vector / d2.norm * L, d2.kind, d2.raw_norm)
+    lo, hi = SETTINGS.slice_alpha_span
+    alphas = np.linspace(lo, hi, n)
+    betas = np.linspace(-SETTINGS.slice_beta_span, SETTINGS.slice_beta_span, n)
+    sl = slice_2d(point.model, point.theta, point.window, d1, d2, alphas, betas,
+                  progress=lambda f: report(0.3 + 0.65 * f), cancel=cancel)
+    dv = d2.vector
+    dn2 = float(dv @ dv)
+    ca, cb = float(c @ d1) / (L * L), float(c @ dv) / dn2
+    resid = c - ca * d1 - cb * dv
+    off = float(np.linalg.norm(resid)) / cn if cn > 0 else 0.0
+    losses = step_losses(point)
+    report(1.0)
+    return SnapshotSlice(point.update, point.kinds, sl, d2.kind, (1.0, 0.0), (ca, cb), off, L, cn,
+                         float(np.linalg.norm(point.grad)), float(tau), src, point.lr, curv,
+                         losses)

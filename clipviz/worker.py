@@ -31,3 +31,15 @@ def train_run(run_id: str) -> str:
         log.info("run %s is not queued any more (cancelled or taken); skipped", run_id)
         return "skipped"
     return jobs.execute_run(store, run_id)
+
+
+@app.task(name=jobs.SLICE_TASK_NAME, ignore_result=True)
+def slice_job(slice_id: str) -> str:
+    """Claim slice job ``slice_id`` in the store and compute it; its final status (or
+    "skipped" when it was cancelled or taken before this worker got it)."""
+    store = shared_store()
+    worker = f"celery:{socket.gethostname()}:{os.getpid()}"
+    if not store.claim_slice(slice_id, worker):
+        log.info("slice %s is not queued any more (cancelled or taken); skipped", slice_id)
+        return "skipped"
+    return jobs.execute_slice(store, slice_id)

@@ -278,3 +278,30 @@ def test_unreachable_broker_fails_fast_with_a_message(tmp_path):
     assert "secret" not in str(info.value) and redact(url) == f"redis://:***@127.0.0.1:{url.split(':')[3]}"
     (run,) = jobs.store.list()
     assert run.status == "failed" and "Celery broker" in run.reason  # no ghost queued run
+
+
+def test_a_slice_job_runs_on_a_celery_worker_and_leaves_the_run_untouched(client, cluster):
+    """Issue 16: the run keeps its snapshots in the store; the slice is the task clipviz.slice
+    on a worker; a cancelled one is skipped or stopped, and the run is as it was."""
+    from clipviz.jobs import Jobs
+    from clipviz.store import shared_store
+
+    cfg = dict(SMALL, max_updates=60, clip="norm", threshold=0.05, momentum=0.0, lr=0.05, seed=3)
+    rid = _post(client, "/api/runs", cfg)[1]["id"]
+    assert _wait(client, rid)["run"]["status"] == "finished"
+    jobs = Jobs(shared_store())
+    assert jobs.backend == "celery"
+    kept = jobs.store.snapshot_index(rid)
+    assert len(kept) == jobs.store.get(rid).result["snapshots_kept"] > 0
+    before = (jobs.store.get(rid), jobs.store.record(rid), jobs.store.metrics(rid),
+              [jobs.store.snapshot(rid, k["update"]) for k in kept])
+    sid = jobs.submit_slice(rid, kept[0]["update"])
+    job = jobs.wait_slice(sid, timeout=120)
+    assert job.status == "finished", job.error
+    assert job.result["unclipped_at"] == [1.0, 0.0] and job.result["curvature"]["hvps"] > 0
+    sid = jobs.submit_slice(rid, kept[-1]["update"])
+    jobs.cancel_slice(sid)
+    assert jobs.wait_slice(sid, timeout=60).status in ("cancelled", "finished")
+    after = (jobs.store.get(rid), jobs.store.record(rid), jobs.store.metrics(rid),
+             [jobs.store.snapshot(rid, k["update"]) for k in kept])
+    assert after == before

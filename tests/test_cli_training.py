@@ -21,6 +21,21 @@ def test_train_cli_summary_and_record(tmp_path, capsys):
     assert rec.config["threshold"] == 0.5 and len(rec.series["loss"]) == 20
 
 
+def test_train_cli_keeps_snapshots_when_asked(tmp_path, capsys):
+    out = tmp_path / "run.json"
+    args = ["train", "--task", "temporal_order", "--seq-len", "8", "--hidden", "8", "--batch-size", "4",
+            "--max-updates", "20", "--eval-every", "10", "--clip", "norm", "--threshold", "0.01",
+            "--momentum", "0", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    assert "snapshots" not in RunRecord.from_json(out.read_text()).result  # only when asked
+    assert main(args + ["--snapshots"]) == 0
+    snaps = RunRecord.from_json(out.read_text()).result["snapshots"]
+    # tau far below |g|: every update clipped, the policy's largest four kept
+    assert len(snaps) == 4 and all(s["kinds"] == ["clipped"] for s in snaps)
+    assert "snapshots kept at updates " + ", ".join(str(s["update"]) for s in snaps) \
+        in capsys.readouterr().out
+
+
 def test_train_cli_bad_values_give_a_message_not_a_traceback(capsys):
     assert main(["train", "--lr", "-1"]) == 2
     err = capsys.readouterr().err

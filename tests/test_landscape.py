@@ -54,6 +54,36 @@ def test_slice_block_sizes_agree(block):
     np.testing.assert_allclose(got, ref, rtol=1e-13)
 
 
+def test_slice_progress_and_cancel_between_groups_of_rows():
+    from clipviz.config import SETTINGS
+
+    m, X, tg, w = make_case("standard", "tanh", True, "softmax", T=5, B=2)
+    win = _window(m, X, tg, w)
+    rng = np.random.default_rng(4)
+    d1, d2 = rng.normal(size=m.n_params), rng.normal(size=m.n_params)
+    n = 3 * SETTINGS.slice_rows_per_report + 1  # four groups of rows
+    al, be = np.linspace(-1, 1, 6), np.linspace(-0.5, 0.5, n)
+    ref = L.slice_2d(m, None, win, d1, d2, al, be).losses
+    seen = []
+    got = L.slice_2d(m, None, win, d1, d2, al, be, progress=seen.append, cancel=lambda: False)
+    np.testing.assert_array_equal(got.losses, ref)  # row by row: the same numbers
+    assert len(seen) == 4 and seen == sorted(seen) and seen[-1] == 1.0
+    asked = []
+
+    def cancel():
+        asked.append(1)
+        return len(asked) > 2
+
+    with pytest.raises(L.Cancelled, match=f"after {2 * SETTINGS.slice_rows_per_report} of {n}"):
+        L.slice_2d(m, None, win, d1, d2, al, be, cancel=cancel)
+    with pytest.raises(ValueError, match="cancel must be callable"):
+        L.slice_2d(m, None, win, d1, d2, al, be, cancel=True)
+    hvps = []
+    with pytest.raises(L.Cancelled):  # curvature asks before every HVP
+        L.curvature(m, None, win, cancel=lambda: hvps.append(1) or len(hvps) > 3)
+    assert len(hvps) == 4
+
+
 @pytest.mark.parametrize("act,output", [("tanh", "sigmoid"), ("sigmoid", "softmax")])
 def test_slice_float32_close_to_float64(act, output):
     m, X, tg, w = make_case("paper", act, True, output, T=10, B=2)

@@ -447,9 +447,11 @@ def test_an_old_sqlite_store_is_copied_into_postgres(tmp_path, postgres_url):
     src.claim(rid, "w")
     src.append_metrics(rid, [_event(i) for i in range(1, 4)])
     src.finish(rid, {"status": "finished", "series": {}, "result": {"solved": False}})
+    assert src.put_snapshots(rid, [_snap(3, ["clipped"], 9.0)]) == [3]
     dst = RunStore(postgres_url)
-    assert src.copy_to(dst) == {"runs": 2, "sweeps": 1, "metrics": 6}
-    assert src.copy_to(dst) == {"runs": 0, "sweeps": 0, "metrics": 0}  # nothing twice
+    assert src.copy_to(dst) == {"runs": 2, "sweeps": 1, "metrics": 6, "snapshots": 1}
+    assert src.copy_to(dst) == {"runs": 0, "sweeps": 0, "metrics": 0, "snapshots": 0}  # not twice
+    assert dst.snapshot(rid, 3) == src.snapshot(rid, 3) and dst.snapshot_index(rid)[0]["update"] == 3
     for run_id in ("old1", rid):
         assert dst.get(run_id) == src.get(run_id)
         assert dst.metrics(run_id) == src.metrics(run_id)
@@ -541,3 +543,100 @@ def test_claim_companions_takes_compatible_queued_runs_of_the_same_sweep(locatio
     assert st.claim_companions(f, "w2", 10, lambda cfg: True) == []  # no sweep
     assert st.claim_companions(f, "w2", 0, lambda cfg: True) == []
     assert st.get(g).status == "queued"
+
+
+def _snap(update, kinds, grad_norm, payload=10):
+    """A stand-in for an encoded snapshot (clipviz.training.snapshots): what the store keeps."""
+    return {"update": update, "kinds": list(kinds), "grad_norm": grad_norm, "loss": 1.0,
+            "theta": {"dtype": "f8", "shape": [payload], "b64": "A" * (8 * payload)}}
+
+
+def test_snapshots_are_kept_within_the_cap_clipped_first(location):
+    from clipviz.store.base import snapshot_bytes
+
+    st = RunStore(location)
+    rid = st.create_run(CFG, "local")
+    snaps = [_snap(5, ["ordinary"], 1.0), _snap(9, ["spike"], 50.0), _snap(12, ["clipped"], 30.0),
+             _snap(20, ["clipped", "spike"], 80.0)]
+    size = {s["update"]: snapshot_bytes(s) for s in snaps}
+    # room for three: both clipped ones and the spike; the ordinary update is left out
+    assert st.put_snapshots(rid, snaps, max_bytes=size[9] + size[12] + size[20] + size[5] - 1) \
+        == [9, 12, 20]
+    assert st.snapshot_index(rid) == [
+        {"update": 9, "kinds": ["spike"], "grad_norm": 50.0},
+        {"update": 12, "kinds": ["clipped"], "grad_norm": 30.0},
+        {"update": 20, "kinds": ["clipped", "spike"], "grad_norm": 80.0}]
+    assert st.snapshot(rid, 12) == snaps[2]
+    with pytest.raises(KeyError):
+        st.snapshot(rid, 5)
+    # room for one: the clipped update with the largest norm
+    other = st.create_run(CFG, "local")
+    assert st.put_snapshots(other, snaps, max_bytes=size[20]) == [20]
+    assert st.put_snapshots(st.create_run(CFG, "local"), snaps,
+                            max_bytes=min(size.values()) - 1) == []
+    assert [s["update"] for s in st.snapshot_index(rid)] == [9, 12, 20]  # other runs untouched
+    assert st.snapshot_index("nobody") == []
+    assert RunStore(location).snapshot(rid, 20) == snaps[3]  # on disk / in the database
+
+
+def test_slice_jobs_lifecycle_cancel_and_failure(location):
+    st = RunStore(location, heartbeat_timeout_s=30)
+    rid = st.create_run(CFG, "inline")  # no local run queued: only the slices keep a runner
+    st.put_snapshots(rid, [_snap(7, ["clipped"], 12.0)])
+    with pytest.raises(KeyError):
+        st.create_slice(rid, 8, "local")  # no snapshot at update 8
+    with pytest.raises(KeyError):
+        st.create_slice("nobody", 7, "local")
+    a = st.create_slice(rid, 7, "local", owner="me")
+    job = st.get_slice(a)
+    assert (job.status, job.progress, job.run_id, job.update, job.result) == ("queued", 0.0, rid, 7, None)
+    assert st.count_queued_slices("local") == 1 and st.count_queued_slices("celery") == 0
+    assert st.slice_owner(a) == "me" and st.find_slice(rid, 7).id == a
+    st.runner_register("r1")
+    assert not st.runner_exit_if_idle("r1")  # a queued slice keeps a runner
+    assert st.claim_next_slice("celery", "w") is None
+    assert st.claim_next_slice("local", "w") == a and not st.claim_slice(a, "w2")
+    assert st.runner_exit_if_idle("r1")
+    assert st.slice_progress(a, 0.25) and st.get_slice(a).progress == 0.25
+    assert st.slice_progress(a) and st.get_slice(a).progress == 0.25  # a heartbeat only
+    assert st.finish_slice(a, {"update": 7, "losses": [[1.0, math.inf]]})
+    done = st.get_slice(a)
+    assert done.status == "finished" and done.progress == 1.0 and done.result["update"] == 7
+    assert done.result["losses"][0][1] == math.inf
+    assert st.cancel_slice(a) == "finished"  # a finished slice stays finished
+    # cancelled while running: progress reports say stop, and no result is stored after
+    b = st.create_slice(rid, 7, "local")
+    assert st.find_slice(rid, 7).id == a  # the finished one is found first
+    assert st.claim_slice(b, "w")
+    assert st.cancel_slice(b) == "cancelled"
+    assert not st.slice_progress(b, 0.5) and not st.finish_slice(b, {"update": 7})
+    job = st.get_slice(b)
+    assert job.status == "cancelled" and job.result is None and job.error == "cancelled by request"
+    # a queued slice cancelled is never claimed; a failure keeps its reason
+    c = st.create_slice(rid, 7, "local")
+    assert st.cancel_slice(c) == "cancelled" and st.claim_next_slice("local", "w") is None
+    d = st.create_slice(rid, 7, "local")
+    st.fail_slice(d, "ValueError: no")
+    assert st.get_slice(d).status == "failed" and st.get_slice(d).error == "ValueError: no"
+    assert st.count_active_slices() == 0
+    with pytest.raises(KeyError):
+        st.get_slice("nothing")
+    with pytest.raises(KeyError):
+        st.cancel_slice("nothing")
+    # the run itself is untouched by all of it
+    r = st.get(rid)
+    assert r.status == "queued" and r.result is None and st.metrics(rid)["update"] == []
+
+
+def test_a_slice_whose_worker_died_is_failed(location):
+    st = RunStore(location, heartbeat_timeout_s=30)
+    rid = st.create_run(CFG, "local")
+    st.put_snapshots(rid, [_snap(7, ["spike"], 12.0)])
+    sid = st.create_slice(rid, 7, "local")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert st.claim_slice(sid, "w")
+    with st._tx() as c:  # claimed by a process of this host that has exited since
+        c.execute("UPDATE slices SET pid = ? WHERE id = ?", (proc.pid, sid))
+    job = st.get_slice(sid)
+    assert job.status == "failed" and "worker stopped" in job.error

@@ -146,3 +146,23 @@ def test_at_snapshot_needs_a_threshold_for_a_bptt_run(bptt_run):
         L.at_snapshot(rec.config, rec.result["snapshots"][0], tau=-1.0)
     with pytest.raises(ValueError, match="snapshot"):
         L.at_snapshot(rec.config, {"update": 3})
+
+
+
+def test_train_and_train_many_keep_snapshots_when_asked():
+    """The public entry points: train(..., snapshots=True | policy), train_many(..., snapshots=)."""
+    from clipviz.training import train, train_many
+
+    cfg = TrainConfig(clip="none", threshold=None, **dict(CFG, max_updates=60))
+    assert "snapshots" not in train(cfg).result
+    mine = train(cfg, snapshots=POLICY).result["snapshots"]
+    assert mine == run(cfg, None, snapshots=POLICY).result["snapshots"] and mine
+    default = train(cfg, snapshots=True).result["snapshots"]
+    assert default == run(cfg, None, snapshots=SnapshotPolicy()).result["snapshots"]
+    with pytest.raises(ValueError, match="snapshots must be"):
+        train(cfg, snapshots="yes")
+    # an ensemble keeps the snapshots separate runs keep (its kernel is bit for bit theirs)
+    other = TrainConfig(clip="norm", threshold=1.0, **dict(CFG, max_updates=60, seed=1))
+    recs = train_many([cfg, other], snapshots=POLICY)
+    assert recs[0].result["snapshots"] == mine
+    assert recs[1].result["snapshots"] == run(other, None, snapshots=POLICY).result["snapshots"]

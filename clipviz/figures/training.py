@@ -1,4 +1,5 @@
-"""Training figures: live curves of one or more runs, and the sweep's success rate (Figure 7).
+"""Training figures: live curves of one or more runs, the sweep's success rate (Figure 7), and
+the error surface around a kept update with plain BPTT's and the clipped step (issue 16).
 
 Pure functions from run-store data (:meth:`clipviz.runstore.RunStore.metrics`
 columns, :func:`clipviz.jobs.sweep_summary`) to Plotly figures; arrays are
@@ -47,6 +48,12 @@ class Curve:
     metric_name: str = "validation"
     initial_rho: float | None = None  # rho(W_rec) before the first update (the run's result)
     activation: str | None = None  # sigma of the run: where its rho reference line sits
+    run_id: str | None = None  # the run's id (carried by its kept updates' rings)
+    kept: Sequence[Mapping] = ()  # kept updates: {"update", "kinds", "grad_norm"} (ringed on ||g||)
+
+
+KEPT_SUFFIX = ": kept updates (click one for its error surface)"
+"""The name of a run's ring trace on the ‖g‖ panel: its label, then this."""
 
 
 def rho_reference(activation: str) -> float:
@@ -91,6 +98,18 @@ def curves_figure(curves: Sequence[Curve], uirevision: str = "training") -> go.F
                 x=x[clipped], y=_f32(m["grad_norm"])[clipped], mode="markers",
                 name=f"{c.label}: clipped", legendgroup=c.label,
                 marker=dict(color=col, symbol="x", size=5)), row=1, col=2)
+        kept = [k for k in c.kept if isinstance(k.get("grad_norm"), (int, float))
+                and math.isfinite(k["grad_norm"])]
+        if kept and c.run_id:
+            fig.add_trace(go.Scatter(
+                x=[k["update"] for k in kept], y=[k["grad_norm"] for k in kept], mode="markers",
+                name=c.label + KEPT_SUFFIX, legendgroup=c.label,
+                customdata=[[c.run_id, int(k["update"])] for k in kept],
+                text=[", ".join(k.get("kinds") or ()) for k in kept],
+                hovertemplate="update %{x}: ‖g‖ = %{y:.3g} (%{text})<br>click: the error surface "
+                              "here<extra></extra>",
+                marker=dict(color=col, symbol="circle-open", size=13, line=dict(width=2))),
+                row=1, col=2)
         rule = clipping.lookup(c.clip)
         if rule is not None and rule.line is not None and c.threshold is not None and x.size:
             fig.add_trace(go.Scatter(
@@ -234,3 +253,111 @@ def paper_comparison(runs: Sequence) -> list[dict]:
              "yours_bptt": _mean_sd(mine.get((ds, "none"), [])),
              "yours_rescaling": _mean_sd(mine.get((ds, "norm"), []))}
             for ds, (_task, metric, bptt, resc) in PAPER_TABLES.items()]
+
+
+# ---------------------------------------------------------------------------
+# the error surface around a kept update (clipviz.landscape.snapshot_slice)
+# ---------------------------------------------------------------------------
+STEP_NAMES = ("plain BPTT step", "clipped step")
+"""The names of the two step traces of :func:`slice_figure`."""
+
+
+def _log10_grid(losses: Sequence[Sequence[float | None]]) -> np.ndarray:
+    a = np.array([[np.nan if v is None else v for v in row] for row in losses], dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.log10(a)
+    z[~np.isfinite(z)] = np.nan
+    return z
+
+
+def _log10(v: float | None) -> float | None:
+    if v is None or not np.isfinite(v) or v <= 0:
+        return None
+    return float(np.log10(v))
+
+
+def slice_figure(result: Mapping | None, three_d: bool = False, note: str | None = None
+                 ) -> go.Figure:
+    """The window's objective (log10) on the plane through a kept update's plain BPTT step and
+    its clipped step (:meth:`clipviz.landscape.SnapshotSlice.to_dict`), as a heatmap with both
+    steps as arrows from theta, or as a surface (``three_d``) with both steps drawn on it.
+
+    Section 2.4 of the paper: where ‖g‖ explodes, the surface has a steep wall; plain BPTT's
+    step (equation (1) with the exploded g) jumps along g, the clipped step (Algorithm 1) is
+    τ/‖g‖ as long.
+    """
+    fig = go.Figure()
+    if not result:
+        fig.add_annotation(text=note or "click a ring on the ‖g‖ curve: the error surface at that "
+                           "update", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                           font=dict(size=13, color="grey"))
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        fig.update_layout(height=420, template="plotly_white", margin=dict(l=40, r=20, t=30, b=30))
+        return fig
+    al = np.asarray(result["alphas"], dtype=np.float32)
+    be = np.asarray(result["betas"], dtype=np.float32)
+    z = _log10_grid(result["losses"]).astype(np.float32)
+    steps = [(STEP_NAMES[0], result["unclipped_at"], result["step_losses"].get("unclipped"),
+              "#d62728"),
+             (STEP_NAMES[1] + f" (τ = {result['tau']:g})", result["clipped_at"],
+              result["step_losses"].get("clipped"), "#2ca02c")]
+    z0 = _log10(result["step_losses"].get("at_theta"))
+    upd = result.get("update")
+    title = (f"update {upd} ({', '.join(result.get('kinds') or ())}): log10 of the window's loss; "
+             f"‖g‖ = {result['grad_norm']:.3g}")
+    x_title = f"α: along plain BPTT's step (α = 1: the step, {result['unclipped_norm']:.3g} long)"
+    y_title = f"β: ⟂, same length ({result.get('d2_kind', '').replace('orthogonalised ', '')})"
+    if three_d:
+        fig.add_trace(go.Surface(x=al, y=be, z=z, colorscale="Viridis", name="log10 loss",
+                                 colorbar=dict(title="log10 loss"), showscale=True))
+        for name, (a, b), loss, col in steps:
+            zt = _log10(loss)
+            fig.add_trace(go.Scatter3d(
+                x=[0.0, a], y=[0.0, b], z=[z0, zt], mode="lines+markers", name=name,
+                line=dict(color=col, width=7), marker=dict(size=[3, 6], color=col)))
+        fig.update_layout(scene=dict(xaxis_title="α", yaxis_title="β", zaxis_title="log10 loss"),
+                          scene_camera=dict(eye=dict(x=1.5, y=-1.5, z=1.0)))
+    else:
+        fig.add_trace(go.Heatmap(x=al, y=be, z=z, colorscale="Viridis", name="log10 loss",
+                                 colorbar=dict(title="log10 loss"),
+                                 hovertemplate="α %{x:.3g}, β %{y:.3g}: log10 loss %{z:.3f}"
+                                               "<extra></extra>"))
+        for name, (a, b), loss, col in steps:
+            fig.add_trace(go.Scatter(
+                x=[0.0, a], y=[0.0, b], mode="lines+markers", name=name,
+                line=dict(color=col, width=2.5), marker=dict(size=[4, 9], color=col),
+                hovertemplate=f"{name}<br>ends at α %{{x:.3g}}, β %{{y:.3g}}: loss "
+                              f"{'—' if loss is None else f'{loss:.4g}'}<extra></extra>"))
+            fig.add_annotation(x=a, y=b, ax=0.0, ay=0.0, xref="x", yref="y", axref="x", ayref="y",
+                               showarrow=True, arrowhead=3, arrowsize=1.4, arrowwidth=2,
+                               arrowcolor=col, text="")
+        fig.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers", name="θ (the update's start)",
+                                 marker=dict(color="white", size=9, line=dict(color="black",
+                                                                              width=1.5))))
+        fig.update_xaxes(title_text=x_title, constrain="domain")
+        fig.update_yaxes(title_text=y_title, scaleanchor="x", scaleratio=1, constrain="domain")
+    fig.update_layout(title=dict(text=title, font=dict(size=13)), height=520,
+                      template="plotly_white", margin=dict(l=60, r=20, t=50, b=50),
+                      legend=dict(orientation="h", y=-0.18), uirevision=f"slice:{upd}:{three_d}")
+    return fig
+
+
+def slice_numbers(result: Mapping) -> list[str]:
+    """The curvature numbers of a slice, one line each (section 2.4: a wall where ‖g‖ explodes
+    has a large curvature along g and a top eigenvector close to g)."""
+    def f(v, fmt=".4g"):
+        return "—" if v is None else format(v, fmt)
+
+    c, sl = result["curvature"], result["step_losses"]
+    tau_note = "" if result.get("tau_source") == "run" else " (the task's default: this run did not clip)"
+    return [
+        f"curvature along g: gᵀHg/‖g‖² = {f(c['curvature_along_g'])}",
+        f"top Hessian eigenvalue (largest |λ|): λ = {f(c['lambda_max_abs'])}; largest λ = "
+        f"{f(c['lambda_max'])}",
+        f"angle between g and the top eigenvector: {f(c['angle_deg'], '.1f')}°",
+        f"‖g‖ = {f(result['grad_norm'])}, τ = {result['tau']:g}{tau_note}: plain BPTT's step "
+        f"{f(result['unclipped_norm'])} long, the clipped step {f(result['clipped_norm'])}",
+        f"loss at θ {f(sl.get('at_theta'))}; after plain BPTT's step {f(sl.get('unclipped'))}; "
+        f"after the clipped step {f(sl.get('clipped'))}",
+    ]

@@ -20,6 +20,10 @@ Tables
              appended in batches by the worker.
 ``sweeps``   one row per sweep (its specification JSON).
 ``runners``  the embedded job layer's live runner processes.
+``snapshots`` a run's kept updates (issue 16): theta, state and both steps at explosion events,
+             at most :attr:`Settings.snapshot_max_run_bytes` per run.
+``slices``   slice jobs: the error surface around a kept update (run id, update, status,
+             progress, result, error); a slice never writes a run's own rows.
 ``meta``     the schema version (:data:`SCHEMA_VERSION`; older stores are migrated on open).
 
 Statuses: ``queued`` -> ``running`` -> ``finished`` | ``cancelled`` | ``failed``.
@@ -36,10 +40,11 @@ from __future__ import annotations
 
 import os
 
-from .base import (FINAL, METRIC_COLUMNS, SCHEMA_VERSION, STATUSES, Run, RunStore, backend_class,
-                   default_location, default_path, heartbeat_period, hostname, pid_alive, redact)
+from .base import (FINAL, METRIC_COLUMNS, SCHEMA_VERSION, STATUSES, Run, RunStore, SliceJob,
+                   backend_class, default_location, default_path, heartbeat_period, hostname,
+                   pid_alive, redact)
 
-__all__ = ["FINAL", "METRIC_COLUMNS", "SCHEMA_VERSION", "STATUSES", "Run", "RunStore",
+__all__ = ["FINAL", "METRIC_COLUMNS", "SCHEMA_VERSION", "STATUSES", "Run", "RunStore", "SliceJob",
            "backend_class", "default_location", "default_path", "heartbeat_period", "hostname",
            "pid_alive", "redact", "shared_store"]
 

@@ -152,6 +152,53 @@ class Run:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+SLICE_STATUSES = ("queued", "running", "finished", "cancelled", "failed")
+
+
+@dataclass(frozen=True)
+class SliceJob:
+    """One error-surface slice of a kept update (:func:`clipviz.jobs.execute_slice`)."""
+
+    id: str
+    run_id: str
+    update: int
+    status: str
+    progress: float  #: fraction done, 0 to 1
+    result: dict | None  #: :meth:`clipviz.landscape.SnapshotSlice.to_dict` once finished
+    error: str | None  #: why it failed or was cancelled
+    backend: str
+    created: float
+    updated: float
+
+    @property
+    def active(self) -> bool:
+        """True while the slice is queued or running."""
+        return self.status in ("queued", "running")
+
+
+def snapshot_bytes(snapshot: Mapping) -> int:
+    """Bytes one encoded snapshot takes in the store (its JSON)."""
+    return len(_dumps(dict(snapshot)))
+
+
+def snapshots_within(snapshots: Iterable[Mapping], max_bytes: int) -> list[dict]:
+    """The snapshots a run stores within ``max_bytes``: clipped ones first (largest ‖g‖ first),
+    then spikes, then ordinary updates, as many as fit; in update order."""
+    def rank(s):
+        kinds = s.get("kinds") or ()
+        first = 0 if "clipped" in kinds else 1 if "spike" in kinds else 2
+        g = s.get("grad_norm")
+        return (first, -(g if isinstance(g, (int, float)) else math.inf))
+
+    kept, used = [], 0
+    for s in sorted(snapshots, key=rank):
+        n = snapshot_bytes(s)
+        if used + n <= max_bytes:
+            kept.append(dict(s))
+            used += n
+    return sorted(kept, key=lambda s: int(s["update"]))
+
+
 def backend_class(location: str | os.PathLike | None) -> type["RunStore"]:
     """The store class for ``location``: a ``postgresql://`` URL, else a SQLite file."""
     if location is None:
@@ -420,6 +467,180 @@ class RunStore:
                       "updated = ? WHERE id = ? AND status IN ('queued', 'running')",
                       (reason[:2000], now, now, run_id))
 
+    # --- snapshots at explosion events (issue 16) -----------------------------
+    def put_snapshots(self, run_id: str, snapshots: Iterable[Mapping],
+                      max_bytes: int | None = None) -> list[int]:
+        """Store a run's kept snapshots (encoded, :mod:`clipviz.training.snapshots`), at most
+        ``max_bytes`` of them (:attr:`Settings.snapshot_max_run_bytes`,
+        :func:`snapshots_within`); the updates stored."""
+        cap = SETTINGS.snapshot_max_run_bytes if max_bytes is None else int(max_bytes)
+        kept = snapshots_within(snapshots, cap)
+        rows = [(run_id, int(s["update"]), _dumps(list(s.get("kinds") or ())),
+                 _num(s.get("grad_norm")), _dumps(s)) for s in kept]
+        if rows:
+            with self._tx() as c:
+                c.execute("DELETE FROM snapshots WHERE run_id = ?", (run_id,))
+                c.executemany("INSERT INTO snapshots (run_id, step, kinds, grad_norm, data) "
+                              "VALUES (?, ?, ?, ?, ?)", rows)
+        return [r[1] for r in rows]
+
+    def snapshot_index(self, run_id: str) -> list[dict]:
+        """A run's stored snapshots without their arrays: ``{"update", "kinds", "grad_norm"}``
+        in update order."""
+        return [{"update": r["step"], "kinds": json.loads(r["kinds"]), "grad_norm": r["grad_norm"]}
+                for r in self._conn().execute(
+                    "SELECT step, kinds, grad_norm FROM snapshots WHERE run_id = ? ORDER BY step",
+                    (run_id,)).fetchall()]
+
+    def snapshot(self, run_id: str, update: int) -> dict:
+        """One stored snapshot (encoded; KeyError if the run kept none at ``update``)."""
+        r = self._conn().execute("SELECT data FROM snapshots WHERE run_id = ? AND step = ?",
+                                 (run_id, int(update))).fetchone()
+        if r is None:
+            raise KeyError((run_id, update))
+        return json.loads(r["data"])
+
+    # --- slice jobs (issue 16): the surface around a kept update ----------------
+    _SLICE_COLS = "id, run_id, step, status, progress, result, error, backend, created, updated"
+
+    @staticmethod
+    def _slice(r: Mapping) -> SliceJob:
+        return SliceJob(id=r["id"], run_id=r["run_id"], update=int(r["step"]), status=r["status"],
+                        progress=float(r["progress"] or 0.0),
+                        result=json.loads(r["result"]) if r["result"] else None,
+                        error=r["error"], backend=r["backend"], created=r["created"],
+                        updated=r["updated"])
+
+    def create_slice(self, run_id: str, update: int, backend: str, owner: str | None = None) -> str:
+        """Queue a slice of run ``run_id`` at kept update ``update``; its id (KeyError when the
+        run kept no snapshot there)."""
+        if backend not in ("local", "celery", "inline"):
+            raise ValueError("backend must be 'local', 'celery' or 'inline'")
+        if self._conn().execute("SELECT 1 AS one FROM snapshots WHERE run_id = ? AND step = ?",
+                                (run_id, int(update))).fetchone() is None:
+            raise KeyError((run_id, update))
+        slice_id = "c" + uuid.uuid4().hex[:11]
+        now = self._now()
+        with self._tx() as c:
+            c.execute("INSERT INTO slices (id, run_id, step, status, progress, backend, owner, "
+                      "created, updated) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+                      (slice_id, run_id, int(update), backend, owner, now, now))
+        return slice_id
+
+    def claim_slice(self, slice_id: str, worker: str) -> bool:
+        """Mark a queued slice running in this worker; False if it is not queued any more."""
+        now = self._now()
+        with self._tx() as c:
+            cur = c.execute("UPDATE slices SET status = 'running', worker = ?, host = ?, pid = ?, "
+                            "heartbeat = ?, started = ?, updated = ? WHERE id = ? AND "
+                            "status = 'queued'",
+                            (worker, hostname(), os.getpid(), now, now, now, slice_id))
+            return cur.rowcount == 1
+
+    def claim_next_slice(self, backend: str, worker: str) -> str | None:
+        """Claim the oldest queued slice of ``backend``; its id, or None."""
+        now = self._now()
+        with self._tx() as c:
+            row = c.execute("SELECT id FROM slices WHERE status = 'queued' AND backend = ? "
+                            "ORDER BY created, id LIMIT 1" + self._SKIP_LOCKED,
+                            (backend,)).fetchone()
+            if row is None:
+                return None
+            c.execute("UPDATE slices SET status = 'running', worker = ?, host = ?, pid = ?, "
+                      "heartbeat = ?, started = ?, updated = ? WHERE id = ?",
+                      (worker, hostname(), os.getpid(), now, now, now, row["id"]))
+            return row["id"]
+
+    def slice_progress(self, slice_id: str, fraction: float | None = None) -> bool:
+        """Record a running slice's progress (None: a heartbeat only); False once it is not
+        running any more (cancelled, or reaped): the worker stops."""
+        now = self._now()
+        with self._tx() as c:
+            cur = c.execute("UPDATE slices SET progress = COALESCE(?, progress), heartbeat = ?, "
+                            "updated = ? WHERE id = ? AND status = 'running'",
+                            (None if fraction is None else min(max(float(fraction), 0.0), 1.0),
+                             now, now, slice_id))
+            return cur.rowcount == 1
+
+    def finish_slice(self, slice_id: str, result: Mapping) -> bool:
+        """Store a running slice's result; False (nothing stored) if it was cancelled."""
+        now = self._now()
+        with self._tx() as c:
+            cur = c.execute("UPDATE slices SET status = 'finished', progress = 1, result = ?, "
+                            "ended = ?, updated = ? WHERE id = ? AND status = 'running'",
+                            (_dumps(dict(result)), now, now, slice_id))
+            return cur.rowcount == 1
+
+    def fail_slice(self, slice_id: str, error: str) -> None:
+        """Mark a queued or running slice failed with ``error``."""
+        now = self._now()
+        with self._tx() as c:
+            c.execute("UPDATE slices SET status = 'failed', error = ?, ended = ?, updated = ? "
+                      "WHERE id = ? AND status IN ('queued', 'running')",
+                      (error[:2000], now, now, slice_id))
+
+    def cancel_slice(self, slice_id: str) -> str:
+        """Cancel a queued or running slice (its worker stops at its next check); its status
+        after (KeyError if unknown)."""
+        now = self._now()
+        with self._tx() as c:
+            c.execute("UPDATE slices SET status = 'cancelled', error = 'cancelled by request', "
+                      "ended = ?, updated = ? WHERE id = ? AND status IN ('queued', 'running')",
+                      (now, now, slice_id))
+            row = c.execute("SELECT status FROM slices WHERE id = ?", (slice_id,)).fetchone()
+        if row is None:
+            raise KeyError(slice_id)
+        return row["status"]
+
+    def slice_owner(self, slice_id: str) -> str | None:
+        """Who started the slice (KeyError if unknown)."""
+        row = self._conn().execute("SELECT owner FROM slices WHERE id = ?", (slice_id,)).fetchone()
+        if row is None:
+            raise KeyError(slice_id)
+        return row["owner"]
+
+    def _reap_slices(self) -> None:
+        """Running slices whose worker is gone (same host by pid, any host by heartbeat) fail."""
+        now, me = self._now(), hostname()
+        dead = []
+        for r in self._conn().execute("SELECT id, host, pid, heartbeat FROM slices "
+                                      "WHERE status = 'running'").fetchall():
+            if (r["host"] == me and r["pid"] and not pid_alive(r["pid"])) or \
+                    now - (r["heartbeat"] or 0.0) > self.heartbeat_timeout_s:
+                dead.append(r["id"])
+        for sid in dead:
+            self.fail_slice(sid, "its worker stopped before the slice was done")
+            log.warning("slice %s marked failed: its worker is gone", sid)
+
+    def get_slice(self, slice_id: str) -> SliceJob:
+        """One slice job (KeyError if unknown)."""
+        self._reap_slices()
+        r = self._conn().execute(f"SELECT {self._SLICE_COLS} FROM slices WHERE id = ?",
+                                 (slice_id,)).fetchone()
+        if r is None:
+            raise KeyError(slice_id)
+        return self._slice(r)
+
+    def find_slice(self, run_id: str, update: int) -> SliceJob | None:
+        """The newest finished or active slice of ``run_id`` at ``update`` (None: none)."""
+        self._reap_slices()
+        r = self._conn().execute(
+            f"SELECT {self._SLICE_COLS} FROM slices WHERE run_id = ? AND step = ? AND status IN "
+            "('queued', 'running', 'finished') ORDER BY status = 'finished' DESC, created DESC "
+            "LIMIT 1", (run_id, int(update))).fetchone()
+        return None if r is None else self._slice(r)
+
+    def count_active_slices(self) -> int:
+        """Slices queued or running."""
+        self._reap_slices()
+        return int(self._conn().execute("SELECT COUNT(*) AS n FROM slices WHERE status IN "
+                                        "('queued', 'running')").fetchone()["n"])
+
+    def count_queued_slices(self, backend: str) -> int:
+        """Slices of ``backend`` waiting for a worker."""
+        return int(self._conn().execute("SELECT COUNT(*) AS n FROM slices WHERE status = 'queued' "
+                                        "AND backend = ?", (backend,)).fetchone()["n"])
+
     # --- liveness ------------------------------------------------------------
     def reap(self, now: float | None = None) -> list[str]:
         """Mark running runs whose worker is gone as failed; return their ids.
@@ -586,6 +807,9 @@ class RunStore:
             if c.execute("SELECT 1 AS one FROM runs WHERE status = 'queued' AND backend = ? LIMIT 1",
                          (backend,)).fetchone():
                 return False
+            if c.execute("SELECT 1 AS one FROM slices WHERE status = 'queued' AND backend = ? "
+                         "LIMIT 1", (backend,)).fetchone():
+                return False
             c.execute("DELETE FROM runners WHERE id = ?", (runner_id,))
             return True
 
@@ -629,10 +853,12 @@ class RunStore:
                  "owner"),
         "sweeps": ("id", "spec", "created"),
         "metrics": ("run_id", "step", *METRIC_COLUMNS),
+        "snapshots": ("run_id", "step", "kinds", "grad_norm", "data"),
     }
 
     def copy_to(self, other: "RunStore", batch: int = 5000) -> dict[str, int]:
-        """Copy every run, sweep and telemetry row of this store into ``other`` (runs already
+        """Copy every run, sweep, telemetry row and kept snapshot of this store into ``other``
+        (slice jobs are not copied: a slice is computed again on demand; runs already
         there, by id, are left alone); how many rows of each table were copied.
 
         The way from an existing ``runs.sqlite`` to a PostgreSQL store: both are at
@@ -645,9 +871,9 @@ class RunStore:
         have_sweeps = {r["id"] for r in other._conn().execute("SELECT id FROM sweeps").fetchall()}
         src = self._conn()
         for table, cols in self._TABLES.items():
-            key = "run_id" if table == "metrics" else "id"
+            key = "run_id" if table in ("metrics", "snapshots") else "id"
             skip = have_sweeps if table == "sweeps" else have
-            order = "run_id, step" if table == "metrics" else key
+            order = "run_id, step" if table in ("metrics", "snapshots") else key
             cur = src.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY {order}")
             n = 0
             marks = ", ".join("?" * len(cols))

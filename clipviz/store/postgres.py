@@ -79,7 +79,20 @@ CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, spec TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS runners (
     id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
     heartbeat DOUBLE PRECISION NOT NULL, started DOUBLE PRECISION NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, kinds TEXT NOT NULL, grad_norm DOUBLE PRECISION,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
+CREATE TABLE IF NOT EXISTS slices (
+    id TEXT PRIMARY KEY, run_id TEXT NOT NULL, step INTEGER NOT NULL, status TEXT NOT NULL,
+    progress DOUBLE PRECISION NOT NULL DEFAULT 0, result TEXT, error TEXT, backend TEXT NOT NULL,
+    owner TEXT, worker TEXT, host TEXT, pid INTEGER, heartbeat DOUBLE PRECISION,
+    created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL, started DOUBLE PRECISION, ended DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS slices_status ON slices (status);
+CREATE INDEX IF NOT EXISTS slices_run ON slices (run_id, step)
 """
 _TYPES = {"loss": "float8", "grad_norm": "float8", "grad_norm_clipped": "float8", "clipped": "int4",
           "skipped": "int4", "rho": "float8", "valid": "float8", "elapsed": "float8"}

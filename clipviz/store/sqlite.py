@@ -67,6 +67,19 @@ CREATE TABLE IF NOT EXISTS runners (
     id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL,
     started REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS snapshots (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, kinds TEXT NOT NULL, grad_norm REAL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, step)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS slices (
+    id TEXT PRIMARY KEY, run_id TEXT NOT NULL, step INTEGER NOT NULL, status TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0, result TEXT, error TEXT, backend TEXT NOT NULL,
+    owner TEXT, worker TEXT, host TEXT, pid INTEGER, heartbeat REAL,
+    created REAL NOT NULL, updated REAL NOT NULL, started REAL, ended REAL
+);
+CREATE INDEX IF NOT EXISTS slices_status ON slices (status);
+CREATE INDEX IF NOT EXISTS slices_run ON slices (run_id, step);
 """
 
 _INHERITED: list[sqlite3.Connection] = []

@@ -42,7 +42,7 @@ from .tasks import MIN_AUTHORS_LENGTH, MIN_TEMPORAL_LENGTH, TEMPORAL_VARIANTS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "RunRecord", "train", "train_many", "initial_rho", "TASKS", "EVENT_KEYS",
+__all__ = ["TrainConfig", "RunRecord", "train", "train_many", "snapshot_policy", "initial_rho", "TASKS", "EVENT_KEYS",
            "PRESETS", "OPTIONS", "METRICS"]
 
 TASKS = ("temporal_order", "music", "characters")
@@ -253,7 +253,23 @@ _FIELD_NAMES = frozenset(f.name for f in fields(TrainConfig)) - {"clip_params"}
 """TrainConfig's own fields (clipping parameters with a field: threshold, percentile)."""
 
 
-def train(config: TrainConfig, callback: Callable[[dict], Any] | None = None) -> RunRecord:
+def snapshot_policy(snapshots: Any) -> Any:
+    """The :class:`~clipviz.training.snapshots.SnapshotPolicy` that ``snapshots`` asks for:
+    None or False keeps none, True the default policy (:mod:`clipviz.config`), a policy itself."""
+    from .snapshots import SnapshotPolicy
+
+    if snapshots is None or snapshots is False:
+        return None
+    if snapshots is True:
+        return SnapshotPolicy()
+    if isinstance(snapshots, SnapshotPolicy):
+        return snapshots
+    raise ValueError("snapshots must be None, True or a clipviz.training.snapshots.SnapshotPolicy, "
+                     f"got {type(snapshots).__name__}")
+
+
+def train(config: TrainConfig, callback: Callable[[dict], Any] | None = None,
+          snapshots: Any = None) -> RunRecord:
     """Train a vanilla RNN on ``config.task`` and return its run record.
 
     Parameters
@@ -268,6 +284,13 @@ def train(config: TrainConfig, callback: Callable[[dict], Any] | None = None) ->
         every K updates, else None), valid (validation metric every K
         updates, else None), elapsed (seconds).  Returning ``False`` stops
         training after that update (status "cancelled").
+    snapshots : None, True or SnapshotPolicy, optional
+        Keep theta, the carried-in state and both steps (taken, and plain BPTT's) at a bounded
+        number of updates (issue 16): where clipping fired, where ‖g‖ spiked above a multiple
+        of its running median, and a few ordinary ones; ``True``: the default
+        :class:`~clipviz.training.snapshots.SnapshotPolicy`.  They are in
+        ``result["snapshots"]`` (:func:`clipviz.landscape.at_snapshot` rebuilds each one; the
+        window is regenerated from the seed).
 
     Returns
     -------
@@ -284,7 +307,7 @@ def train(config: TrainConfig, callback: Callable[[dict], Any] | None = None) ->
     if not isinstance(config, TrainConfig):
         raise ValueError("config must be a TrainConfig (use TrainConfig.from_dict for dicts)")
     config.validate()
-    return run(config, callback)
+    return run(config, callback, snapshot_policy(snapshots))
 
 
 def initial_rho(config: TrainConfig) -> float:

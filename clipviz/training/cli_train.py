@@ -40,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--" + par.name.replace("_", "-"), dest=par.name, type=float, default=None,
                        help=f"{par.help} ({par.domain})")
     p.add_argument("--no-bias", action="store_true", help="no biases (the paper's character model)")
+    p.add_argument("--snapshots", action="store_true",
+                   help="keep theta at explosion events (clipping fired, |g| spikes, a few ordinary "
+                        "updates) in the run record's result['snapshots'] (issue 16)")
     p.add_argument("--out", metavar="FILE", help="write the run record (JSON) here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -111,11 +114,14 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     bar = None if args.quiet else ProgressBar()
-    rec = train(cfg, callback=bar)
+    rec = train(cfg, callback=bar, snapshots=True if getattr(args, "snapshots", False) else None)
     if bar is not None and bar.tty:
         sys.stderr.write("\n")
     for line in summary_lines(rec):
         sys.stdout.write(line + "\n")
+    if rec.result.get("snapshots") is not None:
+        sys.stdout.write(f"  snapshots kept at updates "
+                         f"{', '.join(str(s['update']) for s in rec.result['snapshots']) or 'none'}\n")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             f.write(rec.to_json(indent=1))

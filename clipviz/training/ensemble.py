@@ -64,8 +64,8 @@ def _model_key(tr: Trainer) -> tuple:
 
 
 def train_many(configs: Sequence[Any], callbacks: Sequence[Callable[[dict], Any] | None] | None
-               = None, *, on_done: Callable[[int, RunRecord], Any] | None = None
-               ) -> list[RunRecord]:
+               = None, *, on_done: Callable[[int, RunRecord], Any] | None = None,
+               snapshots: Any = None) -> list[RunRecord]:
     """Train every config and return the records of ``[train(c, cb) for c, cb in ...]``.
 
     Parameters
@@ -77,14 +77,17 @@ def train_many(configs: Sequence[Any], callbacks: Sequence[Callable[[dict], Any]
     on_done : callable, optional
         ``on_done(i, record)`` as soon as run ``i`` ends (a model leaves its ensemble when it
         ends; the others go on), so that a job runner can store each record at once.
+    snapshots : None, True or SnapshotPolicy, optional
+        Each run keeps its snapshots at explosion events as with :func:`clipviz.training.train`.
 
     Returns
     -------
     list of RunRecord
         In the order of ``configs``; equal to separate runs' records except the timing fields.
     """
-    from . import TrainConfig
+    from . import TrainConfig, snapshot_policy
 
+    policy = snapshot_policy(snapshots)
     configs = list(configs)
     if callbacks is None:
         callbacks = [None] * len(configs)
@@ -105,7 +108,7 @@ def train_many(configs: Sequence[Any], callbacks: Sequence[Callable[[dict], Any]
         key = shape_key(cfg)
         if key is None:
             log.debug("run %d (task %s) is trained on its own", i, cfg.task)
-            records[i] = run(cfg, callbacks[i])
+            records[i] = run(cfg, callbacks[i], policy)
             if on_done is not None:
                 on_done(i, records[i])
         else:
@@ -116,20 +119,22 @@ def train_many(configs: Sequence[Any], callbacks: Sequence[Callable[[dict], Any]
             chunk = idx[start:start + size]
             done = None if on_done is None else (lambda j, rec, chunk=chunk: on_done(chunk[j], rec))
             for i, rec in zip(chunk, run_ensemble([configs[i] for i in chunk],
-                                                  [callbacks[i] for i in chunk], done)):
+                                                  [callbacks[i] for i in chunk], done,
+                                                  policy)):
                 records[i] = rec
     return records  # type: ignore[return-value]
 
 
 def run_ensemble(configs: Sequence[Any], callbacks: Sequence[Callable | None],
-                 on_done: Callable[[int, RunRecord], Any] | None = None) -> list[RunRecord]:
+                 on_done: Callable[[int, RunRecord], Any] | None = None,
+                 snapshots: Any = None) -> list[RunRecord]:
     """Train configs of one shape (:func:`shape_key`) together; their records in order
     (``on_done(j, record)`` as each ends).
 
     Configs are not validated here (:func:`train_many` does).  A model whose shape differs from
     the first one's after all (a field :data:`SHAPE_FIELDS` does not name) is trained on its own.
     """
-    trainers = [Trainer(cfg, cb) for cfg, cb in zip(configs, callbacks)]
+    trainers = [Trainer(cfg, cb, snapshots) for cfg, cb in zip(configs, callbacks)]
     key = _model_key(trainers[0])
     records: list[RunRecord | None] = [None] * len(trainers)
     members = []
@@ -138,7 +143,7 @@ def run_ensemble(configs: Sequence[Any], callbacks: Sequence[Callable | None],
             members.append(k)
         else:
             log.debug("run %d has another model shape than its ensemble; trained on its own", k)
-            records[k] = run(configs[k], callbacks[k])
+            records[k] = run(configs[k], callbacks[k], snapshots)
             if on_done is not None:
                 on_done(k, records[k])
     done = None if on_done is None else (lambda j, rec: on_done(members[j], rec))

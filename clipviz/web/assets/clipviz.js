@@ -58,6 +58,17 @@ window.dash_clientside.clipviz = Object.assign({}, window.dash_clientside.clipvi
         });
     },
 
+    /* A click on the training page's ‖g‖ curve: a ring (a kept update, whose point carries
+     * [run id, update] as customdata) opens the error surface there by setting the slice's run
+     * and update; a click anywhere else changes nothing. */
+    sliceClick: function (click) {
+        const dc = window.dash_clientside;
+        const pts = (click && click.points) || [];
+        const pt = pts.find(p => Array.isArray(p.customdata) && p.customdata.length === 2);
+        if (!pt) { return [dc.no_update, dc.no_update]; }
+        return [String(pt.customdata[0]), String(pt.customdata[1])];
+    },
+
     /* A gate: passes a change of its inputs on (as the time, always a new value) while its first
      * input, a checklist, is ticked, and when that checklist itself changes. */
     whileTicked: function (toggle) {

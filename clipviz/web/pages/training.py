@@ -22,6 +22,7 @@ Nothing is kept in the web process: every callback reads the run store.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -42,9 +43,10 @@ from ...training.tasks import MIN_TEMPORAL_LENGTH
 from .. import access
 from ..cache import memoized
 from ...figures.training import (Curve, curves_figure, paper_comparison, progress_text,
-                                 success_rate_figure)
-from ..components import (control, graph, link_bar, link_data, number_input, page_data, register_link,
-                          url_notes)
+                                 slice_figure, slice_numbers, success_rate_figure)
+from ..components import (clientside, control, graph, link_bar, link_data, number_input, page_data,
+                          register_link, url_notes)
+from ..._validate import show
 from ..params import Choice, Num, check_all, parse
 
 log = logging.getLogger(__name__)
@@ -351,6 +353,61 @@ def table_rows(runs) -> list[dict]:
     return rows
 
 
+SLICE_KEYS = ("slice_run", "slice", "slice3d")
+"""The slice's state in the page's link: the run, the kept update, the 3-D view (1 / 0)."""
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
+          "off": False, "": False}
+
+
+def slice_state(raw: dict) -> tuple[str | None, int | None, bool, dict[str, str]]:
+    """(run id, update, 3-D, messages per bad key) from the link's ``slice_run``, ``slice`` and
+    ``slice3d`` (strings from the query string, or values from the page's controls).
+
+    A run id is 1 to 64 letters and digits; an update a positive integer; 3-D 1 or 0.  Only the
+    form is checked here: whether the run exists and kept that update is the store's answer
+    (:func:`open_slice`).
+    """
+    errors: dict[str, str] = {}
+    run = raw.get("slice_run")
+    run = run.strip() if isinstance(run, str) else run
+    if run in (None, ""):
+        run = None
+    elif not (isinstance(run, str) and 0 < len(run) <= 64 and run.isascii() and run.isalnum()):
+        errors["slice_run"] = (f"slice_run: {show(run)} is not a run id (letters and digits, as in "
+                               "the runs table); the slice is not shown")
+        run = None
+    upd = raw.get("slice")
+    upd = upd.strip() if isinstance(upd, str) else upd
+    if upd in (None, ""):
+        upd = None
+    else:
+        try:
+            f = float(upd)
+            if isinstance(upd, bool) or not f.is_integer() or not 1 <= f <= SETTINGS.max_updates:
+                raise ValueError
+            upd = int(f)
+        except (TypeError, ValueError):
+            errors["slice"] = (f"slice: {show(upd)} is not an update number (a whole number from 1 "
+                               f"to {SETTINGS.max_updates:,}); the slice is not shown")
+            upd = None
+    flag = raw.get("slice3d")
+    if isinstance(flag, (list, tuple)):  # the page's checklist
+        three_d = bool(flag)
+    elif isinstance(flag, str) and flag.strip().lower() in _FLAGS:
+        three_d = _FLAGS[flag.strip().lower()]
+    elif flag is None:
+        three_d = False
+    else:
+        errors["slice3d"] = f"slice3d: {show(flag)} is neither 1 nor 0; the heatmap is shown"
+        three_d = False
+    if (run is None) != (upd is None) and not errors:
+        errors["slice"] = ("a slice needs both slice_run (the run) and slice (its kept update); "
+                           "click a ring on the ‖g‖ curve to choose one")
+    if "slice_run" in errors or "slice" in errors:
+        run = upd = None
+    return run, upd, three_d, errors
+
+
 # ---------------------------------------------------------------------------
 # callbacks (plain functions)
 # ---------------------------------------------------------------------------
@@ -467,8 +524,10 @@ def _starting_rho(cfg_json: str) -> float:
     return math.nan
 
 
-def tick(_n, active, selected):
-    """Refresh: progress of the active runs, curves of the selected (or active) runs, the table."""
+def tick(_n, active, selected, slice_run=None):
+    """Refresh: progress of the active runs, curves of the selected (or active) runs, the table;
+    with none of them, the curve of the run whose slice is open (a link to a slice).  Each curve
+    carries its run's kept updates, ringed on the ‖g‖ panel."""
     jobs = _jobs()
     jobs.supervise_quietly()  # queued runs are never stranded by dead runners
     store = jobs.store
@@ -501,9 +560,16 @@ def tick(_n, active, selected):
     else:
         text = "no run started from this page yet"
     show = list(selected or []) or [r.id for r in act]
+    if not show and isinstance(slice_run, str) and slice_run:
+        show = [slice_run]
     curves, shown = [], []
     for rid in show[:MAX_OVERLAY]:
         r = by_id.get(rid)
+        if r is None and rid == slice_run:
+            try:
+                r = store.get(rid)
+            except KeyError:
+                r = None
         if r is None:
             continue
         rho0 = (r.result or {}).get("initial_rho")
@@ -513,11 +579,21 @@ def tick(_n, active, selected):
                             clipping.line_value(r.config.get("clip"), r.config),
                             r.config.get("clip", "none"),
                             initial_rho=rho0 if isinstance(rho0, (int, float)) else None,
-                            activation=r.config.get("activation")))
+                            activation=r.config.get("activation"), run_id=r.id,
+                            kept=store.snapshot_index(r.id) if not r.active else ()))
         shown.append(rid)
     # a zoom is kept while the same runs refresh; other runs start from the whole of their curves
     fig = curves_figure(curves, uirevision="runs:" + ",".join(shown))
     return (done, max(total, 1), text, fig, table_rows(runs), paper_comparison(runs))
+
+
+def tick_unchanged(_n, active, selected, slice_run=None, drawn=None):
+    """:func:`tick`, with the curves figure sent only when it differs from the one drawn
+    (``drawn``: its digest, the last output): a figure redrawn under the pointer every refresh
+    drops the click on a ring that lands during the redraw, and finished runs do not change."""
+    done, total, text, fig, rows, paper = tick(_n, active, selected, slice_run)
+    key = hashlib.sha1(fig.to_json().encode()).hexdigest()
+    return done, total, text, no_update if key == drawn else fig, rows, paper, key
 
 
 def submit_sweep(n_clicks, lengths_text, seeds, updates, methods, *values):
@@ -580,6 +656,86 @@ def fill_protocol(protocol, task):
     return (*(values.get(k, no_update) for k in FILLED), protocol_note(protocol, task))
 
 
+def open_slice(run_id, update):
+    """The slice's state changed (a ring clicked, or a link opened): find its slice job, or
+    start one.  Returns (job id or None, message, message class)."""
+    run, upd, _, errors = slice_state({"slice_run": run_id, "slice": update})
+    if errors:
+        return None, " ".join(errors.values()), "msg"
+    if run is None:
+        return None, "", "msg info"
+    jobs = _jobs()
+    try:
+        r = jobs.store.get(run)
+    except KeyError:
+        return None, (f"no run {run!r} in the run store: choose a run in the table and click a "
+                      "ring on its ‖g‖ curve"), "msg"
+    kept = [k["update"] for k in jobs.store.snapshot_index(run)]
+    if upd not in kept:
+        where = (f"its kept updates are {', '.join(map(str, kept))}" if kept else
+                 "it kept none" + (" yet (it is still running)" if r.active else ""))
+        return None, (f"run {run} kept no snapshot at update {upd}: {where}; click a ring on "
+                      "the ‖g‖ curve"), "msg"
+    job = jobs.store.find_slice(run, upd)
+    if job is not None:
+        return job.id, f"the error surface at update {upd} of run {run}", "msg info"
+    try:
+        sid = jobs.submit_slice(run, upd, owner=access.session()[0])
+    except (KeyError, ValueError) as exc:
+        return None, f"could not start the slice: {exc}", "msg"
+    except Exception as exc:  # noqa: BLE001 - e.g. Redis unreachable: a message, not a 500
+        log.exception("starting a slice failed")
+        return None, f"could not start the slice: {type(exc).__name__}: {exc}", "msg"
+    return sid, (f"started the error surface at update {upd} of run {run} in the background "
+                 "(progress below)"), "msg info"
+
+
+def slice_tick(_n, job_id, three_d, shown):
+    """The open slice: progress bar value, its line, the figure, the curvature numbers, whether
+    Cancel is disabled, and what the figure shows now (a figure is sent only when that changes)."""
+    want3d = bool(three_d)
+    if not isinstance(job_id, str) or not job_id:
+        key = "none"
+        fig = no_update if shown == key else slice_figure(None)
+        return 0, "", fig, [], True, key
+    try:
+        job = _jobs().store.get_slice(job_id)
+    except KeyError:
+        return 0, f"no slice {job_id!r}", no_update, [], True, shown
+    if job.status == "finished" and job.result:
+        key = f"{job.id}:{want3d}"
+        fig = no_update if shown == key else slice_figure(job.result, want3d)
+        numbers = [html.Li(line) for line in slice_numbers(job.result)]
+        return 1, f"update {job.update} of run {job.run_id}: done", fig, numbers, True, key
+    key = f"{job.id}:{job.status}"
+    note = {"queued": "waiting for a worker …", "running": "computing …",
+            "cancelled": "cancelled: nothing of the run was changed",
+            "failed": f"failed: {job.error}"}.get(job.status, job.status)
+    fig = no_update if shown == key else slice_figure(None, note=note)
+    text = f"update {job.update} of run {job.run_id}: {job.status}"
+    if job.active:
+        text += f" · {100 * job.progress:.0f} %"
+    elif job.error:
+        text += f" · {job.error}"
+    return job.progress, text, fig, [], not job.active, key
+
+
+def cancel_slice(n_clicks, job_id):
+    """Cancel the open slice (the run is never touched).  Returns (message, class)."""
+    if not n_clicks or not isinstance(job_id, str) or not job_id:
+        return no_update, no_update
+    who, admin = access.session()
+    try:
+        status = _jobs().cancel_slice(job_id, owner=who, admin=admin)
+    except KeyError:
+        return f"no slice {job_id!r}", "msg"
+    except PermissionError as exc:
+        return str(exc), "msg"
+    if status == "cancelled":
+        return "slice cancelled; the run is as it was", "msg info"
+    return f"the slice had already ended ({status})", "msg info"
+
+
 # ---------------------------------------------------------------------------
 # layout
 # ---------------------------------------------------------------------------
@@ -610,7 +766,10 @@ def layout(**kwargs) -> html.Div:
     specs = run_specs()
     values, errors = parse(specs + SWEEP_SPECS + (PROTOCOL_SPEC,), kwargs)
     sp = {s.name: s for s in specs + SWEEP_SPECS}
-    unknown = sorted(k for k in kwargs if k not in sp and k not in ("lengths", PROTOCOL_SPEC.name))
+    unknown = sorted(k for k in kwargs if k not in sp and k not in ("lengths", PROTOCOL_SPEC.name)
+                     and k not in SLICE_KEYS)
+    s_run, s_upd, s_3d, s_errors = slice_state(kwargs)
+    errors = {**errors, **s_errors}
     present = present_datasets()
     # the protocol fills what the link does not set
     filled = protocol_values(values["preset"], values["task"], present)
@@ -660,6 +819,7 @@ def layout(**kwargs) -> html.Div:
         link_bar(P),
         page_data(P, link=link_data(PATH, url_names())),
         dcc.Store(id=f"{P}-active", data=[]),
+        dcc.Store(id=f"{P}-curves-drawn", data=None),
         dcc.Store(id=f"{P}-sweep", data=None),
         dcc.Interval(id=f"{P}-tick", interval=700),
         html.Div(className="layout", children=[
@@ -684,6 +844,31 @@ def layout(**kwargs) -> html.Div:
                 html.Progress(id=f"{P}-progress", value=0, max=1, style={"width": "100%"}),
                 html.Div(id=f"{P}-progress-text", className="help"),
                 graph(f"{P}-curves", curves_figure([])),
+                html.Div(id=f"{P}-slice-panel", className="slice-panel", children=[
+                    html.H3("Error surface at a kept update (section 2.4)"),
+                    html.P("The runs keep θ at updates where clipping fired, where ‖g‖ spiked and at "
+                           "a few ordinary ones: the rings on the ‖g‖ curve. Click one: the loss "
+                           "of that update's minibatch on the plane through plain BPTT's step "
+                           "and the clipped step (Algorithm 1), computed in the background.",
+                           className="help"),
+                    dcc.Input(id=f"{P}-slice_run", type="text", value=s_run or "",
+                              style={"display": "none"}),
+                    dcc.Input(id=f"{P}-slice", type="text", value="" if s_upd is None else str(s_upd),
+                              style={"display": "none"}),
+                    dcc.Store(id=f"{P}-slice-job", data=None),
+                    dcc.Store(id=f"{P}-slice-shown", data=None),
+                    html.Div(id=f"{P}-slice-msg", className="msg", role="alert"),
+                    html.Div(className="row", children=[
+                        html.Progress(id=f"{P}-slice-progress", value=0, max=1,
+                                      style={"width": "60%"}),
+                        html.Button("Cancel slice", id=f"{P}-slice-cancel", disabled=True),
+                        dcc.Checklist(id=f"{P}-slice3d", options=[{"label": " 3-D", "value": "3d"}],
+                                      value=["3d"] if s_3d else [], inline=True),
+                    ]),
+                    html.Div(id=f"{P}-slice-text", className="help"),
+                    graph(f"{P}-slice-fig", slice_figure(None)),
+                    html.Ul(id=f"{P}-slice-numbers", className="slice-numbers"),
+                ]),
                 html.H3("Runs"),
                 html.P("select rows to overlay their curves (e.g. BPTT against clipping)", className="help"),
                 dag.AgGrid(id=f"{P}-table", columnDefs=COLUMNS, rowData=[], selectedRows=[],
@@ -724,7 +909,7 @@ def layout(**kwargs) -> html.Div:
 # ---------------------------------------------------------------------------
 def url_names() -> tuple[str, ...]:
     """The controls whose values the page's link carries."""
-    return (PROTOCOL_SPEC.name,) + form_names() + ("lengths", "sw_seeds", "sw_updates")
+    return (PROTOCOL_SPEC.name,) + form_names() + ("lengths", "sw_seeds", "sw_updates") + SLICE_KEYS
 
 
 def register(app: dash.Dash) -> None:
@@ -767,8 +952,25 @@ def register(app: dash.Dash) -> None:
     app.callback(Output(f"{P}-progress", "value"), Output(f"{P}-progress", "max"),
                  Output(f"{P}-progress-text", "children"), Output(f"{P}-curves", "figure"),
                  Output(f"{P}-table", "rowData"), Output(f"{P}-paper", "rowData"),
+                 Output(f"{P}-curves-drawn", "data"),
                  Input(f"{P}-tick", "n_intervals"), Input(f"{P}-active", "data"),
-                 Input(f"{P}-table", "selectedRows"))(tick)
+                 Input(f"{P}-table", "selectedRows"), Input(f"{P}-slice_run", "value"),
+                 State(f"{P}-curves-drawn", "data"))(tick_unchanged)
+    # the slice of a kept update (issue 16): a ring clicked sets the run and the update
+    clientside(app, "sliceClick", P, Output(f"{P}-slice_run", "value"), Output(f"{P}-slice", "value"),
+               Input(f"{P}-curves", "clickData"), prevent_initial_call=True)
+    app.callback(Output(f"{P}-slice-job", "data"), Output(f"{P}-slice-msg", "children"),
+                 Output(f"{P}-slice-msg", "className"),
+                 Input(f"{P}-slice_run", "value"), Input(f"{P}-slice", "value"))(open_slice)
+    app.callback(Output(f"{P}-slice-progress", "value"), Output(f"{P}-slice-text", "children"),
+                 Output(f"{P}-slice-fig", "figure"), Output(f"{P}-slice-numbers", "children"),
+                 Output(f"{P}-slice-cancel", "disabled"), Output(f"{P}-slice-shown", "data"),
+                 Input(f"{P}-tick", "n_intervals"), Input(f"{P}-slice-job", "data"),
+                 Input(f"{P}-slice3d", "value"), State(f"{P}-slice-shown", "data"))(slice_tick)
+    app.callback(Output(f"{P}-slice-msg", "children", allow_duplicate=True),
+                 Output(f"{P}-slice-msg", "className", allow_duplicate=True),
+                 Input(f"{P}-slice-cancel", "n_clicks"), State(f"{P}-slice-job", "data"),
+                 prevent_initial_call=True)(cancel_slice)
     app.callback(Output(f"{P}-sweep", "data"), Output(f"{P}-sweep-msg", "children"),
                  Output(f"{P}-sweep-msg", "className"),
                  Input(f"{P}-sweep-run", "n_clicks"), State(f"{P}-lengths", "value"),
