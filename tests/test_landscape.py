@@ -259,17 +259,3 @@ def test_curvature_of_float32_model_is_computed_in_float64():
     th = m32.theta.astype(np.float64)
     np.testing.assert_array_equal(L.hvp(m32, None, win, v), L.hvp(m, th, win, v))
     assert L.window_loss(m32, None, win)[0] == L.window_loss(m, th, win)[0]
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_bench_torch_references_compute_the_same_slice(monkeypatch, dtype):
-    """The landscape benchmark compares like with like (needs torch; skipped without it)."""
-    pytest.importorskip("torch")
-    from clipviz.bench import landscape as bl
-
-    monkeypatch.setattr(bl, "GRID", 6)
-    monkeypatch.setattr(bl, "T", 12)
-    ours = bl._clipviz(dtype)()
-    rtol = 1e-4 if dtype == "float32" else 1e-12
-    np.testing.assert_allclose(bl._torch_vmap(dtype)(), ours, rtol=rtol)
-    np.testing.assert_allclose(bl._torch_stacked(dtype)(), ours, rtol=rtol)

@@ -178,6 +178,11 @@ def _relerr(a, b):
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-30)))
 
 
+AGREE_RTOL = {"float32": 1e-4, "float64": 1e-12}
+"""Largest relative difference of the losses the engines may show before the bench refuses to
+report a speed-up: a faster engine that computes something else proves nothing."""
+
+
 COLD = ("import time; t0 = time.perf_counter(); import numpy as np; "
         "from clipviz.bench.landscape import setup; from clipviz import landscape as L; "
         "t1 = time.perf_counter(); m, win, d1, d2, ab, _ = setup('float32'); "
@@ -221,6 +226,9 @@ def run(quick: bool = False) -> list[str]:
             continue
         best = min(med["vmap"], med["stacked"])
         diff = max(_relerr(res["clipviz"], res["vmap"]), _relerr(res["stacked"], res["vmap"]))
+        if not diff <= AGREE_RTOL[dtype]:
+            raise RuntimeError(f"landscape bench, {dtype}: the engines disagree (max relative "
+                               f"difference {diff:.2e} > {AGREE_RTOL[dtype]:g}); no timing reported")
         lines.append(f"  {dtype:8s} {med['clipviz']:9.3f} {med['vmap']:11.3f} "
                      f"{med['stacked']:14.3f} {best / med['clipviz']:8.2f}x {diff:13.2e}")
     lines.append("  speed-up: the faster torch column / clipviz; max rel diff: largest relative "
