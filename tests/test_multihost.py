@@ -145,6 +145,9 @@ def test_sweep_on_two_hosts_survives_a_killed_worker_and_a_restarted_web_app(tmp
             assert time.monotonic() < deadline, [(r["status"], r["done"]) for r in runs]
             time.sleep(0.05)
         victim_run = mid[0]
+        # a worker trains the queued runs it claimed together (train_many): killing it fails every
+        # run it had in flight, and only those
+        in_flight = {r["id"] for r in runs if r["worker"] == victim_run["worker"]}
         host, pid = victim_run["worker"].split(":")[1:]
         if own_host:
             victim = workers[int(host.rsplit("-", 1)[1]) - 1]
@@ -181,14 +184,23 @@ def test_sweep_on_two_hosts_survives_a_killed_worker_and_a_restarted_web_app(tmp
                 break
             assert time.monotonic() < deadline, summary
             time.sleep(0.3)
-        assert (summary["total"], summary["finished"], summary["failed"]) == (16, 15, 1), summary
         survivor = workers[1 - workers.index(victim)]
         listed = {r["id"]: r for r in app.request(f"/api/runs?sweep={sweep_id}")[1]["runs"]}
         assert set(ids) <= set(listed)
+        failed = {r for r in ids if listed[r]["status"] == "failed"}
+        assert victim_run["id"] in failed and failed <= in_flight, (failed, in_flight)
+        assert (summary["total"], summary["finished"], summary["failed"]) == (16, 16 - len(failed),
+                                                                             len(failed)), summary
         for rid in ids:
             d = app.run(rid)
             if rid == victim_run["id"]:
                 assert d["run"]["status"] == "failed" and d["metrics"]["update"] == after
+                continue
+            if rid in failed:  # in flight on the killed worker beside victim_run
+                assert d["run"]["worker"] == victim_run["worker"], d["run"]
+                if own_host:
+                    assert "no heartbeat" in d["run"]["reason"] and host in d["run"]["reason"]
+                assert d["metrics"]["update"] == list(range(1, len(d["metrics"]["update"]) + 1))
                 continue
             assert d["run"]["status"] == "finished", d["run"]
             assert d["metrics"]["update"] == list(range(1, d["run"]["done"] + 1))  # every update
