@@ -49,6 +49,8 @@ class Settings:
     # from the SQLite file to a PostgreSQL server.
     store_dir: str = "clipviz-data"  # files the app keeps: run store, web cache ($CLIPVIZ_DATA_DIR wins)
     db_name: str = "runs.sqlite"  # the SQLite run store inside store_dir
+    sqlite_busy_s: float = 30.0  # a SQLite connection waits this long for another's lock (its busy
+    # timeout, and the retries of switching a new file to WAL, which SQLite does not wait for)
     heartbeat_s: float = 2.0  # a running job refreshes its heartbeat at least this often (and at
     # least four times per heartbeat timeout, where that is shorter)
     heartbeat_timeout_s: float = 60.0  # no heartbeat for this long -> the run is shown as failed;

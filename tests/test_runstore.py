@@ -640,3 +640,38 @@ def test_a_slice_whose_worker_died_is_failed(location):
         c.execute("UPDATE slices SET pid = ? WHERE id = ?", (proc.pid, sid))
     job = st.get_slice(sid)
     assert job.status == "failed" and "worker stopped" in job.error
+
+
+def test_switching_a_new_sqlite_file_to_wal_waits_for_another_process(monkeypatch):
+    """SQLite answers "database is locked" at once, without its busy handler, when the journal
+    mode is switched while another process opens the same new file (two gunicorn workers starting
+    together, seen in the Docker test): the switch is retried until the busy timeout, and any
+    other error is raised at once."""
+    import sqlite3
+
+    from clipviz.store import sqlite as sq
+
+    class Conn:
+        def __init__(self, fails, message="database is locked"):
+            self.fails, self.message, self.calls = fails, message, 0
+
+        def execute(self, sql):
+            assert sql == "PRAGMA journal_mode = WAL"
+            self.calls += 1
+            if self.calls <= self.fails:
+                raise sqlite3.OperationalError(self.message)
+
+    monkeypatch.setattr(sq.time, "sleep", lambda s: None)
+    c = Conn(fails=5)
+    sq._wal(c, wait_s=30.0)
+    assert c.calls == 6
+    other = Conn(fails=1, message="disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        sq._wal(other, wait_s=30.0)
+    assert other.calls == 1
+    clock = iter(range(0, 10_000, 10))  # each call to monotonic() 10 s later
+    monkeypatch.setattr(sq.time, "monotonic", lambda: next(clock))
+    stuck = Conn(fails=10**6)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        sq._wal(stuck, wait_s=30.0)
+    assert 1 < stuck.calls < 10

@@ -14,8 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from pathlib import Path
 
+from ..config import SETTINGS
 from .base import SCHEMA_VERSION, SQLITE_SCHEME, RunStore
 
 log = logging.getLogger("clipviz.runstore")
@@ -86,6 +88,22 @@ _INHERITED: list[sqlite3.Connection] = []
 """Connections a forked child inherited from its parent: kept open, never used (see _conn)."""
 
 
+def _wal(conn: sqlite3.Connection, wait_s: float) -> None:
+    """Put ``conn``'s file in WAL mode.  Switching the journal mode takes an exclusive lock and
+    SQLite answers "database is locked" at once, without its busy handler, while another process
+    opens the same new file (two gunicorn workers starting together): retry until ``wait_s``."""
+    deadline, pause = time.monotonic() + wait_s, 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(2 * pause, 0.25)
+
+
 class _Tx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -139,10 +157,11 @@ class SQLiteStore(RunStore):
                 # inherited across a fork: never close it here.  Closing a descriptor drops every
                 # POSIX lock this process holds on the file, its own new connection's included.
                 _INHERITED.append(loc.conn)
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+            busy = SETTINGS.sqlite_busy_s
+            conn = sqlite3.connect(self.path, timeout=busy, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA busy_timeout = {int(busy * 1000)}")
+            _wal(conn, busy)
             conn.execute("PRAGMA synchronous = FULL")  # a committed result survives power loss
             conn.execute("PRAGMA foreign_keys = ON")
             conn.row_factory = sqlite3.Row
