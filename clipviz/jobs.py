@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from . import clipping, config
 from ._validate import show
@@ -206,19 +206,22 @@ class _Telemetry:
 
 
 def _heartbeat_thread(store: RunStore, run_id: str | set[str], runner_id: str | None,
-                      stop: threading.Event) -> threading.Thread:
+                      stop: threading.Event, beat_one: Callable[[str], object] | None = None,
+                      what: str = "run") -> threading.Thread:
     """Beat ``run_id``'s heart (or those of every run in a set, which the caller may shrink as
-    runs end) and the runner's, until ``stop``."""
+    runs end) and the runner's, until ``stop``.  ``beat_one`` beats one job (default
+    ``store.heartbeat``; a slice job's is ``store.slice_progress``); ``what`` names it in logs."""
     period = heartbeat_period(store.heartbeat_timeout_s)
     ids = {run_id} if isinstance(run_id, str) else run_id
+    beat_one = store.heartbeat if beat_one is None else beat_one
 
     def beat() -> None:
         while not stop.wait(period):
             for rid in list(ids):
                 try:
-                    store.heartbeat(rid)
+                    beat_one(rid)
                 except Exception:  # pragma: no cover - a locked/unavailable store; retry next beat
-                    log.exception("heartbeat for run %s failed", rid)
+                    log.exception("heartbeat for %s %s failed", what, rid)
             try:
                 if runner_id:
                     store.runner_beat(runner_id)
@@ -227,7 +230,7 @@ def _heartbeat_thread(store: RunStore, run_id: str | set[str], runner_id: str | 
         store.close()
 
     name = run_id if isinstance(run_id, str) else f"{len(ids)}-runs"
-    t = threading.Thread(target=beat, name=f"clipviz-heartbeat-{name}", daemon=True)
+    t = threading.Thread(target=beat, name=f"clipviz-heartbeat-{what}-{name}", daemon=True)
     t.start()
     return t
 
@@ -379,20 +382,8 @@ def execute_slice(store: RunStore, slice_id: str, runner_id: str | None = None) 
     from .landscape import Cancelled, snapshot_slice
 
     stop = threading.Event()
-    period = heartbeat_period(store.heartbeat_timeout_s)
-
-    def beat() -> None:
-        while not stop.wait(period):
-            try:
-                store.slice_progress(slice_id)
-                if runner_id:
-                    store.runner_beat(runner_id)
-            except Exception:  # pragma: no cover - a locked store; next beat
-                log.exception("heartbeat for slice %s failed", slice_id)
-        store.close()
-
-    t = threading.Thread(target=beat, name=f"clipviz-slice-{slice_id}", daemon=True)
-    t.start()
+    t = _heartbeat_thread(store, slice_id, runner_id, stop, beat_one=store.slice_progress,
+                          what="slice")
     state = {"live": True, "last": 0.0}
 
     def progress(f: float) -> None:

@@ -529,26 +529,26 @@ class RunStore:
 
     def claim_slice(self, slice_id: str, worker: str) -> bool:
         """Mark a queued slice running in this worker; False if it is not queued any more."""
-        now = self._now()
         with self._tx() as c:
-            cur = c.execute("UPDATE slices SET status = 'running', worker = ?, host = ?, pid = ?, "
-                            "heartbeat = ?, started = ?, updated = ? WHERE id = ? AND "
-                            "status = 'queued'",
-                            (worker, hostname(), os.getpid(), now, now, now, slice_id))
-            return cur.rowcount == 1
+            return self._claim_slice_row(c, slice_id, worker)
+
+    _CLAIM_SLICE = ("UPDATE slices SET status = 'running', worker = ?, host = ?, pid = ?, "
+                    "heartbeat = ?, started = ?, updated = ? WHERE id = ? AND status = 'queued'")
+
+    def _claim_slice_row(self, c, slice_id: str, worker: str) -> bool:
+        """In transaction ``c``: mark queued slice ``slice_id`` running in ``worker``."""
+        now = self._now()
+        return c.execute(self._CLAIM_SLICE, (worker, hostname(), os.getpid(), now, now, now,
+                                             slice_id)).rowcount == 1
 
     def claim_next_slice(self, backend: str, worker: str) -> str | None:
         """Claim the oldest queued slice of ``backend``; its id, or None."""
-        now = self._now()
         with self._tx() as c:
             row = c.execute("SELECT id FROM slices WHERE status = 'queued' AND backend = ? "
                             "ORDER BY created, id LIMIT 1" + self._SKIP_LOCKED,
                             (backend,)).fetchone()
-            if row is None:
+            if row is None or not self._claim_slice_row(c, row["id"], worker):
                 return None
-            c.execute("UPDATE slices SET status = 'running', worker = ?, host = ?, pid = ?, "
-                      "heartbeat = ?, started = ?, updated = ? WHERE id = ?",
-                      (worker, hostname(), os.getpid(), now, now, now, row["id"]))
             return row["id"]
 
     def slice_progress(self, slice_id: str, fraction: float | None = None) -> bool:
@@ -605,8 +605,7 @@ class RunStore:
         dead = []
         for r in self._conn().execute("SELECT id, host, pid, heartbeat FROM slices "
                                       "WHERE status = 'running'").fetchall():
-            if (r["host"] == me and r["pid"] and not pid_alive(r["pid"])) or \
-                    now - (r["heartbeat"] or 0.0) > self.heartbeat_timeout_s:
+            if self._worker_gone(r, now, me, self.heartbeat_timeout_s):
                 dead.append(r["id"])
         for sid in dead:
             self.fail_slice(sid, "its worker stopped before the slice was done")
@@ -642,6 +641,17 @@ class RunStore:
                                         "AND backend = ?", (backend,)).fetchone()["n"])
 
     # --- liveness ------------------------------------------------------------
+    @staticmethod
+    def _worker_gone(r: Mapping, now: float, me: str, limit: float) -> str | None:
+        """Why the worker of a running job's row (``host``, ``pid``, ``heartbeat``) is gone:
+        "exited" (a process on this host that has exited, checked by pid), "silent" (no
+        heartbeat for longer than ``limit`` seconds, on any host); None while it lives."""
+        if r["host"] == me and r["pid"] and not pid_alive(r["pid"]):
+            return "exited"
+        if now - (r["heartbeat"] or 0.0) > limit:
+            return "silent"
+        return None
+
     def reap(self, now: float | None = None) -> list[str]:
         """Mark running runs whose worker is gone as failed; return their ids.
 
@@ -656,11 +666,12 @@ class RunStore:
                                       "FROM runs WHERE status = 'running'").fetchall():
             ago = now - (r["heartbeat"] or 0.0)
             limit = r["heartbeat_timeout"] or self.heartbeat_timeout_s
-            if r["host"] == me and r["pid"] and not pid_alive(r["pid"]):
+            gone = self._worker_gone(r, now, me, limit)
+            if gone == "exited":
                 dead.append((r["id"], f"worker process {r['pid']} on {r['host']} ({r['worker']}) "
                                       f"exited without finishing the run (last heartbeat "
                                       f"{ago:.1f} s before)"))
-            elif ago > limit:
+            elif gone == "silent":
                 dead.append((r["id"], f"no heartbeat from worker {r['worker']} on {r['host']} for "
                                       f"{ago:.0f} s (limit {limit:g} s): its process died or hung"))
         if dead:
