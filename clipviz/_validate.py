@@ -19,6 +19,12 @@ def finite(name: str, value) -> float:
     return v
 
 
+def finite_or_none(x) -> float | None:
+    """``float(x)`` where it is finite, else None: for JSON records, which have no NaN or inf."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
 def show(value, limit: int = 60) -> str:
     """``repr(value)`` for a message, at most ``limit`` characters: a message never repeats a
     400-digit number (or a 100 MB string) whole."""

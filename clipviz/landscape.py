@@ -638,11 +638,7 @@ class SnapshotSlice:
 
     def to_dict(self) -> dict:
         """JSON-able (non-finite numbers as None; the eigenvector left out)."""
-        def num(x):
-            x = float(x)
-            return x if math.isfinite(x) else None
-
-        sl, c = self.slice, self.curvature
+        sl, c, num = self.slice, self.curvature, V.finite_or_none
         return {
             "update": self.update, "kinds": list(self.kinds),
             "alphas": [float(a) for a in sl.alphas], "betas": [float(b) for b in sl.betas],

@@ -94,11 +94,6 @@ class WallSummary:
         return dict(self.__dict__)
 
 
-def _f(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
 def summarise(source: str, label: str, grad_norm, curvature_along_g, lambda_max_abs, angle_deg,
               loss_unclipped=None, loss_clipped=None) -> WallSummary:
     """Reduce per-point measures (equal-length arrays) to a :class:`WallSummary`.
@@ -121,7 +116,7 @@ def summarise(source: str, label: str, grad_norm, curvature_along_g, lambda_max_
     n = int(g.size)
     rho = None
     if n >= 3 and np.ptp(g) > 0 and np.ptp(c) > 0:
-        rho = _f(spearmanr(g, c).statistic)
+        rho = V.finite_or_none(spearmanr(g, c).statistic)
     compared = higher = gap = None
     if loss_unclipped is not None and loss_clipped is not None:
         lu = np.asarray(loss_unclipped, dtype=np.float64).ravel()
@@ -129,18 +124,18 @@ def summarise(source: str, label: str, grad_norm, curvature_along_g, lambda_max_
         both = ~np.isnan(lu) & np.isfinite(lc)
         compared = int(both.sum())
         higher = int(np.sum(lu[both] > lc[both]))
-        gap = _f(np.median(lu[both] - lc[both])) if compared else None
+        gap = V.finite_or_none(np.median(lu[both] - lc[both])) if compared else None
     with np.errstate(divide="ignore", invalid="ignore"):
         share = c / lam
     share = share[np.isfinite(share)]
     return WallSummary(
         source=source, label=label, points=n,
-        grad_norm_median=_f(np.median(g)) if n else None, spearman_curvature=rho,
-        angle_median=_f(np.median(a)) if n else None,
-        angle_q1=_f(np.quantile(a, 0.25)) if n else None,
-        angle_q3=_f(np.quantile(a, 0.75)) if n else None,
-        aligned_share=_f(np.mean(a < SETTINGS.wall_aligned_deg)) if n else None,
-        curvature_share=_f(np.median(share)) if share.size else None,
+        grad_norm_median=V.finite_or_none(np.median(g)) if n else None, spearman_curvature=rho,
+        angle_median=V.finite_or_none(np.median(a)) if n else None,
+        angle_q1=V.finite_or_none(np.quantile(a, 0.25)) if n else None,
+        angle_q3=V.finite_or_none(np.quantile(a, 0.75)) if n else None,
+        aligned_share=V.finite_or_none(np.mean(a < SETTINGS.wall_aligned_deg)) if n else None,
+        curvature_share=V.finite_or_none(np.median(share)) if share.size else None,
         compared=compared, unclipped_higher=higher, loss_gap_median=gap)
 
 

@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from .. import datasets
+from .._validate import finite_or_none as _num  # JSON has no NaN or inf
 from ..config import SETTINGS
 from ..clipping import Blocks
 from .model import RNN, spectral_radius
@@ -371,8 +372,3 @@ def _snapshot_after(keeper, snap, theta):
     data = dict(snap["data"], theta=encode(snap["theta"]), step=encode(theta - snap["theta"]))
     keeper.keep(snap["kinds"], data["grad_norm"] if data["grad_norm"] is not None else math.inf,
                 snap["ratio"], data)
-
-
-def _num(x):
-    x = float(x)
-    return x if math.isfinite(x) else None
