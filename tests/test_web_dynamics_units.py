@@ -37,6 +37,26 @@ def test_bifurcation_callbacks():
     assert cob[0] == "t,x_t" and cob[1] == "0,0.5" and len(cob) == 42
 
 
+def test_a_w_step_redraws_all_three_figures_from_one_callback_as_the_separate_ones_would():
+    diagram, basins, cob, msg = bf.update_w(5.5, -6.0, 2.0, "sigmoid", 0.5, 50, 40, -2.5)
+    assert msg == ""
+    assert diagram == bf.update_diagram(5.5, -6.0, 2.0, "sigmoid", 0.5, 50, -2.5)[0]
+    assert basins == bf.update_basins(5.5, -6.0, 2.0, "sigmoid", 40, -2.5)[0]
+    assert cob == bf.update_b(-2.5, 5.5, "sigmoid", 0.5)[2]  # the cobweb of the map at w = 5.5
+    labels = np.frombuffer(base64.b64decode(basins["data"][0]["z"]["bdata"]), np.int8)
+    assert labels.size == 40 * 40 and set(np.unique(labels)) <= {-1, 0, 1}
+    # a bad w says so; a bad other control (whose message its own callback shows) draws nothing
+    assert bf.update_w(99.0, -6.0, 2.0, "sigmoid", 0.5, 50, 40, -2.5)[3].startswith("w")
+    assert bf.update_w(5.5, 2.0, -6.0, "sigmoid", 0.5, 50, 40, -2.5) == (no_update, no_update, no_update, "")
+
+
+def test_figures_let_tick_labels_overflow_so_a_redraw_does_not_measure_each_label():
+    # Plotly's default ("hide past div") measures every tick label on each redraw
+    tpl = go.Figure(bf.diagram_dict({s.name: s.default for s in bf.SPECS})).layout.template.layout
+    assert tpl.xaxis.ticklabeloverflow == tpl.yaxis.ticklabeloverflow == "allow"
+    assert tpl.xaxis.gridcolor  # still plotly_white underneath
+
+
 def test_bifurcation_w_drag_draws_coarse_grids_and_release_draws_full_ones():
     coarse = bf.drag_w(5.5, 5.0, -6.0, 2.0, "sigmoid", 0.5, 20, 160, -2.5)
     full = bf.update_basins(5.5, -6.0, 2.0, "sigmoid", 160, -2.5)[0]

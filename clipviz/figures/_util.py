@@ -7,9 +7,16 @@ import io
 from typing import Sequence
 
 import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
 
 FONT = dict(family="system-ui, -apple-system, Segoe UI, sans-serif", size=13)
-TEMPLATE = "plotly_white"
+#: every figure's template: plotly_white with tick labels allowed to overflow.  Plotly's default
+#: ("hide past div") measures every tick label against every other on each redraw (a forced
+#: layout per label), a large part of redrawing a figure; the margins keep labels inside anyway.
+TEMPLATE = "clipviz"
+pio.templates[TEMPLATE] = go.layout.Template(pio.templates["plotly_white"]).update(
+    layout=dict(xaxis=dict(ticklabeloverflow="allow"), yaxis=dict(ticklabeloverflow="allow")))
 UNCLIPPED = "#d62728"  # red: plain gradient descent
 CLIPPED = "#1f77b4"  # blue: with clipping
 FIRED = "#ff7f0e"  # orange: steps where the clipping rule fired

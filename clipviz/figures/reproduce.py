@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..jobs import wilson_interval
+from ._util import TEMPLATE
 from .training import COLORS, log_ticks, rho_reference
 
 __all__ = ["SuccessPoint", "Trace", "success_figure", "traces_figure"]
@@ -72,7 +73,7 @@ def success_figure(points: Sequence[SuccessPoint], title: str) -> go.Figure:
                           "95% interval %{customdata[3]:.2f}–%{customdata[4]:.2f}<extra>%{fullData.name}</extra>"))
     lengths = sorted({p.length for p in points})
     pad = max(1.0, 0.08 * (lengths[-1] - lengths[0]))
-    fig.update_layout(title=title, template="plotly_white", width=760, height=460,
+    fig.update_layout(title=title, template=TEMPLATE, width=760, height=460,
                       legend=dict(orientation="h", y=-0.2),
                       xaxis=dict(title="sequence length T", tickvals=lengths,
                                  range=[lengths[0] - pad, lengths[-1] + pad]),
@@ -138,6 +139,6 @@ def traces_figure(traces: Sequence[Trace], title: str, activation: str | None = 
     fig.update_xaxes(title="update", row=2, col=1)
     fig.update_yaxes(title="‖g‖", row=1, col=1)
     fig.update_yaxes(title="ρ(W_rec)", row=2, col=1)
-    fig.update_layout(title=title, template="plotly_white", width=900, height=640,
+    fig.update_layout(title=title, template=TEMPLATE, width=900, height=640,
                       legend=dict(orientation="h", y=-0.12))
     return fig

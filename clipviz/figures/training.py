@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 from .. import clipping
 from .. import paper as pp
 from ..kernels.activations import CODES, dmax
+from ._util import TEMPLATE
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
@@ -153,7 +154,7 @@ def curves_figure(curves: Sequence[Curve], uirevision: str = "training") -> go.F
     # the ‖g‖ and validation panels showed the first six updates of every run.
     fig.update_xaxes(autorange=True)
     fig.update_layout(height=560, margin=dict(l=50, r=20, t=40, b=40), uirevision=uirevision,
-                      legend=dict(orientation="h", y=-0.12), template="plotly_white")
+                      legend=dict(orientation="h", y=-0.12), template=TEMPLATE)
     return fig
 
 
@@ -187,7 +188,7 @@ def success_rate_figure(summary: Mapping, paper: bool = True) -> go.Figure:
     fig.update_layout(
         title=f"success rate ({summary.get('finished', 0)}/{summary.get('total', 0)} runs finished)",
         xaxis_title="sequence length T", yaxis_title="success rate (%)",
-        yaxis=dict(range=[-5, 112]), template="plotly_white", height=380,
+        yaxis=dict(range=[-5, 112]), template=TEMPLATE, height=380,
         margin=dict(l=50, r=20, t=50, b=40), uirevision="sweep")
     if paper:
         fig.add_annotation(text=PAPER_FIG7 + " (Pascanu et al.)", xref="paper", yref="paper",
@@ -293,7 +294,7 @@ def slice_figure(result: Mapping | None, three_d: bool = False, note: str | None
                            font=dict(size=13, color="grey"))
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False)
-        fig.update_layout(height=420, template="plotly_white", margin=dict(l=40, r=20, t=30, b=30))
+        fig.update_layout(height=420, template=TEMPLATE, margin=dict(l=40, r=20, t=30, b=30))
         return fig
     al = np.asarray(result["alphas"], dtype=np.float32)
     be = np.asarray(result["betas"], dtype=np.float32)
@@ -338,7 +339,7 @@ def slice_figure(result: Mapping | None, three_d: bool = False, note: str | None
         fig.update_xaxes(title_text=x_title, constrain="domain")
         fig.update_yaxes(title_text=y_title, scaleanchor="x", scaleratio=1, constrain="domain")
     fig.update_layout(title=dict(text=title, font=dict(size=13)), height=520,
-                      template="plotly_white", margin=dict(l=60, r=20, t=50, b=50),
+                      template=TEMPLATE, margin=dict(l=60, r=20, t=50, b=50),
                       legend=dict(orientation="h", y=-0.18), uirevision=f"slice:{upd}:{three_d}")
     return fig
 

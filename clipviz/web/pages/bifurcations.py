@@ -9,7 +9,8 @@ its peak is the true one and grows with T (section 2.5); a basin map over
 
 Each figure is recomputed only by the controls it depends on: the diagram by
 w, the b window, σ, x_0 and T; the basin map by w, the window, σ and its grid;
-the current b only moves the markers and redraws the cobweb.  While the w
+the current b only moves the markers and redraws the cobweb.  A w step, which changes all
+three, draws them from one callback (one request, one update of the page).  While the w
 slider is dragged both figures follow on coarser grids (its ``drag_value``);
 on release (``value``) they are drawn in full.
 """
@@ -151,6 +152,19 @@ def update_basins(w, b_min, b_max, act, res, b):
         return [basins_dict(values), ""]
     except ValueError:
         return [no_update, ""]
+
+
+def update_w(w, b_min, b_max, act, x0, T, res, b):
+    """w moved: the diagram, the basin map and the cobweb, all three in one response (each depends
+    on w), and the message of w."""
+    values, errors = _checked(MAIN, (w, b_min, b_max, act, x0, T, res), b)
+    if errors:  # a bad w says so; another control's bad value has its message already
+        return no_update, no_update, no_update, errors.get("w", "")
+    cob = fd.cobweb_dict(values["w"], values["b"], values["x0"], values["act"])
+    try:
+        return diagram_dict(values), basins_dict(values), cob, ""
+    except ValueError as exc:
+        return no_update, no_update, cob, str(exc)
 
 
 def drag_w(drag, w, b_min, b_max, act, x0, T, res, b):
@@ -302,12 +316,20 @@ def warm_up() -> None:
 def register(app: dash.Dash) -> None:
     dash.register_page(__name__, path=PATH, name="Bifurcations", order=2, layout=layout,
                        title="clipviz · bifurcations", description="Figure 4 with the gradient blow-up")
+    # w changes every figure: one callback draws all three (one request, one update of the page);
+    # the other controls' callbacks take w as a State (Dash passes arguments in the order declared)
+    app.callback(Output(f"{P}-diagram", "figure", allow_duplicate=True),
+                 Output(f"{P}-basins", "figure", allow_duplicate=True),
+                 Output(f"{P}-cobweb", "figure", allow_duplicate=True),
+                 Output(msg_id(P, "w"), "children", allow_duplicate=True),
+                 Input(f"{P}-w", "value"), *[State(f"{P}-{k}", "value") for k in MAIN[1:] + ("b",)],
+                 prevent_initial_call=True)(update_w)
     app.callback(Output(f"{P}-diagram", "figure"), *[Output(msg_id(P, k), "children") for k in DIAGRAM],
-                 *[Input(f"{P}-{k}", "value") for k in DIAGRAM], State(f"{P}-b", "value"),
-                 prevent_initial_call=True)(update_diagram)
+                 State(f"{P}-w", "value"), *[Input(f"{P}-{k}", "value") for k in DIAGRAM[1:]],
+                 State(f"{P}-b", "value"), prevent_initial_call=True)(update_diagram)
     app.callback(Output(f"{P}-basins", "figure"), Output(msg_id(P, "res"), "children"),
-                 *[Input(f"{P}-{k}", "value") for k in BASINS], State(f"{P}-b", "value"),
-                 prevent_initial_call=True)(update_basins)
+                 State(f"{P}-w", "value"), *[Input(f"{P}-{k}", "value") for k in BASINS[1:]],
+                 State(f"{P}-b", "value"), prevent_initial_call=True)(update_basins)
     # a drag ahead of the slider's value (never a key press: dragAhead in the assets) draws coarse
     clientside(app, "dragAhead", P, Output(f"{P}-w-drag", "data"), Input(f"{P}-w", "drag_value"),
                State(f"{P}-w", "value"), prevent_initial_call=True)
@@ -318,8 +340,8 @@ def register(app: dash.Dash) -> None:
                  prevent_initial_call=True)(drag_w)
     app.callback(Output(f"{P}-diagram", "figure", allow_duplicate=True),
                  Output(f"{P}-basins", "figure", allow_duplicate=True), Output(f"{P}-cobweb", "figure"),
-                 Output(msg_id(P, "b"), "children"),
-                 *[Input(f"{P}-{k}", "value") for k in CURRENT], prevent_initial_call=True)(update_b)
+                 Output(msg_id(P, "b"), "children"), Input(f"{P}-b", "value"), State(f"{P}-w", "value"),
+                 *[Input(f"{P}-{k}", "value") for k in CURRENT[2:]], prevent_initial_call=True)(update_b)
     app.callback(Output(f"{P}-b", "min"), Output(f"{P}-b", "max"), Output(f"{P}-b", "marks"),
                  Output(f"{P}-b", "value", allow_duplicate=True),
                  Input(f"{P}-b_min", "value"), Input(f"{P}-b_max", "value"), State(f"{P}-b", "value"),
