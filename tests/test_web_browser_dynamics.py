@@ -179,6 +179,25 @@ def test_bifurcations_peak_grows_with_T_and_b_slider_follows_the_window(dash_duo
     assert severe_logs(dash_duo) == []
 
 
+def test_bifurcations_b_step_moves_both_markers_and_redraws_the_cobweb(dash_duo, make_app):
+    open_page(dash_duo, make_app, "/bifurcations", ["bf-diagram", "bf-basins", "bf-cobweb"], "?res=40")
+    marker = "gd.layout.shapes[0].x0"
+    assert gd_eval(dash_duo, "bf-diagram", marker) == gd_eval(dash_duo, "bf-basins", marker) == -2.5
+    dash_duo.find_element("#bf-b [role=slider]").send_keys(Keys.ARROW_RIGHT)  # one step: 0.01
+    wait_until(lambda: "b = -2.490" in (gd_eval(dash_duo, "bf-cobweb", "gd.layout.title.text") or ""),
+               what="the cobweb at b = -2.49")
+    # the markers drawn where the figures show them (the relayout), on both figures
+    for g in ("bf-diagram", "bf-basins"):
+        assert abs(gd_eval(dash_duo, g, "gd._fullLayout.shapes[0].x0") + 2.49) < 1e-9
+    # a w step then rebuilds both figures with their marker still at the current b
+    dash_duo.find_element("#bf-w [role=slider]").send_keys(Keys.ARROW_RIGHT)
+    wait_until(lambda: "5.05" in (gd_eval(dash_duo, "bf-diagram", "gd.layout.title.text") or ""),
+               what="the diagram at w = 5.05")
+    for g in ("bf-diagram", "bf-basins"):
+        assert abs(gd_eval(dash_duo, g, "gd._fullLayout.shapes[0].x0") + 2.49) < 1e-9
+    assert severe_logs(dash_duo) == []
+
+
 def test_bifurcations_legend_clear_of_the_title_at_negative_w(dash_duo, make_app):
     open_page(dash_duo, make_app, "/bifurcations", ["bf-diagram"], "?w=-8&res=40")
     names = gd_eval(dash_duo, "bf-diagram", "gd.data.map(t => t.name).join('|')")
