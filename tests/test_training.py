@@ -243,9 +243,42 @@ def test_check_sequences_is_a_bounded_setting_run_in_chunks(monkeypatch):
     rec = train(small(max_updates=2, eval_every=2, check_sequences=n))
     evals = [x for x in seen if x != 4]  # the training windows have batch_size 4
     chunk = SETTINGS.temporal_order_eval_chunk
-    assert evals == [chunk, chunk, 7] * 2  # the check at update 2 and the final test
+    # the check at update 2 stops at its first chunk with a wrong answer (an untrained model
+    # answers wrongly), the final test runs them all
+    assert evals == [chunk] + [chunk, chunk, 7]
     assert rec.config["check_sequences"] == n
     assert TrainConfig.from_dict(rec.config).check_sequences == n
+
+
+def test_the_success_check_stops_at_its_first_wrong_chunk_and_decides_as_the_full_check():
+    from types import SimpleNamespace
+
+    from clipviz.config import SETTINGS
+
+    chunk = SETTINGS.temporal_order_eval_chunk
+    cfg = small(check_sequences=3 * chunk)
+
+    class Model:  # answers every sequence right, except `wrong` of them in chunk `bad`
+        def __init__(self, bad, wrong):
+            self.bad, self.wrong, self.calls = bad, wrong, 0
+
+        def zero_state(self, n):
+            return None
+
+        def window(self, state, X, Y, W, theta=None):
+            self.calls += 1
+            n = X.shape[1] if X.shape[0] == cfg.seq_len else X.shape[0]
+            miss = self.wrong if self.calls == self.bad else 0
+            return SimpleNamespace(correct=float(n - miss), loss_sum=0.5 * n, weight_sum=float(n)), None
+
+    task = runner.TemporalOrderTask(cfg, np.random.default_rng(0))
+    perfect = Model(bad=0, wrong=0)
+    assert task.evaluate(perfect, None, "valid") == (1.0, 0.5) and perfect.calls == 3  # solved: all run
+    m = Model(bad=2, wrong=3)
+    acc, _ = task.evaluate(m, None, "valid")
+    assert m.calls == 2 and acc == (2 * chunk - 3) / (2 * chunk) < 1.0  # not solved: as the full check
+    m = Model(bad=2, wrong=3)
+    assert task.evaluate(m, None, "test")[0] == (3 * chunk - 3) / (3 * chunk) and m.calls == 3
 
 
 def test_norm_shrink_in_training_shrinks_w_rec_on_a_non_finite_gradient(monkeypatch):
