@@ -60,6 +60,10 @@ class Settings:
     # written at once, in one statement per batch, so many workers cost the store few transactions
     cancel_poll_s: float = 0.1  # how often a running job checks its cancel flag (cancel < 1 s)
     local_workers: int = 2  # concurrent runs of the embedded (no-service) job layer
+    runner_idle_s: float = 30.0  # a local runner with nothing queued waits this long for more work
+    # before it exits: a sweep that follows another finds its runners warm instead of starting
+    # interpreters (a start, not the work, was what kept two runners from scaling as two workers)
+    runner_poll_s: float = 0.1  # how often a waiting local runner looks for queued work
     worker_blas_threads: int = 1  # BLAS threads per training job: parallelism comes from workers;
     # OpenBLAS's own threads slow the small matrices of a training run down on a busy machine
     max_sweep_runs: int = 500  # largest sweep one request may fan out (at most max_active_runs)
@@ -208,6 +212,7 @@ ENV_DATABASE_URL = "CLIPVIZ_DATABASE_URL"  # postgresql://... run store; unset -
 ENV_HEARTBEAT_TIMEOUT = "CLIPVIZ_HEARTBEAT_TIMEOUT_S"  # seconds without a heartbeat before a run
 # claimed by this process counts as dead
 ENV_LOCAL_WORKERS = "CLIPVIZ_LOCAL_WORKERS"  # concurrent local runners (embedded job layer)
+ENV_RUNNER_IDLE = "CLIPVIZ_RUNNER_IDLE_S"  # seconds an idle local runner waits for work before it exits
 ENV_BLAS_THREADS = "CLIPVIZ_WORKER_BLAS_THREADS"  # BLAS threads per training job
 ENV_ADMIN_TOKEN = "CLIPVIZ_ADMIN_TOKEN"  # a request carrying it may cancel any run; unset: none may
 ENV_READ_ONLY = "CLIPVIZ_READ_ONLY"  # 1: the figure pages only, no training page and no runs API
@@ -308,6 +313,21 @@ def heartbeat_timeout_s() -> float:
 def local_workers() -> int:
     """Concurrent runs of the embedded job layer: ``$CLIPVIZ_LOCAL_WORKERS`` or the setting."""
     return _env_int(ENV_LOCAL_WORKERS, SETTINGS.local_workers, 1, 64)
+
+
+def runner_idle_s() -> float:
+    """Seconds an idle local runner waits for queued work before it exits:
+    ``$CLIPVIZ_RUNNER_IDLE_S`` or :attr:`Settings.runner_idle_s` (0: it exits at once)."""
+    raw = _env(ENV_RUNNER_IDLE)
+    if raw is None:
+        return SETTINGS.runner_idle_s
+    try:
+        t = float(raw)
+    except ValueError:
+        t = -1.0
+    if not 0 <= t <= 3600:
+        raise ValueError(f"{ENV_RUNNER_IDLE} must be a number of seconds from 0 to 3600, got {raw!r}")
+    return t
 
 
 def blas_threads() -> int:

@@ -426,27 +426,43 @@ def execute_slice(store: RunStore, slice_id: str, runner_id: str | None = None) 
 # --------------------------------------------------------------------------
 # the embedded backend: runner processes (fresh interpreters) that drain the store's queue
 # --------------------------------------------------------------------------
-def runner_main(location: str | None, runner_id: str, heartbeat_timeout_s: float | None = None) -> None:
+def runner_main(location: str | None, runner_id: str, heartbeat_timeout_s: float | None = None,
+                idle_s: float | None = None) -> None:
     """A local runner: claim queued local slices (short, someone waits on the page) and then
-    runs, one by one, until none is left (``location``: the store's, None for the configured
-    one)."""
+    runs, one by one; once none is left, wait ``idle_s`` seconds (default
+    :func:`clipviz.config.runner_idle_s`) for more, looking every ``runner_poll_s``, then exit
+    (``location``: the store's, None for the configured one).
+
+    While it waits it stays registered (and beats), so the process that queues the next runs
+    finds it alive and starts no interpreter: a sweep after a sweep starts training at once.
+    """
+    idle_s = config.runner_idle_s() if idle_s is None else idle_s
     store = RunStore(location, heartbeat_timeout_s=heartbeat_timeout_s)
     store.runner_register(runner_id)
     worker = f"local:{socket.gethostname()}:{os.getpid()}"
+    idle_since = last_beat = None
     try:
         while True:
             slice_id = store.claim_next_slice("local", worker)
             if slice_id is not None:
                 log.info("runner %s: slice %s", runner_id, slice_id)
                 execute_slice(store, slice_id, runner_id)
+                idle_since = None
                 continue
             run_id = store.claim_next("local", worker)
-            if run_id is None:
-                if store.runner_exit_if_idle(runner_id):
-                    return
+            if run_id is not None:
+                log.info("runner %s: run %s", runner_id, run_id)
+                execute_run(store, run_id, runner_id)
+                idle_since = None
                 continue
-            log.info("runner %s: run %s", runner_id, run_id)
-            execute_run(store, run_id, runner_id)
+            now = time.monotonic()
+            idle_since = now if idle_since is None else idle_since
+            if now - idle_since >= idle_s and store.runner_exit_if_idle(runner_id):
+                return
+            if last_beat is None or now - last_beat >= heartbeat_period(store.heartbeat_timeout_s):
+                store.runner_beat(runner_id)
+                last_beat = now
+            time.sleep(SETTINGS.runner_poll_s)
     finally:
         store.runner_unregister(runner_id)
 
@@ -664,11 +680,15 @@ class Jobs:
         return started
 
     def ensure_runners(self, wanted: int | None = None) -> int:
-        """Start local runners for queued runs (up to the limit); how many were started."""
-        if wanted is None:
-            wanted = len(self.store.list(status="queued"))
+        """Start up to ``wanted`` local runners (default: one per queued job) for the queued
+        runs and slices that the runners alive but idle (waiting for work, :func:`runner_main`;
+        or started and not yet claiming) will not take, within the limit; how many were
+        started."""
+        queued = self.store.count_queued("local") + self.store.count_queued_slices("local")
+        idle = max(0, self.store.live_runners() - self.store.busy_workers("local"))
+        need = queued - idle if wanted is None else min(wanted, queued - idle)
         started = 0
-        for _ in range(min(wanted, local_workers())):
+        for _ in range(min(need, local_workers())):
             runner_id = self.store.reserve_runner(local_workers())
             if runner_id is None:
                 break

@@ -3,8 +3,8 @@
 Started by :func:`clipviz.jobs.Jobs.ensure_runners` as a fresh interpreter (never a fork of the
 web process): it opens its own connection to the run store at ``DB`` (a SQLite file, or ``-``
 for the configured store, ``CLIPVIZ_DATABASE_URL``), registers as ``RUNNER_ID``
-(the slot the starting process reserved), claims queued local runs one after another and exits
-when none is left (:func:`clipviz.jobs.runner_main`).
+(the slot the starting process reserved), claims queued local runs one after another, and exits
+once none has been queued for ``CLIPVIZ_RUNNER_IDLE_S`` seconds (:func:`clipviz.jobs.runner_main`).
 """
 
 from __future__ import annotations

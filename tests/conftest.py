@@ -9,6 +9,10 @@ import pytest
 # Multi-threaded BLAS on the small training matrices is up to 10x slower on a
 # loaded 2-core machine (see docs/benchmarks.md, Training speed).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Local runners a test starts exit once their test's queue is empty (each test has a run store of
+# its own: a runner waiting for more work would only poll a finished test's store); the wait
+# itself is tested in test_jobs with the variable set.
+os.environ.setdefault("CLIPVIZ_RUNNER_IDLE_S", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

@@ -55,6 +55,20 @@ def test_bad_worker_counts_say_what_is_allowed(monkeypatch, raw):
         config.local_workers()
 
 
+@pytest.mark.parametrize("raw", ["-1", "3601", "soon", "nan"])
+def test_a_bad_runner_wait_says_what_is_allowed(monkeypatch, raw):
+    monkeypatch.setenv(config.ENV_RUNNER_IDLE, raw)
+    with pytest.raises(ValueError, match=r"CLIPVIZ_RUNNER_IDLE_S must be a number of seconds from 0 to 3600"):
+        config.runner_idle_s()
+
+
+def test_the_runner_wait_defaults_to_the_setting_and_reads_the_variable(monkeypatch):
+    monkeypatch.delenv(config.ENV_RUNNER_IDLE, raising=False)
+    assert config.runner_idle_s() == config.SETTINGS.runner_idle_s
+    monkeypatch.setenv(config.ENV_RUNNER_IDLE, " 2.5 ")
+    assert config.runner_idle_s() == 2.5
+
+
 def test_datasets_are_looked_for_first_where_clipviz_data_says(tmp_path, monkeypatch):
     from clipviz import datasets
 

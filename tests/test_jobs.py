@@ -132,6 +132,26 @@ def test_killed_runner_marks_run_failed(jobs):
     assert after[:len(before)] == before and after == list(range(1, len(after) + 1))  # intact
 
 
+def test_an_idle_runner_waits_for_the_next_run_then_exits(jobs, monkeypatch):
+    """A runner with nothing queued waits (CLIPVIZ_RUNNER_IDLE_S) and takes the next run itself:
+    no interpreter is started for it; past the wait it exits and unregisters."""
+    monkeypatch.setenv("CLIPVIZ_RUNNER_IDLE_S", "4")
+    first = jobs.wait([jobs.submit(dict(SMALL, max_updates=20))], timeout=120)[0]
+    assert first.status == "finished"
+    assert jobs.store.live_runners() == 1  # it waits, registered
+    second = jobs.wait([jobs.submit(dict(SMALL, max_updates=20, seed=1))], timeout=120)[0]
+    assert second.status == "finished" and second.worker == first.worker  # the same process
+    deadline = time.monotonic() + 30
+    while jobs.store.live_runners():
+        assert time.monotonic() < deadline, "the idle runner did not exit after its wait"
+        time.sleep(0.2)
+    pid = int(first.worker.rsplit(":", 1)[1])
+    with pytest.raises(ProcessLookupError):
+        for _ in range(50):  # unregistered, then gone
+            os.kill(pid, 0)
+            time.sleep(0.1)
+
+
 def test_local_sweep_runs_with_two_runners(jobs):
     sweep, ids = jobs.submit_sweep(dict(SMALL, max_updates=60), lengths=[8, 12], seeds=[0, 1],
                                    methods=["none", "norm"])

@@ -283,6 +283,22 @@ def test_runner_slots(location):
     assert st.runner_exit_if_idle(b)
 
 
+def test_busy_workers_count_each_worker_training_or_slicing_once(location):
+    st = RunStore(location)
+    assert st.busy_workers("local") == 0
+    runs = [st.create_run(CFG, "local") for _ in range(3)]
+    assert st.claim_next("local", "w1") == runs[0] and st.claim(runs[1], "w1")  # an ensemble
+    assert st.busy_workers("local") == 1 and st.busy_workers("celery") == 0
+    assert st.claim_next("local", "w2") == runs[2]
+    assert st.busy_workers("local") == 2
+    st.fail(runs[2], "stopped")  # w2 is free again
+    assert st.busy_workers("local") == 1
+    st.put_snapshots(runs[0], [_snap(7, ["clipped"], 12.0)])
+    sl = st.create_slice(runs[0], 7, "local")
+    assert st.claim_next_slice("local", "w3") == sl
+    assert st.busy_workers("local") == 2  # w1 training, w3 computing a slice
+
+
 # The schema-1 store as clipviz 0.1.0 before run owners wrote it (its _SCHEMA, verbatim).
 SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

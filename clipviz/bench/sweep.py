@@ -9,7 +9,10 @@ workers are measured on both run stores: the SQLite file and a private
 PostgreSQL server (Debian's ``postgresql``, :mod:`clipviz.bench.pgserver`, with
 its default durability: every commit flushed), where each worker has a data
 folder of its own.  The embedded backend (local runners) is measured the same
-way with 1 and 2 runners.  The ratio 2 workers / 1 worker is the scaling; on a
+way with 1 and 2 runners, twice: "cold", each sweep starting its runners (fresh
+interpreters, which exit once the queue is empty), and "warm", the runners
+waiting for work between sweeps (``CLIPVIZ_RUNNER_IDLE_S``) as Celery's workers
+do.  The ratio 2 workers / 1 worker is the scaling; on a
 machine whose cores are shared it stays below 2.
 """
 
@@ -33,6 +36,18 @@ BASE = {"task": "temporal_order", "hidden": 50, "batch_size": 20, "max_updates":
 LENGTHS = [20, 30]
 SEEDS = [0, 1]
 METHODS = ["none", "norm"]
+
+
+LOCAL_COLD = "local (cold)"  # local runners started by each sweep
+LOCAL_WARM = "local (warm)"  # local runners waiting for work between sweeps
+LOCAL_IDLE_S = 5  # CLIPVIZ_RUNNER_IDLE_S of the warm runs: longer than the gap between sweeps
+
+
+def _wait_runners_exit(store, timeout: float) -> None:
+    """Wait until the store's local runners have exited (before their folder is removed)."""
+    deadline = time.monotonic() + timeout
+    while store.live_runners() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def _free_port() -> int:
@@ -148,15 +163,21 @@ def run(quick: bool = False) -> list[str]:
         else:
             lines.append("  celery: skipped (redis-server not installed)")
         # --- embedded: local runners (fresh interpreters) ------------------------
+        # "cold": each sweep starts its runners (they exit as soon as the queue is empty: the
+        # behaviour before runners waited for work); "warm": they wait between sweeps, as the
+        # Celery workers do
         for n in (1, 2):
-            data = tmp / f"local{n}"
-            with config.environment(CLIPVIZ_REDIS_URL=None, CLIPVIZ_DATA_DIR=str(data),
-                                    CLIPVIZ_LOCAL_WORKERS=str(n), **{config.ENV_DATABASE_URL: None}):
-                jobs = Jobs(RunStore(data / "runs.sqlite"), backend="local")
-                _time_sweep(jobs, LENGTHS[:1], SEEDS[:1])
-                res = [_time_sweep(jobs, LENGTHS, seeds) for _ in range(repeats)]
-            results[("local", n)] = (statistics.median(t for t, _ in res),
-                                     statistics.median(u / t for t, u in res))
+            for mode, idle in ((LOCAL_COLD, "0"), (LOCAL_WARM, str(LOCAL_IDLE_S))):
+                data = tmp / f"local{n}-{idle}"
+                with config.environment(CLIPVIZ_REDIS_URL=None, CLIPVIZ_DATA_DIR=str(data),
+                                        CLIPVIZ_LOCAL_WORKERS=str(n), **{config.ENV_DATABASE_URL: None,
+                                                                         config.ENV_RUNNER_IDLE: idle}):
+                    jobs = Jobs(RunStore(data / "runs.sqlite"), backend="local")
+                    _time_sweep(jobs, LENGTHS[:1], SEEDS[:1])
+                    res = [_time_sweep(jobs, LENGTHS, seeds) for _ in range(repeats)]
+                    _wait_runners_exit(jobs.store, LOCAL_IDLE_S + 10)
+                results[(mode, n)] = (statistics.median(t for t, _ in res),
+                                      statistics.median(u / t for t, u in res))
     finally:
         if redis_proc is not None:
             redis_proc.terminate()
@@ -164,7 +185,7 @@ def run(quick: bool = False) -> list[str]:
         if pg is not None:
             pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    for backend in ("celery+sqlite", "celery+postgresql", "local"):
+    for backend in ("celery+sqlite", "celery+postgresql", LOCAL_COLD, LOCAL_WARM):
         one, two = results.get((backend, 1)), results.get((backend, 2))
         for n, r in ((1, one), (2, two)):
             if r is not None:

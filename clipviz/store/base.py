@@ -808,6 +808,14 @@ class RunStore:
                       "heartbeat = excluded.heartbeat, started = excluded.started",
                       (runner_id, hostname(), os.getpid(), now, now))
 
+    def busy_workers(self, backend: str) -> int:
+        """How many workers of ``backend`` are training a run or computing a slice (a worker
+        that trains an ensemble of runs counts once)."""
+        return int(self._conn().execute(
+            "SELECT COUNT(*) AS n FROM (SELECT worker FROM runs WHERE status = 'running' AND "
+            "backend = ? UNION SELECT worker FROM slices WHERE status = 'running' AND backend = ?) "
+            "AS busy", (backend, backend)).fetchone()["n"])
+
     def runner_beat(self, runner_id: str) -> None:
         with self._tx() as c:
             c.execute("UPDATE runners SET heartbeat = ? WHERE id = ?", (self._now(), runner_id))
