@@ -249,6 +249,19 @@ def _env_int(name: str, default: int, lo: int, hi: int) -> int:
     return n
 
 
+def _env_seconds(name: str, default: float, lo: float, hi: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        t = float(raw)
+    except ValueError:
+        t = lo - 1.0
+    if not lo <= t <= hi:
+        raise ValueError(f"{name} must be a number of seconds from {lo:g} to {hi:g}, got {raw!r}")
+    return t
+
+
 def data_dir() -> Path:
     """Where clipviz keeps its files (run store, web cache): ``$CLIPVIZ_DATA_DIR`` or
     :attr:`Settings.store_dir`, with ``~`` expanded."""
@@ -297,17 +310,7 @@ def database_url() -> str | None:
 def heartbeat_timeout_s() -> float:
     """Seconds a run claimed by this process may go without a heartbeat before any reader marks
     it failed: ``$CLIPVIZ_HEARTBEAT_TIMEOUT_S`` or :attr:`Settings.heartbeat_timeout_s`."""
-    raw = _env(ENV_HEARTBEAT_TIMEOUT)
-    if raw is None:
-        return SETTINGS.heartbeat_timeout_s
-    try:
-        t = float(raw)
-    except ValueError:
-        t = -1.0
-    if not 0.5 <= t <= 86400:
-        raise ValueError(f"{ENV_HEARTBEAT_TIMEOUT} must be a number of seconds from 0.5 to 86400, "
-                         f"got {raw!r}")
-    return t
+    return _env_seconds(ENV_HEARTBEAT_TIMEOUT, SETTINGS.heartbeat_timeout_s, 0.5, 86400)
 
 
 def local_workers() -> int:
@@ -318,16 +321,7 @@ def local_workers() -> int:
 def runner_idle_s() -> float:
     """Seconds an idle local runner waits for queued work before it exits:
     ``$CLIPVIZ_RUNNER_IDLE_S`` or :attr:`Settings.runner_idle_s` (0: it exits at once)."""
-    raw = _env(ENV_RUNNER_IDLE)
-    if raw is None:
-        return SETTINGS.runner_idle_s
-    try:
-        t = float(raw)
-    except ValueError:
-        t = -1.0
-    if not 0 <= t <= 3600:
-        raise ValueError(f"{ENV_RUNNER_IDLE} must be a number of seconds from 0 to 3600, got {raw!r}")
-    return t
+    return _env_seconds(ENV_RUNNER_IDLE, SETTINGS.runner_idle_s, 0, 3600)
 
 
 def blas_threads() -> int:
