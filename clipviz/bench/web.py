@@ -200,6 +200,11 @@ def reference_server():
     def health():
         return jsonify(status="ok")
 
+    # as clipviz's app factory does: Dash finishes its set-up on a worker's first request without
+    # a lock, so two first requests of a threaded worker race and one gets a 500 (seen: the
+    # renderer's script, a blank page and a bench that timed out)
+    with app.server.test_client() as client:
+        client.get("/health")
     return app.server
 
 
