@@ -236,30 +236,27 @@ def _env(name: str) -> str | None:
     return raw.strip() or None
 
 
-def _env_int(name: str, default: int, lo: int, hi: int) -> int:
+def _env_bounded(name: str, default, lo, hi, parse, what: str):
+    """The variable parsed by ``parse`` and checked to lie in [lo, hi]; ``default`` when unset;
+    otherwise a ValueError that says what is allowed (``what``: "an integer", ...)."""
     raw = _env(name)
     if raw is None:
         return default
     try:
-        n = int(raw)
+        value = parse(raw)
     except ValueError:
-        n = lo - 1
-    if not lo <= n <= hi:
-        raise ValueError(f"{name} must be an integer from {lo} to {hi}, got {raw!r}")
-    return n
+        value = None
+    if value is None or not lo <= value <= hi:
+        raise ValueError(f"{name} must be {what} from {lo:g} to {hi:g}, got {raw!r}")
+    return value
+
+
+def _env_int(name: str, default: int, lo: int, hi: int) -> int:
+    return _env_bounded(name, default, lo, hi, int, "an integer")
 
 
 def _env_seconds(name: str, default: float, lo: float, hi: float) -> float:
-    raw = _env(name)
-    if raw is None:
-        return default
-    try:
-        t = float(raw)
-    except ValueError:
-        t = lo - 1.0
-    if not lo <= t <= hi:
-        raise ValueError(f"{name} must be a number of seconds from {lo:g} to {hi:g}, got {raw!r}")
-    return t
+    return _env_bounded(name, default, lo, hi, float, "a number of seconds")
 
 
 def data_dir() -> Path:
