@@ -440,6 +440,7 @@ def runner_main(location: str | None, runner_id: str, heartbeat_timeout_s: float
     store = RunStore(location, heartbeat_timeout_s=heartbeat_timeout_s)
     store.runner_register(runner_id)
     worker = f"local:{socket.gethostname()}:{os.getpid()}"
+    period = heartbeat_period(store.heartbeat_timeout_s)
     idle_since = last_beat = None
     try:
         while True:
@@ -459,7 +460,7 @@ def runner_main(location: str | None, runner_id: str, heartbeat_timeout_s: float
             idle_since = now if idle_since is None else idle_since
             if now - idle_since >= idle_s and store.runner_exit_if_idle(runner_id):
                 return
-            if last_beat is None or now - last_beat >= heartbeat_period(store.heartbeat_timeout_s):
+            if last_beat is None or now - last_beat >= period:
                 store.runner_beat(runner_id)
                 last_beat = now
             time.sleep(SETTINGS.runner_poll_s)

@@ -185,6 +185,8 @@ def reference_server():
     from dash import Input, Output, dcc, html
     from flask import jsonify
 
+    from clipviz.web.app import settle_first_request
+
     app = dash.Dash(__name__, update_title=None)
     xs = list(range(REF_POINTS))
     app.layout = html.Div([dcc.Slider(id=REF_SLIDER, min=0, max=100, step=1, value=50),
@@ -200,11 +202,7 @@ def reference_server():
     def health():
         return jsonify(status="ok")
 
-    # as clipviz's app factory does: Dash finishes its set-up on a worker's first request without
-    # a lock, so two first requests of a threaded worker race and one gets a 500 (seen: the
-    # renderer's script, a blank page and a bench that timed out)
-    with app.server.test_client() as client:
-        client.get("/health")
+    settle_first_request(app.server)  # as the clipviz app: else a blank page now and then
     return app.server
 
 

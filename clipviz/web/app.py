@@ -166,6 +166,17 @@ INDEX_STRING = """<!DOCTYPE html>
 </html>"""
 
 
+def settle_first_request(server: Any, path: str = "/health") -> None:
+    """Make a Dash app's first request (to ``path``) before its worker accepts connections.
+
+    Dash finishes its set-up (callback map, pages router, the scripts it may serve) on the first
+    request, without a lock: under a threaded worker two first requests race and one gets a 500
+    (seen: the renderer's script answered with "no registered library", a blank page).
+    """
+    with server.test_client() as client:
+        client.get(path)
+
+
 def create_app(cache_config: dict[str, Any] | None = None, warm: bool = True) -> dash.Dash:
     """Build the clipviz Dash app.
 
@@ -206,11 +217,7 @@ def create_app(cache_config: dict[str, Any] | None = None, warm: bool = True) ->
     def health():
         return jsonify(status="ok", version=__version__)
 
-    # Dash finishes its set-up (callback map, pages router) on the first request, without a
-    # lock: under a threaded worker two first requests race and one gets a 500.  Make that first
-    # request here, before the worker accepts connections.
-    with app.server.test_client() as client:
-        client.get("/health")
+    settle_first_request(app.server)
     if warm:
         log.info("all kernels ready in %.1f s; serving", warm_up())
     return app

@@ -198,7 +198,7 @@ def update_b(b, w, act, x0):
     if errors:
         return no_update, no_update, no_update, ""
     cob = fd.cobweb_dict(values["w"], values["b"], values["x0"], values["act"])
-    if _trigger() not in (None, f"{P}-b"):  # w, σ or x0: their figures come with their own callbacks
+    if _trigger() not in (None, f"{P}-b"):  # σ or x0: their figures come with their own callbacks
         return no_update, no_update, cob, ""
     p1, p2 = Patch(), Patch()
     for p in (p1, p2):
